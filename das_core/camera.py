@@ -1,0 +1,140 @@
+"""Pinhole intrinsics and the resize record. The pixel convention is stated once, here.
+
+Pixel convention: integer pixel coordinates are pixel *centres* (OpenCV / ROS ``CameraInfo.K``), so the
+top-left pixel's centre is (0, 0) and the image spans [-0.5, W - 0.5]. A resize by (sx, sy) as done by
+``cv2.resize`` maps ``x' = (x + 0.5)·sx − 0.5``; intrinsics of the resized image are
+``fx' = fx·sx``, ``cx' = (cx + 0.5)·sx − 0.5`` (same for y). Camera frame: x right, y down, z forward
+(REP-103 optical frame), metres.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CameraError", "Intrinsics", "ResizeRecord", "keep_ratio_scale"]
+
+
+class CameraError(ValueError):
+    """Intrinsics are unusable (zero, negative or non-finite focal length, bad principal point)."""
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels of the image they describe (lens distortion is ignored)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    skew: float = 0.0
+
+    def __post_init__(self) -> None:
+        vals = (self.fx, self.fy, self.cx, self.cy, self.skew)
+        if not all(math.isfinite(float(v)) for v in vals):
+            raise CameraError(f"intrinsics must be finite, got fx={self.fx} fy={self.fy} cx={self.cx} cy={self.cy}")
+        if self.fx <= 0 or self.fy <= 0:
+            raise CameraError(
+                f"focal length must be positive, got fx={self.fx} fy={self.fy} "
+                "(K[0] == 0 means the camera is uncalibrated)"
+            )
+
+    @classmethod
+    def from_matrix(cls, k: "np.ndarray | list[float]") -> Intrinsics:
+        """From a 3×3 K (or its 9 row-major values, as in ``CameraInfo.k``)."""
+        m = np.asarray(k, dtype=np.float64).reshape(-1)
+        if m.size != 9:
+            raise CameraError(f"K must have 9 values, got {m.size}")
+        return cls(fx=float(m[0]), fy=float(m[4]), cx=float(m[2]), cy=float(m[5]), skew=float(m[1]))
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float) -> Intrinsics:
+        """Square pixels, centred principal point, horizontal field of view in degrees."""
+        if not (0.0 < hfov_deg < 180.0):
+            raise CameraError(f"horizontal field of view must be in (0, 180) degrees, got {hfov_deg}")
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return cls(fx=f, fy=f, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0)
+
+    @property
+    def focal(self) -> float:
+        """Geometric-mean focal length ``sqrt(fx·fy)``: the f of the network's ``Z / f`` (DAS_SPEC §2.1)."""
+        return math.sqrt(self.fx * self.fy)
+
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.fx, self.skew, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def scaled(self, sx: float, sy: float) -> Intrinsics:
+        """Intrinsics of this image resized by (sx, sy) under the pixel-centre convention."""
+        return Intrinsics(
+            fx=self.fx * sx,
+            fy=self.fy * sy,
+            cx=(self.cx + 0.5) * sx - 0.5,
+            cy=(self.cy + 0.5) * sy - 0.5,
+            skew=self.skew * sx,
+        )
+
+    def project(self, xyz: np.ndarray) -> np.ndarray:
+        """(..., 3) camera points in metres → (..., 2) pixels. Points need z > 0."""
+        xyz = np.asarray(xyz, dtype=np.float64)
+        z = xyz[..., 2]
+        u = (self.fx * xyz[..., 0] + self.skew * xyz[..., 1]) / z + self.cx
+        v = self.fy * xyz[..., 1] / z + self.cy
+        return np.stack([u, v], axis=-1)
+
+    def backproject(self, uv: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """(..., 2) pixels and (...) depths in metres → (..., 3) camera points (inverts the 2×2 K block)."""
+        uv = np.asarray(uv, dtype=np.float64)
+        z = np.asarray(z, dtype=np.float64)
+        y = (uv[..., 1] - self.cy) / self.fy
+        x = (uv[..., 0] - self.cx - self.skew * y) / self.fx
+        return np.stack([x * z, y * z, z], axis=-1)
+
+
+def keep_ratio_scale(width: int, height: int, long_side: int, short_side: int) -> float:
+    """mmdet "range" keep-ratio rule: ``min(L / long, S / short)`` (DAS_SPEC §3.2)."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}×{height}")
+    return min(long_side / max(width, height), short_side / min(width, height))
+
+
+@dataclass(frozen=True)
+class ResizeRecord:
+    """How an original image became the network input: keep-ratio resize, then bottom/right padding.
+
+    ``sx = resized_width / width`` exactly (the integer size is what the pixels were resized to).
+    """
+
+    width: int
+    height: int
+    resized_width: int
+    resized_height: int
+    padded_width: int
+    padded_height: int
+
+    @classmethod
+    def for_image(cls, width: int, height: int, long_side: int, short_side: int, size_divisor: int) -> ResizeRecord:
+        s = keep_ratio_scale(width, height, long_side, short_side)
+        rw, rh = max(1, int(round(width * s))), max(1, int(round(height * s)))
+        pw = int(math.ceil(rw / size_divisor) * size_divisor)
+        ph = int(math.ceil(rh / size_divisor) * size_divisor)
+        return cls(width, height, rw, rh, pw, ph)
+
+    @property
+    def sx(self) -> float:
+        return self.resized_width / self.width
+
+    @property
+    def sy(self) -> float:
+        return self.resized_height / self.height
+
+    def to_network(self, uv: np.ndarray) -> np.ndarray:
+        """Original-image pixels → network-input pixels."""
+        uv = np.asarray(uv, dtype=np.float64)
+        return np.stack([(uv[..., 0] + 0.5) * self.sx - 0.5, (uv[..., 1] + 0.5) * self.sy - 0.5], axis=-1)
+
+    def to_original(self, uv: np.ndarray) -> np.ndarray:
+        """Network-input pixels → original-image pixels."""
+        uv = np.asarray(uv, dtype=np.float64)
+        return np.stack([(uv[..., 0] + 0.5) / self.sx - 0.5, (uv[..., 1] + 0.5) / self.sy - 0.5], axis=-1)

@@ -1,0 +1,88 @@
+"""Checkpoints: ``NAME.safetensors`` (weights) + ``NAME.yaml`` (the model config and a record of how the
+weights were made: recipe command, data, metrics). Never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from das_core.config import ConfigError, ModelConfig, config_from_dict, config_to_dict
+
+__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "checkpoint_paths"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated, corrupt or does not match its config."""
+
+
+@dataclass
+class Checkpoint:
+    config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """``foo``, ``foo.yaml`` or ``foo.safetensors`` → (``foo.safetensors``, ``foo.yaml``)."""
+    p = Path(path)
+    if p.suffix in (".safetensors", ".yaml", ".yml"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".yaml")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], config: ModelConfig,
+                    record: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write weights + YAML atomically (temporary file, then rename). Returns both paths."""
+    st_path, yaml_path = checkpoint_paths(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    _atomic_write(st_path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "das": "1"}))
+    doc = {"model": config_to_dict(config), "record": record or {}}
+    _atomic_write(yaml_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8"))
+    return st_path, yaml_path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Read ``NAME.safetensors`` + ``NAME.yaml``; every failure names the file and the problem."""
+    st_path, yaml_path = checkpoint_paths(path)
+    for p in (st_path, yaml_path):
+        if not p.is_file():
+            raise CheckpointError(f"{p}: checkpoint file not found (a checkpoint is NAME.safetensors + NAME.yaml)")
+    try:
+        doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{yaml_path}: not a valid checkpoint YAML: {exc}") from None
+    if not isinstance(doc, dict) or "model" not in doc:
+        raise CheckpointError(f"{yaml_path}: checkpoint YAML needs a top-level 'model' mapping")
+    try:
+        config = config_from_dict(ModelConfig, doc["model"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{yaml_path}: model config invalid: {exc}") from None
+    try:
+        state = load_file(str(st_path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{st_path}: corrupt or truncated safetensors file: {exc}") from None
+    record = doc.get("record") or {}
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{yaml_path}: 'record' must be a mapping")
+    return Checkpoint(config=config, state_dict=state, record=record)

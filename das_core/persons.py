@@ -1,0 +1,77 @@
+"""``Persons``: the typed per-frame result. Every field has the same first dimension N.
+
+Indexing with a boolean mask, an index array or a slice filters all fields together (detectron2's
+``Instances`` idea, with fixed fields).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Persons"]
+
+
+@dataclass
+class Persons:
+    """People found in one image.
+
+    Attributes:
+        scores: (N,) detection score in [0, 1] (center × centerness).
+        joints_3d: (N, K, 3) joints in metres, camera optical frame (x right, y down, z forward).
+        joints_2d: (N, K, 2) joints in pixels of the original image.
+        joint_confidence: (N, K) per-joint confidence in [0, 1] (from the predicted sigma).
+        track_ids: (N,) int64 stable id across frames, −1 before tracking.
+    """
+
+    scores: np.ndarray
+    joints_3d: np.ndarray
+    joints_2d: np.ndarray
+    joint_confidence: np.ndarray
+    track_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        for f in fields(self):
+            arr = getattr(self, f.name)
+            if len(arr) != n:
+                raise ValueError(f"Persons.{f.name} has {len(arr)} rows, scores has {n}")
+
+    @classmethod
+    def empty(cls, num_joints: int) -> Persons:
+        return cls(
+            scores=np.zeros((0,), np.float32),
+            joints_3d=np.zeros((0, num_joints, 3), np.float32),
+            joints_2d=np.zeros((0, num_joints, 2), np.float32),
+            joint_confidence=np.zeros((0, num_joints), np.float32),
+            track_ids=np.zeros((0,), np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, item: Any) -> Persons:
+        return Persons(**{f.name: np.asarray(getattr(self, f.name))[item] for f in fields(self)})
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.joints_3d.shape[1])
+
+    def roots(self, root_index: int) -> np.ndarray:
+        """(N, 3) root joint positions in metres."""
+        return self.joints_3d[:, root_index]
+
+    def boxes_2d(self) -> np.ndarray:
+        """(N, 4) ``x_min, y_min, x_max, y_max`` of the 2D joints, pixels of the original image."""
+        if len(self) == 0:
+            return np.zeros((0, 4), np.float32)
+        return np.concatenate([self.joints_2d.min(axis=1), self.joints_2d.max(axis=1)], axis=1)
+
+    def is_finite(self) -> bool:
+        return all(np.isfinite(getattr(self, f.name)).all() for f in fields(self))
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """JSON-ready per-person list fields."""
+        return {f.name: np.asarray(getattr(self, f.name)).tolist() for f in fields(self)}

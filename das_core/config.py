@@ -12,6 +12,7 @@ official Panoptic setting, 20 × Z[cm]/f with z_norm 50 cm, is depth_factor 2000
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 CONFIG_VERSION = 1
+_FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class ConfigError(ValueError):
@@ -383,6 +385,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        # PyYAML (YAML 1.1) reads "1e8" and "1.0e8" as strings; accept them as numbers.
+        if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)

@@ -289,6 +289,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     bias_lr_mult: float = 2.0
     bias_decay_mult: float = 0.0
+    norm_decay_mult: float = 0.0  # norm weights/biases; the official mmcv setting is 1.0
     grad_clip: float = 35.0
     warmup_iters: int = 250
     warmup_ratio: float = 1.0 / 3.0
@@ -313,6 +314,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     max_iters: int = 1000
     max_minutes: float = 0.0  # 0 = no wall-clock limit; else stop (and checkpoint) after this long
+    # With max_minutes: measure the speed early on and shorten max_iters so the LR schedule ends in time.
+    budget_schedule: bool = False
     amp: Literal["none", "bf16", "fp16"] = "bf16"
     channels_last: bool = False
     sync_bn: bool = False

@@ -81,7 +81,8 @@ MUCO21 = Skeleton(
 
 # MuPoTS-3D evaluation: the first 17 MuCo joints; parent of each joint for bone-length normalisation
 # (the MuPoTS "relevant joints" traversal, DAS_SPEC §9.2) and the 14 joints PCK is computed over.
-MUPOTS17_PARENTS: tuple[int, ...] = (16, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, 14, 14, 1)
+# As in the toolkit's first-order parent table: head_top (0) and head (16) both hang off the thorax (1).
+MUPOTS17_PARENTS: tuple[int, ...] = (1, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, 14, 14, 1)
 MUPOTS_PCK_JOINTS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
 
 COCO17_NAMES: tuple[str, ...] = (

@@ -28,6 +28,7 @@ __all__ = [
     "AnnotationSet",
     "ImageAnnotation",
     "PersonAnnotation",
+    "annotations_to_json",
     "read_annotations",
     "write_annotations",
 ]

@@ -1,0 +1,144 @@
+"""``torch.compile`` backend: Inductor-compiled model, one CUDA graph per input-size bucket.
+
+Why a hand-held CUDA graph rather than ``mode="reduce-overhead"``: the graph then owns one static input
+buffer that we copy each frame into, replay costs one launch, and the compile mode can still be chosen
+freely (``default`` compiles in about a minute; ``max-autotune-no-cudagraphs`` benchmarks Triton
+kernels and takes several). Each padded input shape ``(B,3,H,W)`` is a bucket with its own compiled
+graph and CUDA graph, built on first use (or by :meth:`CompiledBackend.prepare`).
+
+Reduced precision is autocast (fp16 / bf16) inside the compiled function — GroupNorm and softmax stay
+fp32 as DAS_SPEC §4.4 wants — and ``channels_last`` feeds cuDNN / Triton NHWC convolutions.
+
+The tensors :meth:`CompiledBackend.run` returns on CUDA are the graph's static outputs: they are
+overwritten by the next ``run`` on the same bucket, so decode (or ``.clone()``) before the next frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from das_core.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
+from das_core.config import ModelConfig
+from das_core.model.outputs import DenseOutputs
+
+__all__ = ["CompiledBackend", "CudaGraphRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class CudaGraphRunner:
+    """Capture ``fn(static_input)`` once into a CUDA graph; each call copies the input in and replays.
+
+    Args:
+        fn: ``images (B,3,H,W) -> tuple of tensors``; must not synchronise with the host.
+        example: an input of the exact shape, dtype, memory format and device to capture with.
+        warmup: eager calls on a side stream before capture (lets cuDNN/Triton pick algorithms and the
+            caching allocator settle, which capture requires).
+    """
+
+    def __init__(self, fn: Callable[[Tensor], tuple[Tensor, ...]], example: Tensor, warmup: int = 3) -> None:
+        self.static_in = example.clone()
+        stream = torch.cuda.Stream(example.device)
+        stream.wait_stream(torch.cuda.current_stream(example.device))
+        with torch.cuda.stream(stream):
+            for _ in range(warmup):
+                fn(self.static_in)
+        torch.cuda.current_stream(example.device).wait_stream(stream)
+        torch.cuda.synchronize(example.device)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_out = fn(self.static_in)
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
+        self.static_in.copy_(images, non_blocking=True)
+        self.graph.replay()
+        return self.static_out
+
+
+class CompiledBackend:
+    """``run(images (B,3,H,W) normalised float) -> DenseOutputs`` through ``torch.compile``.
+
+    Args:
+        model: a ``DAS``; moved to ``device`` and eval mode (the caller's object is modified).
+        cfg: its config (``depth_factor``).
+        device: ``cuda[:i]`` (CUDA graphs) or ``cpu`` (compiled, no graphs; needs a C++ compiler).
+        precision: ``fp32`` | ``fp16`` | ``bf16`` (autocast).
+        channels_last: NHWC model and input (recommended on GPUs with tensor cores).
+        mode: ``torch.compile`` mode without CUDA graphs: ``default`` or ``max-autotune-no-cudagraphs``.
+        cuda_graphs: capture one CUDA graph per bucket (CUDA only).
+    """
+
+    name = "compile"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: ModelConfig,
+        device: torch.device | str = "auto",
+        precision: str = "fp16",
+        *,
+        channels_last: bool = True,
+        mode: str = "default",
+        cuda_graphs: bool = True,
+    ) -> None:
+        from das_core.export import DenseExportWrapper
+
+        self.precision = check_precision(precision, self.name)
+        if mode in ("reduce-overhead", "max-autotune"):
+            raise BackendError(f"backend 'compile': mode {mode!r} adds Inductor's own CUDA graphs; this backend "
+                               "captures its own — use 'default' or 'max-autotune-no-cudagraphs'")
+        if mode not in ("default", "max-autotune-no-cudagraphs"):
+            raise BackendError(f"backend 'compile': unknown mode {mode!r}")
+        self.device = resolve_device(device)
+        if precision == "fp16" and self.device.type == "cpu":
+            raise BackendError("backend 'compile' on cpu: use fp32 or bf16 (fp16 autocast is a GPU feature)")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(self.device).eval().to(memory_format=self.memory_format)
+        self.wrapper = DenseExportWrapper(model, cfg.depth_factor, autocast_dtype(precision)).eval()
+        self.mode = mode
+        # dynamic=False: every input-size bucket is specialised (static shapes are what CUDA graphs need).
+        self.compiled = torch.compile(self.wrapper, mode=mode, dynamic=False, fullgraph=False)
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        self._runners: dict[tuple[int, ...], CudaGraphRunner] = {}
+        self._warm = False
+
+    def _call(self, images: Tensor) -> tuple[Tensor, ...]:
+        with torch.no_grad():
+            if not self._warm:
+                self.wrapper(images)  # one eager pass: the model's first-forward stride check runs outside tracing
+                self._warm = True
+            return self.compiled(images)
+
+    def prepare(self, shape: tuple[int, int, int, int]) -> float:
+        """Compile (and capture) the bucket for ``shape`` now; returns the seconds it took."""
+        t0 = time.perf_counter()
+        x = torch.zeros(shape, device=self.device).contiguous(memory_format=self.memory_format)
+        if self.cuda_graphs:
+            self._runner(x)
+        else:
+            self._call(x)
+        dt = time.perf_counter() - t0
+        log.info("compiled: bucket %s ready in %.1f s (%s, %s)", tuple(shape), dt, self.mode, self.precision)
+        return dt
+
+    def _runner(self, images: Tensor) -> CudaGraphRunner:
+        key = tuple(images.shape)
+        runner = self._runners.get(key)
+        if runner is None:
+            example = images.detach().contiguous(memory_format=self.memory_format)
+            with torch.no_grad():
+                self.wrapper(example)  # one eager pass: the model's first-forward stride check runs outside tracing
+                runner = CudaGraphRunner(self.compiled, example)
+            self._runners[key] = runner
+        return runner
+
+    def run(self, images: Tensor) -> DenseOutputs:
+        images = images.to(self.device, non_blocking=True)
+        if self.cuda_graphs:
+            return DenseOutputs(*self._runner(images)(images))
+        return DenseOutputs(*self._call(images.contiguous(memory_format=self.memory_format)))

@@ -1,0 +1,284 @@
+"""Fast OpenCV rendering of synthetic people and backgrounds (no per-pixel Python).
+
+People are drawn as shaded capsules (limbs), a convex torso, a head disc, hands and feet, z-ordered *per
+primitive* by camera depth (painter's algorithm, far first), with anti-aliasing. The same primitives are
+drawn (without anti-aliasing) into a label map holding ``person index + 1`` so occlusion by *other*
+people can be read back at every joint pixel. Images are RGB uint8 (H, W, 3); 3D points are metres in
+the camera optical frame; pixels follow the pixel-centre convention of :mod:`das_core.camera`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from das_core.camera import Intrinsics
+
+__all__ = ["Appearance", "BodyGeometry", "draw_people", "joint_occlusion", "render_background"]
+
+# Sub-pixel precision for cv2 drawing (coordinates are passed as fixed point with this many bits).
+_SHIFT = 4
+_ONE = 1 << _SHIFT
+_NEAR = 0.2  # metres: primitives with a point closer than this are not drawn
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Colours (RGB 0..255) of one person."""
+
+    top: tuple[int, int, int]
+    bottom: tuple[int, int, int]
+    skin: tuple[int, int, int]
+    shoes: tuple[int, int, int]
+    hair: tuple[int, int, int]
+    short_sleeves: bool = False
+    build: float = 1.0  # limb thickness multiplier
+
+
+@dataclass(frozen=True)
+class BodyGeometry:
+    """3D render points of one person, camera frame, metres.
+
+    joints: (15, 3) Panoptic-15 joints; head: (3,) head centre; feet: (2, 3) toe points (left, right);
+    height: body height in metres (limb radii are fractions of it).
+    """
+
+    joints: np.ndarray
+    head: np.ndarray
+    feet: np.ndarray
+    height: float
+
+
+# Panoptic-15 indices used below (DAS_SPEC §1.1).
+_NECK, _NOSE, _HIP, _LSH, _LEL, _LWR, _LHP, _LKN, _LAN, _RSH, _REL, _RWR, _RHP, _RKN, _RAN = range(15)
+
+
+def _shade(color: tuple[int, int, int], factor: float) -> tuple[float, float, float]:
+    return tuple(float(min(255.0, c * factor)) for c in color)  # type: ignore[return-value]
+
+
+def draw_people(
+    canvas: np.ndarray,
+    bodies: list[BodyGeometry],
+    appearances: list[Appearance],
+    camera: Intrinsics,
+    light: np.ndarray,
+    ambient: float = 0.55,
+) -> np.ndarray:
+    """Draw people onto ``canvas`` (H, W, 3) uint8 RGB in place; return the (H, W) uint8 label map.
+
+    Args:
+        light: (3,) unit vector towards the light, camera frame (used for cheap Lambert shading).
+        ambient: share of unlit brightness.
+    Returns:
+        labels: (H, W) uint8, 0 background, i + 1 where person i is the front-most drawn surface.
+    """
+    h, w = canvas.shape[:2]
+    labels = np.zeros((h, w), np.uint8)
+    # (depth, kind, person, payload) — kind 0 capsule (p, q, radius_m, colour), 1 disc, 2 convex polygon
+    prims: list[tuple[float, int, int, tuple]] = []
+    for i, (b, a) in enumerate(zip(bodies, appearances, strict=True)):
+        j, hgt, t = b.joints, b.height, a.build
+        arm_lo = a.skin if a.short_sleeves else a.top
+        caps = [
+            (j[_LSH], j[_LEL], 0.030 * t, a.top), (j[_RSH], j[_REL], 0.030 * t, a.top),
+            (j[_LEL], j[_LWR], 0.024 * t, arm_lo), (j[_REL], j[_RWR], 0.024 * t, arm_lo),
+            (j[_LHP], j[_LKN], 0.050 * t, a.bottom), (j[_RHP], j[_RKN], 0.050 * t, a.bottom),
+            (j[_LKN], j[_LAN], 0.036 * t, a.bottom), (j[_RKN], j[_RAN], 0.036 * t, a.bottom),
+            (j[_LAN], b.feet[0], 0.026, a.shoes), (j[_RAN], b.feet[1], 0.026, a.shoes),
+            (j[_NECK], b.head, 0.032, a.skin),
+            # the torso seen from the side still has thickness: a fat capsule along the spine
+            (j[_NECK] * 0.8 + j[_HIP] * 0.2, j[_HIP] * 0.8 + j[_NECK] * 0.2, 0.085 * t, a.top),
+        ]
+        for p, q, r, col in caps:
+            prims.append((float(p[2] + q[2]) * 0.5, 0, i, (p, q, r * hgt, col)))
+        for wr in (j[_LWR], j[_RWR]):
+            prims.append((float(wr[2]) - 0.01, 1, i, (wr, 0.03 * hgt, a.skin)))
+        prims.append((float(b.head[2]), 1, i, (b.head, 0.064 * hgt, a.skin)))
+        # hair: a disc slightly behind and above the face centre (never in front of the face)
+        hair_c = b.head + (b.head - j[_NOSE]) * 0.35
+        prims.append((float(b.head[2]) + 0.02, 1, i, (hair_c, 0.062 * hgt, a.hair)))
+        torso = np.stack([j[_LSH], j[_RSH], j[_RHP], j[_LHP]])
+        prims.append((float(torso[:, 2].mean()), 2, i, (torso, a.top)))
+
+    prims.sort(key=lambda x: -x[0])
+    light = np.asarray(light, np.float64)
+    for _, kind, i, payload in prims:
+        label = i + 1
+        if kind == 0:
+            p, q, r, col = payload
+            if p[2] < _NEAR or q[2] < _NEAR:
+                continue
+            zm = 0.5 * (p[2] + q[2])
+            rad = r * camera.focal / zm
+            uv = camera.project(np.stack([p, q]))
+            if not np.all(np.isfinite(uv)) or np.abs(uv).max() > 1e5:
+                continue
+            # Lambert-ish shading: a limb is brighter the more it faces the light (its side normal)
+            d = q - p
+            n = np.cross(d, np.cross(light, d))
+            nn = np.linalg.norm(n)
+            lam = float(max(0.0, n @ light / nn)) if nn > 1e-9 else 0.5
+            base = _shade(col, ambient + (1.0 - ambient) * lam)
+            _capsule(canvas, labels, uv, rad, base, label)
+            if rad > 2.5:  # a lighter, thinner stripe towards the light reads as a rounded surface
+                off = np.array([light[0], light[1]]) * rad * 0.35
+                _capsule(canvas, None, uv + off, rad * 0.45, _shade(base, 1.18), 0)
+        elif kind == 1:
+            c, r, col = payload
+            if c[2] < _NEAR:
+                continue
+            rad = r * camera.focal / c[2]
+            uv = camera.project(c)
+            if not np.all(np.isfinite(uv)) or np.abs(uv).max() > 1e5:
+                continue
+            _disc(canvas, labels, uv, rad, _shade(col, ambient + (1.0 - ambient) * 0.8), label)
+            if rad > 3.0:
+                off = np.array([light[0], light[1]]) * rad * 0.3
+                _disc(canvas, None, uv + off, rad * 0.55, _shade(col, ambient + (1.0 - ambient) * 1.15), 0)
+        else:
+            pts, col = payload
+            if np.any(pts[:, 2] < _NEAR):
+                continue
+            uv = camera.project(pts)
+            if not np.all(np.isfinite(uv)) or np.abs(uv).max() > 1e5:
+                continue
+            cen = uv.mean(axis=0)
+            uv = cen + (uv - cen) * 1.12
+            normal = np.cross(pts[1] - pts[0], pts[3] - pts[0])
+            nn = np.linalg.norm(normal)
+            lam = abs(float(normal @ light) / nn) if nn > 1e-9 else 0.5
+            hull = cv2.convexHull(np.round(uv * _ONE).astype(np.int32))
+            color = _shade(col, ambient + (1.0 - ambient) * lam)
+            cv2.fillConvexPoly(canvas, hull, color, cv2.LINE_AA, _SHIFT)
+            cv2.fillConvexPoly(labels, hull, label, cv2.LINE_8, _SHIFT)
+    return labels
+
+
+def _capsule(canvas: np.ndarray, labels: np.ndarray | None, uv: np.ndarray, rad: float,
+             color: tuple[float, float, float], label: int) -> None:
+    """A thick line with round caps (OpenCV's thick lines are capsules)."""
+    thick = max(1, int(round(2.0 * rad)))
+    a = tuple(int(v) for v in np.round(uv[0] * _ONE))
+    b = tuple(int(v) for v in np.round(uv[1] * _ONE))
+    cv2.line(canvas, a, b, color, thick, cv2.LINE_AA, _SHIFT)
+    if labels is not None:
+        cv2.line(labels, a, b, label, thick, cv2.LINE_8, _SHIFT)
+
+
+def _disc(canvas: np.ndarray, labels: np.ndarray | None, uv: np.ndarray, rad: float,
+          color: tuple[float, float, float], label: int) -> None:
+    c = tuple(int(v) for v in np.round(uv * _ONE))
+    r = max(1, int(round(rad * _ONE)))
+    cv2.circle(canvas, c, r, color, -1, cv2.LINE_AA, _SHIFT)
+    if labels is not None:
+        cv2.circle(labels, c, r, label, -1, cv2.LINE_8, _SHIFT)
+
+
+def joint_occlusion(labels: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """(N, K, 2) joint pixels → (N, K) bool: the front-most surface at the joint is *another* person.
+
+    Joints outside the image are reported as not occluded (inside-image is a separate test).
+    """
+    h, w = labels.shape
+    n, k = uv.shape[:2]
+    xi = np.round(uv[..., 0]).astype(np.int64)
+    yi = np.round(uv[..., 1]).astype(np.int64)
+    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    lab = np.zeros((n, k), np.int64)
+    lab[inside] = labels[yi[inside], xi[inside]]
+    own = (np.arange(n) + 1)[:, None]
+    return inside & (lab != 0) & (lab != own)
+
+
+_NOISE_TILE: np.ndarray | None = None
+
+
+def _noise_tile() -> np.ndarray:
+    """A fixed 512×512×3 unit-Gaussian tile (same in every process); random crops of it are the grain."""
+    global _NOISE_TILE
+    if _NOISE_TILE is None:
+        _NOISE_TILE = np.random.default_rng(12345).standard_normal((512, 512, 3)).astype(np.float32)
+    return _NOISE_TILE
+
+
+def render_background(
+    rng: np.random.Generator, width: int, height: int, camera: Intrinsics, cam_height: float, pitch: float
+) -> np.ndarray:
+    """A wall/sky gradient above the horizon, a textured floor with perspective grid lines below.
+
+    Args:
+        cam_height: camera height above the floor (metres); pitch: downward tilt (radians).
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    # Points at infinity on the floor plane project to this row (pitch down moves the horizon up).
+    horizon = camera.cy - camera.fy * np.tan(pitch)
+    top0, top1 = rng.uniform(40, 230, 3), rng.uniform(40, 230, 3)
+    floor0, floor1 = rng.uniform(30, 200, 3), rng.uniform(30, 200, 3)
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    t_top = np.clip(rows / max(1.0, horizon), 0, 1)
+    t_floor = np.clip((rows - horizon) / max(1.0, height - horizon), 0, 1)
+    col = np.where(rows < horizon, top0 * (1 - t_top) + top1 * t_top, floor0 * (1 - t_floor) + floor1 * t_floor)
+    # Low-frequency texture: tiny random image upsampled (cheap "noise texture"), mostly luminance with a
+    # little chroma so it reads as surfaces rather than confetti
+    gh, gw = int(rng.integers(3, 24)), int(rng.integers(3, 32))
+    lum = rng.normal(0, rng.uniform(5, 30), (gh, gw, 1))
+    blobs = (lum + rng.normal(0, rng.uniform(1, 8), (gh, gw, 3))).astype(np.float32)
+    img = cv2.resize(blobs, (width, height), interpolation=cv2.INTER_LINEAR)
+    img += col[:, None, :].astype(np.float32)
+    # Random vertical "wall" bands above the horizon
+    if rng.random() < 0.5 and horizon > 4:
+        for _ in range(int(rng.integers(1, 5))):
+            x0 = int(rng.integers(0, width))
+            bw = int(rng.integers(10, max(11, width // 3)))
+            y1 = int(min(height, max(1, horizon)))
+            img[:y1, x0:x0 + bw] = img[:y1, x0:x0 + bw] * 0.4 + rng.uniform(30, 230, 3).astype(np.float32) * 0.6
+    if horizon < height - 2:
+        _floor_grid(rng, img, camera, cam_height, pitch)
+    # Fine grain (sensor-like): a random crop of a fixed Gaussian tile, scaled — far cheaper than fresh noise
+    tile = _noise_tile()
+    sigma = float(rng.uniform(1, 8))
+    for y in range(0, height, tile.shape[0]):
+        for x in range(0, width, tile.shape[1]):
+            hh, ww = min(tile.shape[0], height - y), min(tile.shape[1], width - x)
+            oy, ox = int(rng.integers(0, tile.shape[0] - hh + 1)), int(rng.integers(0, tile.shape[1] - ww + 1))
+            cv2.scaleAdd(tile[oy:oy + hh, ox:ox + ww], sigma, img[y:y + hh, x:x + ww], dst=img[y:y + hh, x:x + ww])
+    np.clip(img, 0, 255, out=img)
+    return img.astype(np.uint8)
+
+
+def _floor_grid(rng: np.random.Generator, img: np.ndarray, camera: Intrinsics, cam_height: float, pitch: float) -> None:
+    """Tiles / boards on the floor: lines of constant x and constant z, projected (a depth cue)."""
+    spacing = float(rng.uniform(0.4, 1.5))
+    color = tuple(float(c) for c in rng.uniform(20, 235, 3))
+    thick = int(rng.integers(1, 3))
+    c, s = np.cos(pitch), np.sin(pitch)
+    z_far = 40.0
+    draw_x, draw_z = rng.random() < 0.8, rng.random() < 0.8
+    xs = np.arange(-20.0, 20.0 + 1e-6, spacing) if draw_x else np.zeros(0)
+    zs = np.arange(spacing, z_far, spacing) if draw_z else np.zeros(0)
+    # segment end points on the floor (world x, z): lines of constant x, then lines of constant z
+    p_w = np.concatenate([np.stack([xs, np.full_like(xs, 0.3)], -1), np.stack([np.full_like(zs, -30.0), zs], -1)])
+    q_w = np.concatenate([np.stack([xs, np.full_like(xs, z_far)], -1), np.stack([np.full_like(zs, 30.0), zs], -1)])
+    if len(p_w) == 0:
+        return
+
+    def to_cam(xz: np.ndarray) -> np.ndarray:
+        # world: x right, y down, z forward, floor at y = 0, camera at (0, -cam_height, 0) pitched down
+        return np.stack([xz[:, 0], c * cam_height - s * xz[:, 1], s * cam_height + c * xz[:, 1]], axis=-1)
+
+    p, q = to_cam(p_w), to_cam(q_w)
+    keep = (p[:, 2] >= _NEAR) | (q[:, 2] >= _NEAR)
+    p, q = p[keep], q[keep]
+    # clip each segment to z >= near so the projection stays finite
+    t = np.clip((_NEAR - p[:, 2]) / np.where(q[:, 2] != p[:, 2], q[:, 2] - p[:, 2], 1.0), 0.0, 1.0)[:, None]
+    cut = p + (q - p) * t
+    p = np.where((p[:, 2] < _NEAR)[:, None], cut, p)
+    q = np.where((q[:, 2] < _NEAR)[:, None], cut, q)
+    uv_p = np.round(np.clip(camera.project(p), -1e4, 1e4) * _ONE).astype(np.int64).tolist()
+    uv_q = np.round(np.clip(camera.project(q), -1e4, 1e4) * _ONE).astype(np.int64).tolist()
+    for a, b in zip(uv_p, uv_q, strict=True):
+        cv2.line(img, tuple(a), tuple(b), color, thick, cv2.LINE_AA, _SHIFT)

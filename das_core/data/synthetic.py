@@ -1,0 +1,469 @@
+"""Procedural multi-person 3D scenes on the Panoptic-15 skeleton, rendered with OpenCV.
+
+People are built on a kinematic chain from joint angles (torso lean/twist, shoulder flexion/abduction,
+elbow, hip flexion/abduction, knee) with anthropometric bone lengths scaled by body height
+(1.5–1.95 m), stand on a floor plane in front of a slightly tilted camera and are rendered with
+per-primitive painter's-algorithm occlusion (:mod:`das_core.data.render`).
+
+Frames: the *world* frame is x right, y down, z forward with the floor at y = 0 and the camera centre at
+(0, −camera_height, 0), pitched down about x; every returned 3D point is in the camera optical frame
+(x right, y down, z forward), metres.
+
+Visibility written to annotations: a joint is visible iff it projects inside the image (the Panoptic
+convention, DAS_SPEC §2.1: the 3D label is exact even when the joint is hidden). Occlusion by *other*
+people is computed from a label map rendered with the same primitives and returned separately
+(``occluded``); ``SceneConfig.occluded_invisible`` folds it into ``visible``.
+
+Determinism: image ``index`` of split ``split`` with seed ``seed`` uses
+``numpy.random.SeedSequence([seed, SPLIT_CODES[split], index])``; the split code is part of the entropy,
+so train / val / test never share a random stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from das_core.camera import Intrinsics
+from das_core.data.render import Appearance, BodyGeometry, draw_people, joint_occlusion, render_background
+
+__all__ = [
+    "POSE_KINDS",
+    "SPLIT_CODES",
+    "SceneConfig",
+    "SyntheticScene",
+    "SyntheticSequence",
+    "make_person",
+    "make_scene",
+    "make_sequence",
+    "scene_rng",
+]
+
+SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2, "demo": 3}
+POSE_KINDS: tuple[str, ...] = ("standing", "walking", "arms_raised", "crouching", "sitting")
+NUM_JOINTS = 15
+_NECK, _NOSE, _HIP, _LSH, _LEL, _LWR, _LHP, _LKN, _LAN, _RSH, _REL, _RWR, _RHP, _RKN, _RAN = range(15)
+
+# Anthropometric segment lengths as fractions of body height (Drillis & Contini style tables).
+_THIGH, _SHIN, _ANKLE_H = 0.245, 0.246, 0.039
+_HIP_HALF = 0.085
+_SPINE = 0.29          # mid-hip → neck (C7)
+_SHOULDER_HALF = 0.129
+_SHOULDER_DROP = 0.03  # shoulder joints sit below the neck point
+_UPPER_ARM, _FOREARM = 0.186, 0.146
+_FOOT = 0.10
+
+
+def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The random stream of one image (see the module docstring)."""
+    if split not in SPLIT_CODES:
+        raise ValueError(f"unknown split {split!r}; choose from {sorted(SPLIT_CODES)}")
+    if seed < 0 or index < 0:
+        raise ValueError(f"seed and index must be >= 0, got seed={seed} index={index}")
+    return np.random.default_rng(np.random.SeedSequence([int(seed), SPLIT_CODES[split], int(index)]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Kinematics
+# ----------------------------------------------------------------------------------------------
+
+
+def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues rotation of vector ``v`` about unit ``axis`` by ``angle`` radians."""
+    c, s = math.cos(angle), math.sin(angle)
+    return v * c + np.cross(axis, v) * s + axis * float(axis @ v) * (1.0 - c)
+
+
+@dataclass(frozen=True)
+class PoseAngles:
+    """Joint angles in radians. Flexion is forward, abduction outward; ``lean`` tilts the torso forward."""
+
+    lean: float = 0.0
+    side_lean: float = 0.0
+    twist: float = 0.0
+    shoulder_flex: tuple[float, float] = (0.0, 0.0)   # (left, right)
+    shoulder_abd: tuple[float, float] = (0.1, 0.1)
+    elbow: tuple[float, float] = (0.2, 0.2)
+    hip_flex: tuple[float, float] = (0.0, 0.0)
+    hip_abd: tuple[float, float] = (0.03, 0.03)
+    knee: tuple[float, float] = (0.05, 0.05)
+    head_pitch: float = 0.0
+    head_yaw: float = 0.0
+
+
+def sample_pose(rng: np.random.Generator, kind: str | None = None, phase: float | None = None) -> PoseAngles:
+    """Random plausible angles of one of :data:`POSE_KINDS` (``phase`` in radians drives walking)."""
+    kind = kind or POSE_KINDS[int(rng.choice(len(POSE_KINDS), p=[0.3, 0.3, 0.15, 0.12, 0.13]))]
+    j = lambda s: float(rng.normal(0.0, s))  # noqa: E731 - local jitter helper
+    head = dict(head_pitch=j(0.15), head_yaw=j(0.3))
+    if kind == "standing":
+        return PoseAngles(
+            lean=j(0.05), side_lean=j(0.04), twist=j(0.15),
+            shoulder_flex=(j(0.3), j(0.3)), shoulder_abd=(abs(j(0.25)) + 0.05, abs(j(0.25)) + 0.05),
+            elbow=(abs(j(0.6)) + 0.1, abs(j(0.6)) + 0.1),
+            hip_flex=(j(0.08), j(0.08)), hip_abd=(abs(j(0.08)) + 0.02, abs(j(0.08)) + 0.02),
+            knee=(abs(j(0.08)), abs(j(0.08))), **head,
+        )
+    if kind == "walking":
+        ph = float(rng.uniform(0, 2 * np.pi)) if phase is None else phase
+        amp = float(rng.uniform(0.25, 0.45))
+        sw = math.sin(ph)
+        return PoseAngles(
+            lean=0.05 + j(0.03), twist=0.08 * sw,
+            shoulder_flex=(0.6 * amp * sw, -0.6 * amp * sw), shoulder_abd=(0.08, 0.08),
+            elbow=(0.3 + 0.2 * max(0.0, sw), 0.3 + 0.2 * max(0.0, -sw)),
+            hip_flex=(-amp * sw, amp * sw), hip_abd=(0.03, 0.03),
+            knee=(0.1 + 0.6 * max(0.0, math.sin(ph + 1.2)), 0.1 + 0.6 * max(0.0, math.sin(ph + 1.2 + np.pi))),
+            **head,
+        )
+    if kind == "arms_raised":
+        up = rng.random(2) < 0.7
+        return PoseAngles(
+            lean=j(0.05), twist=j(0.15),
+            shoulder_flex=tuple(float(rng.uniform(0.5, 2.9)) if u else j(0.2) for u in up),  # type: ignore[arg-type]
+            shoulder_abd=tuple(float(rng.uniform(0.1, 1.4)) for _ in range(2)),  # type: ignore[arg-type]
+            elbow=tuple(float(rng.uniform(0.0, 1.8)) for _ in range(2)),  # type: ignore[arg-type]
+            hip_flex=(j(0.08), j(0.08)), hip_abd=(abs(j(0.1)), abs(j(0.1))), **head,
+        )
+    if kind == "crouching":
+        flex = float(rng.uniform(1.0, 1.9))
+        return PoseAngles(
+            lean=float(rng.uniform(0.3, 0.8)), twist=j(0.1),
+            shoulder_flex=(float(rng.uniform(0.0, 1.2)), float(rng.uniform(0.0, 1.2))), shoulder_abd=(0.15, 0.15),
+            elbow=(float(rng.uniform(0.2, 1.5)), float(rng.uniform(0.2, 1.5))),
+            hip_flex=(flex + j(0.1), flex + j(0.1)), hip_abd=(float(rng.uniform(0.05, 0.35)),) * 2,
+            knee=(min(2.5, 2 * flex + j(0.1)), min(2.5, 2 * flex + j(0.1))), **head,
+        )
+    if kind == "sitting":
+        return PoseAngles(
+            lean=float(rng.uniform(-0.15, 0.3)), twist=j(0.1),
+            shoulder_flex=(float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9))), shoulder_abd=(0.1, 0.1),
+            elbow=(float(rng.uniform(0.5, 1.6)), float(rng.uniform(0.5, 1.6))),
+            hip_flex=(float(rng.uniform(1.3, 1.7)), float(rng.uniform(1.3, 1.7))),
+            hip_abd=(float(rng.uniform(0.05, 0.3)),) * 2,
+            knee=(float(rng.uniform(1.3, 1.8)), float(rng.uniform(1.3, 1.8))), **head,
+        )
+    raise ValueError(f"unknown pose kind {kind!r}; choose from {POSE_KINDS}")
+
+
+def make_person(
+    height: float, angles: PoseAngles, position: np.ndarray, heading: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joints of one person standing on the floor, world frame (x right, y down, z forward), metres.
+
+    Args:
+        height: body height in metres.
+        position: (2,) floor position (x, z) of the root's vertical projection.
+        heading: facing direction, radians; 0 faces +z (away from the camera), π faces the camera.
+    Returns:
+        joints (15, 3), head centre (3,), feet (2, 3) — world frame.
+    """
+    up = np.array([0.0, -1.0, 0.0])
+    fwd = np.array([math.sin(heading), 0.0, math.cos(heading)])
+    left = np.cross(up, fwd)  # with y down: a person facing the camera has their left on image right
+    hgt = float(height)
+    j = np.zeros((NUM_JOINTS, 3))
+    # legs hang from the hips (root at the origin for now); side s = +1 left, −1 right
+    feet = np.zeros((2, 3))
+    for side, (hp, kn, an), idx in ((1.0, (_LHP, _LKN, _LAN), 0), (-1.0, (_RHP, _RKN, _RAN), 1)):
+        j[hp] = side * left * _HIP_HALF * hgt
+        axis_lat = left  # flexion rotates about the lateral axis (forward = positive)
+        d = -up
+        d = _rotate(d, axis_lat, -angles.hip_flex[idx])   # rotating −up about +left by −θ swings it forward
+        d = _rotate(d, fwd, -side * angles.hip_abd[idx])   # abduction: outward
+        j[kn] = j[hp] + d * _THIGH * hgt
+        shin = _rotate(d, axis_lat, angles.knee[idx])     # knee bends backward
+        j[an] = j[kn] + shin * _SHIN * hgt
+        foot_dir = fwd - 0.25 * up
+        foot_dir = foot_dir / np.linalg.norm(foot_dir)
+        feet[idx] = j[an] + foot_dir * _FOOT * hgt - up * _ANKLE_H * hgt * 0.5
+    # torso: lean forward about the lateral axis, side lean about forward, twist about the spine
+    spine = _rotate(up, left, -angles.lean)
+    spine = _rotate(spine, fwd, angles.side_lean)
+    j[_NECK] = spine * _SPINE * hgt
+    t_left = _rotate(left, spine, angles.twist)
+    t_fwd = np.cross(t_left, spine)
+    for side, (sh, el, wr), idx in ((1.0, (_LSH, _LEL, _LWR), 0), (-1.0, (_RSH, _REL, _RWR), 1)):
+        j[sh] = j[_NECK] + side * t_left * _SHOULDER_HALF * hgt - spine * _SHOULDER_DROP * hgt
+        d = -spine
+        d = _rotate(d, t_left, -angles.shoulder_flex[idx])
+        d = _rotate(d, t_fwd, -side * angles.shoulder_abd[idx])
+        j[el] = j[sh] + d * _UPPER_ARM * hgt
+        # the elbow bends the forearm towards the front of the body
+        bend_axis = np.cross(d, t_fwd)
+        n = np.linalg.norm(bend_axis)
+        bend_axis = bend_axis / n if n > 1e-6 else t_left
+        fore = _rotate(d, bend_axis, -angles.elbow[idx])
+        if fore @ t_fwd < d @ t_fwd - 1e-9:  # pick the rotation sense that moves the hand forward
+            fore = _rotate(d, bend_axis, angles.elbow[idx])
+        j[wr] = j[el] + fore * _FOREARM * hgt
+    h_fwd = _rotate(_rotate(t_fwd, t_left, angles.head_pitch), spine, angles.head_yaw)
+    head = j[_NECK] + spine * 0.105 * hgt + h_fwd * 0.005 * hgt
+    j[_NOSE] = head + h_fwd * 0.055 * hgt - spine * 0.01 * hgt
+    # stand on the floor: lift so the lowest foot point touches y = 0 (y is down)
+    lowest = max(float(j[_LAN, 1]), float(j[_RAN, 1])) + _ANKLE_H * hgt
+    lowest = max(lowest, float(feet[:, 1].max()))
+    offset = np.array([position[0], -lowest, position[1]])
+    return j + offset, head + offset, feet + offset
+
+
+# ----------------------------------------------------------------------------------------------
+# Scenes
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Ranges of the random scene. Sizes in pixels, distances in metres, angles in degrees."""
+
+    min_size: int = 512       # long side range of the image
+    max_size: int = 704
+    aspects: tuple[float, ...] = (16 / 9, 16 / 10, 5 / 3, 4 / 3, 1.0, 3 / 4, 9 / 16)
+    aspect_probs: tuple[float, ...] = (0.3, 0.2, 0.15, 0.15, 0.08, 0.07, 0.05)
+    hfov_range: tuple[float, float] = (35.0, 100.0)   # tele … wide
+    nonsquare_prob: float = 0.2
+    principal_jitter: float = 0.04  # std of (cx, cy) offset as a fraction of the image size
+    people_range: tuple[int, int] = (1, 8)
+    depth_range: tuple[float, float] = (1.5, 12.0)
+    height_range: tuple[float, float] = (1.5, 1.95)
+    camera_height_range: tuple[float, float] = (1.1, 2.0)
+    pitch_range: tuple[float, float] = (-2.0, 14.0)   # positive = looking down
+    occluded_invisible: bool = False
+
+    def __post_init__(self) -> None:
+        if not (16 <= self.min_size <= self.max_size):
+            raise ValueError(f"need 16 <= min_size <= max_size, got {self.min_size}, {self.max_size}")
+        if len(self.aspects) != len(self.aspect_probs) or not math.isclose(sum(self.aspect_probs), 1.0):
+            raise ValueError("aspects and aspect_probs must have equal length and probabilities sum to 1")
+        if not (1 <= self.people_range[0] <= self.people_range[1]):
+            raise ValueError(f"people_range must satisfy 1 <= lo <= hi, got {self.people_range}")
+        if not (0.5 <= self.depth_range[0] < self.depth_range[1]):
+            raise ValueError(f"depth_range must satisfy 0.5 <= lo < hi, got {self.depth_range}")
+
+
+@dataclass
+class SyntheticScene:
+    """One rendered image and its ground truth.
+
+    image: (H, W, 3) uint8 RGB. camera: intrinsics in pixels of ``image``.
+    joints_3d: (N, 15, 3) camera frame, metres. visible: (N, 15) bool (see module docstring).
+    occluded: (N, 15) bool, hidden behind another person. track_ids: (N,) int64.
+    """
+
+    image: np.ndarray
+    camera: Intrinsics
+    joints_3d: np.ndarray
+    visible: np.ndarray
+    occluded: np.ndarray
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+
+    @property
+    def joints_2d(self) -> np.ndarray:
+        """(N, 15, 2) pinhole projection in pixels of ``image``."""
+        if len(self.joints_3d) == 0:
+            return np.zeros((0, NUM_JOINTS, 2))
+        return self.camera.project(self.joints_3d)
+
+
+def _world_to_camera(pitch: float, cam_height: float) -> tuple[np.ndarray, np.ndarray]:
+    """R, C with ``p_cam = R (p_world − C)``; the camera looks along +z tilted down by ``pitch``."""
+    c, s = math.cos(pitch), math.sin(pitch)
+    rot = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    return rot, np.array([0.0, -cam_height, 0.0])
+
+
+def _sample_camera(rng: np.random.Generator, cfg: SceneConfig) -> tuple[int, int, Intrinsics]:
+    long_side = int(rng.integers(cfg.min_size, cfg.max_size + 1))
+    aspect = cfg.aspects[int(rng.choice(len(cfg.aspects), p=list(cfg.aspect_probs)))]
+    if aspect >= 1:
+        w, h = long_side, int(round(long_side / aspect))
+    else:
+        w, h = int(round(long_side * aspect)), long_side
+    w, h = max(16, w - w % 2), max(16, h - h % 2)
+    # horizontal FOV for landscape, the same focal-length range applied to the long side for portrait
+    hfov = math.radians(float(rng.uniform(*cfg.hfov_range)))
+    f = (max(w, h) / 2.0) / math.tan(hfov / 2.0)
+    fx = fy = f
+    if rng.random() < cfg.nonsquare_prob:
+        fy = f * float(rng.uniform(0.96, 1.04))
+    cx = (w - 1) / 2.0 + float(np.clip(rng.normal(0, cfg.principal_jitter), -0.1, 0.1)) * w
+    cy = (h - 1) / 2.0 + float(np.clip(rng.normal(0, cfg.principal_jitter), -0.1, 0.1)) * h
+    return w, h, Intrinsics(fx=fx, fy=fy, cx=cx, cy=cy)
+
+
+def _sample_appearance(rng: np.random.Generator) -> Appearance:
+    def color(lo: float = 20, hi: float = 235) -> tuple[int, int, int]:
+        return tuple(int(v) for v in rng.uniform(lo, hi, 3))  # type: ignore[return-value]
+
+    tone = rng.uniform(0.25, 1.0)
+    skin = tuple(int(v) for v in (np.array([90, 55, 35]) + tone * np.array([150, 140, 120])))
+    return Appearance(
+        top=color(), bottom=color(10, 200), skin=skin,  # type: ignore[arg-type]
+        shoes=color(10, 120), hair=color(5, 120), short_sleeves=bool(rng.random() < 0.4),
+        build=float(rng.uniform(0.85, 1.2)),
+    )
+
+
+def _light(rng: np.random.Generator) -> np.ndarray:
+    v = np.array([rng.normal(0, 0.6), -abs(rng.normal(0.8, 0.3)), -abs(rng.normal(0.5, 0.3))])
+    return v / np.linalg.norm(v)
+
+
+def _finish(
+    rng: np.random.Generator, image: np.ndarray, camera: Intrinsics, bodies: list[BodyGeometry],
+    appearances: list[Appearance], cfg: SceneConfig, track_ids: np.ndarray,
+) -> SyntheticScene:
+    h, w = image.shape[:2]
+    labels = draw_people(image, bodies, appearances, camera, _light(rng), ambient=float(rng.uniform(0.45, 0.7)))
+    # global lighting: brightness / contrast gain on the whole frame (cheap LUT)
+    gain, bias = float(rng.uniform(0.75, 1.2)), float(rng.uniform(-20, 20))
+    lut = np.clip(np.arange(256) * gain + bias, 0, 255).astype(np.uint8)
+    image = lut[image]
+    if not bodies:
+        z = np.zeros((0, NUM_JOINTS), bool)
+        return SyntheticScene(image, camera, np.zeros((0, NUM_JOINTS, 3)), z, z.copy(), track_ids)
+    joints = np.stack([b.joints for b in bodies])
+    uv = camera.project(joints)
+    inside = (uv[..., 0] >= -0.5) & (uv[..., 0] <= w - 0.5) & (uv[..., 1] >= -0.5) & (uv[..., 1] <= h - 0.5)
+    inside &= joints[..., 2] > 0.1
+    occluded = joint_occlusion(labels, uv)
+    visible = inside & ~occluded if cfg.occluded_invisible else inside
+    keep = visible.any(axis=1)
+    return SyntheticScene(image, camera, joints[keep], visible[keep], occluded[keep], track_ids[keep])
+
+
+def _bodies_to_camera(world: list[tuple[np.ndarray, np.ndarray, np.ndarray]], heights: list[float],
+                      rot: np.ndarray, centre: np.ndarray) -> list[BodyGeometry]:
+    return [
+        BodyGeometry(joints=(j - centre) @ rot.T, head=(hd - centre) @ rot.T, feet=(ft - centre) @ rot.T, height=hgt)
+        for (j, hd, ft), hgt in zip(world, heights, strict=True)
+    ]
+
+
+def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None) -> SyntheticScene:
+    """Render image ``index`` of ``split`` (deterministic in ``(seed, split, index, cfg)``)."""
+    cfg = cfg or SceneConfig()
+    rng = scene_rng(seed, split, index)
+    w, h, camera = _sample_camera(rng, cfg)
+    cam_height = float(rng.uniform(*cfg.camera_height_range))
+    pitch = math.radians(float(rng.uniform(*cfg.pitch_range)))
+    rot, centre = _world_to_camera(pitch, cam_height)
+    n_target = int(rng.integers(cfg.people_range[0], cfg.people_range[1] + 1))
+    half_fov = math.atan(((w - 1) / 2.0 + abs(camera.cx - (w - 1) / 2.0)) / camera.fx)
+    placed: list[np.ndarray] = []
+    world, heights = [], []
+    for _ in range(n_target * 6):  # rejection sampling of non-overlapping floor positions
+        if len(placed) >= n_target:
+            break
+        # depth roughly uniform in 1/Z-ish: more people near than far, but the whole range is covered
+        z = float(np.exp(rng.uniform(math.log(cfg.depth_range[0]), math.log(cfg.depth_range[1]))))
+        x_lim = z * math.tan(half_fov) * 1.05
+        x = float(rng.uniform(-x_lim, x_lim))
+        pos = np.array([x, z])
+        if any(np.linalg.norm(pos - p) < 0.55 for p in placed):
+            continue
+        hgt = float(rng.uniform(*cfg.height_range))
+        heading = float(rng.uniform(-np.pi, np.pi))
+        person = make_person(hgt, sample_pose(rng), pos, heading)
+        root_cam = (person[0][_HIP] - centre) @ rot.T
+        if not (cfg.depth_range[0] * 0.9 <= root_cam[2] <= cfg.depth_range[1] * 1.1):
+            continue
+        placed.append(pos)
+        world.append(person)
+        heights.append(hgt)
+    image = render_background(rng, w, h, camera, cam_height, pitch)
+    bodies = _bodies_to_camera(world, heights, rot, centre)
+    return _finish(rng, image, camera, bodies, [_sample_appearance(rng) for _ in bodies], cfg,
+                   np.arange(len(bodies), dtype=np.int64))
+
+
+# ----------------------------------------------------------------------------------------------
+# Sequences (demo)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyntheticSequence:
+    """A short video of a moving crowd seen by a fixed camera.
+
+    frames: list of :class:`SyntheticScene` (same ``camera`` for all), ``track_ids`` stable per person.
+    fps: frames per second the motion was simulated at.
+    """
+
+    frames: list[SyntheticScene]
+    camera: Intrinsics
+    fps: float
+
+
+def make_sequence(
+    num_frames: int = 60,
+    seed: int = 0,
+    width: int = 640,
+    height: int = 384,
+    num_people: int = 5,
+    fps: float = 15.0,
+    hfov_deg: float = 70.0,
+    cfg: SceneConfig | None = None,
+) -> SyntheticSequence:
+    """People walking on smooth curved paths, entering and leaving the view; fixed intrinsics.
+
+    ``num_people`` walkers are on stage at any time on average; a walker that leaves the stage area is
+    replaced by a new one (new track id) entering from a side.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    cfg = cfg or SceneConfig()
+    rng = scene_rng(seed, "demo", 0)
+    camera = Intrinsics.from_fov(width, height, hfov_deg)
+    cam_height, pitch = 1.6, math.radians(8.0)
+    rot, centre = _world_to_camera(pitch, cam_height)
+    bg_rng = scene_rng(seed, "demo", 1)
+    background = render_background(bg_rng, width, height, camera, cam_height, pitch)
+    half = math.atan((width / 2.0) / camera.fx)
+    dt = 1.0 / fps
+
+    def new_walker(track: int, inside: bool) -> dict:
+        z = float(rng.uniform(2.5, 10.0))
+        x_edge = z * math.tan(half) + 0.8
+        if inside:
+            x = float(rng.uniform(-x_edge + 0.8, x_edge - 0.8))
+            direction = float(rng.choice([-1.0, 1.0]))
+        else:
+            direction = float(rng.choice([-1.0, 1.0]))
+            x = -direction * x_edge
+        return {
+            "id": track, "pos": np.array([x, z]), "heading": math.atan2(direction, float(rng.normal(0, 0.3))),
+            "speed": float(rng.uniform(0.8, 1.5)), "turn": float(rng.normal(0, 0.15)),
+            "phase": float(rng.uniform(0, 2 * np.pi)), "height": float(rng.uniform(*cfg.height_range)),
+            "look": _sample_appearance(rng), "stride": float(rng.uniform(1.3, 1.6)),
+        }
+
+    walkers = [new_walker(i, inside=True) for i in range(num_people)]
+    next_id = num_people
+    frames: list[SyntheticScene] = []
+    for _ in range(num_frames):
+        bodies, looks, ids = [], [], []
+        for wk in walkers:
+            pose = sample_pose(np.random.default_rng(0), "walking", phase=wk["phase"])
+            j, hd, ft = make_person(wk["height"], pose, wk["pos"], wk["heading"])
+            bodies.append(BodyGeometry((j - centre) @ rot.T, (hd - centre) @ rot.T, (ft - centre) @ rot.T, wk["height"]))
+            looks.append(wk["look"])
+            ids.append(wk["id"])
+        frame_rng = np.random.default_rng(len(frames))
+        scene = _finish(frame_rng, background.copy(), camera, bodies, looks, cfg, np.asarray(ids, np.int64))
+        frames.append(scene)
+        # advance: smooth heading drift, walking phase from distance travelled
+        for wk in walkers:
+            wk["turn"] = 0.9 * wk["turn"] + float(rng.normal(0, 0.05))
+            wk["heading"] += wk["turn"] * dt
+            step = wk["speed"] * dt
+            wk["pos"] = wk["pos"] + step * np.array([math.sin(wk["heading"]), math.cos(wk["heading"])])
+            wk["phase"] += 2 * np.pi * step / wk["stride"]
+        for i, wk in enumerate(walkers):
+            x, z = wk["pos"]
+            if z < 1.5 or z > 13.0 or abs(x) > z * math.tan(half) + 1.5:
+                walkers[i] = new_walker(next_id, inside=False)
+                next_id += 1
+    return SyntheticSequence(frames=frames, camera=camera, fps=fps)

@@ -1,0 +1,76 @@
+"""Read PyTorch checkpoint files without executing code from them.
+
+``.pth`` files are read with ``torch.load(weights_only=True)``: only tensors and plain containers
+(dict, list, tuple, str, numbers) are accepted, so a hostile pickle cannot run code. mmcv-runner files
+(``{"meta", "state_dict", "optimizer"}``) and MMPose checkpoints are of that kind. ``.safetensors`` is
+read with safetensors.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["CheckpointFileError", "read_state_dict", "read_torch_file"]
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointFileError(ValueError):
+    """The file cannot be read safely or does not hold a state dict; the message names the file."""
+
+
+def read_torch_file(path: str | Path, trust_pickle: bool = False) -> Any:
+    """``torch.load`` on CPU with ``weights_only=True`` (or the full unpickler when ``trust_pickle``,
+    for a file you made yourself). Errors name the file and say why."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except Exception as exc:  # safetensors raises its own error types
+            raise CheckpointFileError(f"{path}: not a readable safetensors file: {exc}") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointFileError(
+            f"{path}: refused to unpickle: the file holds objects other than tensors and plain containers "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). Only if you made this file "
+            "yourself, pass --trust-pickle."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+        raise CheckpointFileError(f"{path}: not a PyTorch checkpoint (or truncated): {exc}") from None
+
+
+def read_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, Tensor]:
+    """The name → tensor mapping inside a checkpoint file.
+
+    Takes ``obj["state_dict"]`` when present (mmcv / MMPose / Lightning), else the object itself; strips a
+    leading ``module.`` (DDP). Raises :class:`CheckpointFileError` when the result is not a mapping of
+    string keys to tensors.
+    """
+    obj = read_torch_file(path, trust_pickle)
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise CheckpointFileError(f"{path}: expected a state dict (name → tensor), got a {type(obj).__name__}")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
+    if bad:
+        shown = ", ".join(repr(k) for k in bad[:5])
+        raise CheckpointFileError(
+            f"{path}: not a state dict: {len(bad)} entries are not name → tensor (e.g. {shown}); top-level keys: "
+            f"{sorted(map(str, obj))[:8]}"
+        )
+    out: dict[str, Tensor] = {}
+    for k, v in obj.items():
+        out[k[len("module."):] if k.startswith("module.") else k] = v
+    return out

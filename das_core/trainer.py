@@ -1,0 +1,666 @@
+"""Train a DAS model from a YAML experiment config.
+
+Examples:
+  das train --config config/train/synthetic_r18.yaml
+  das train --config config/train/synthetic_r18.yaml --set optim.lr=0.004 --set max_iters=2000
+  das train --config config/train/synthetic_r18.yaml --resume          # continue runs/…/last
+  torchrun --nproc_per_node 4 training/train.py --config config/train/synthetic_r50.yaml
+
+Reference recipe (DAS_SPEC §8): SGD momentum 0.9, weight decay 1e-4, base LR 0.002 for a total batch of
+16 (4 GPUs × 4 images), biases LR ×2 without decay, norm layers without decay, linear warm-up over 250
+iterations from 1/3 of the LR, LR ×0.1 at 16/22 and 20/22 of training, global gradient-norm clip 35,
+mixed precision. When you change the total batch, scale ``optim.lr`` linearly with it.
+
+Everything a run writes lives in ``output_dir``: ``config.yaml`` (the resolved config), ``last.safetensors``
++ ``last.yaml`` (model checkpoint, das_core.checkpoint format), ``last.train.pt`` (optimiser, scheduler,
+iteration, RNG and loss-flow states for ``--resume``), ``final.*`` when the run ends, ``metrics.jsonl``
+and TensorBoard event files. Only rank 0 writes. Resume is exact: a run stopped after k iterations and
+resumed gives the same weights as an uninterrupted run (every sample's augmentation is seeded from
+(seed, epoch, index), so it does not depend on the number of data workers either).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from das_core.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from das_core.config import ConfigError, OptimConfig, TrainConfig, dump_config, load_train_config, parse_overrides
+from das_core.losses.criterion import DASLoss
+from das_core.model.das import DAS
+from das_core.pose25d import Pose25D
+from das_core.targets import assign_targets
+
+__all__ = [
+    "NonFiniteLossError",
+    "TrainResult",
+    "add_arguments",
+    "build_optimizer",
+    "lr_factor",
+    "run",
+    "train",
+]
+
+logger = logging.getLogger(__name__)
+
+TRAIN_STATE_SUFFIX = ".train.pt"
+_CALIB_FROM, _CALIB_TO = 20, 60  # iterations of a budgeted run used to measure its speed
+_BUDGET_SAFETY = 0.97  # the fitted schedule aims to end 3 % before max_minutes
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN/Inf; the message shows every loss term at that iteration."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did. ``model`` is the trained (unwrapped) network on its device."""
+
+    iterations: int
+    stopped_by: str  # "max_iters" | "max_minutes" | "stop_at"
+    output_dir: Path
+    model: nn.Module
+    criterion: nn.Module
+    metrics: dict[str, float] = field(default_factory=dict)
+    images_per_s: float = 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Distributed setup (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str | None) -> tuple[DistInfo, torch.device]:
+    """Join the process group when launched by torchrun (NCCL on GPU, gloo on CPU) and pick the device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        # NVLink SHARP (NVLS) multicast is unavailable on the lent machines and hangs NCCL init there.
+        os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world)
+    return DistInfo(rank, world, local_rank), dev
+
+
+def _all_reduce_max(value: float, info: DistInfo, device: torch.device) -> float:
+    if not info.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimiser and schedule (DAS_SPEC §8)
+# ----------------------------------------------------------------------------------------------
+
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def param_groups(modules: Sequence[nn.Module], cfg: OptimConfig) -> list[dict[str, Any]]:
+    """Three groups: weights (LR, decay), non-norm biases (LR × bias_lr_mult, decay × bias_decay_mult),
+    norm weights and biases (LR, decay × norm_decay_mult). Frozen parameters are left out."""
+    weights: list[Tensor] = []
+    biases: list[Tensor] = []
+    norms: list[Tensor] = []
+    seen: set[int] = set()
+    for module in modules:
+        for m in module.modules():
+            for name, p in m.named_parameters(recurse=False):
+                if not p.requires_grad or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                if isinstance(m, _NORM_TYPES) or m.__class__.__name__.endswith(("Norm2d", "Norm")):
+                    norms.append(p)
+                elif name == "bias":
+                    biases.append(p)
+                else:
+                    weights.append(p)
+    wd = cfg.weight_decay
+    groups = [
+        {"params": weights, "lr": cfg.lr, "weight_decay": wd, "name": "weights"},
+        {"params": biases, "lr": cfg.lr * cfg.bias_lr_mult, "weight_decay": wd * cfg.bias_decay_mult, "name": "biases"},
+        {"params": norms, "lr": cfg.lr, "weight_decay": wd * cfg.norm_decay_mult, "name": "norms"},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(modules: Sequence[nn.Module], cfg: OptimConfig) -> torch.optim.Optimizer:
+    groups = param_groups(modules, cfg)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+
+
+def lr_factor(iteration: int, max_iters: int, cfg: OptimConfig) -> float:
+    """LR multiplier at ``iteration`` (0-based): linear warm-up from ``warmup_ratio``, then step or cosine."""
+    if cfg.schedule == "step":
+        factor = cfg.step_gamma ** sum(iteration >= round(m * max_iters) for m in cfg.step_milestones)
+    else:
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(iteration, max_iters) / max_iters))
+    if iteration < cfg.warmup_iters:
+        # mmcv "linear" warm-up: starts at warmup_ratio, reaches 1 at warmup_iters
+        k = (1.0 - iteration / cfg.warmup_iters) * (1.0 - cfg.warmup_ratio)
+        factor *= 1.0 - k
+    return factor
+
+
+# ----------------------------------------------------------------------------------------------
+# Model + loss as one module (so DDP also all-reduces the RealNVP flows of the RLE loss)
+# ----------------------------------------------------------------------------------------------
+
+
+class TrainStep(nn.Module):
+    """images (B, 3, H, W) normalised + B ``Pose25D`` (network-input pixels) → dict of 0-dim losses."""
+
+    def __init__(self, model: nn.Module, criterion: nn.Module, cfg: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        self.cfg = cfg
+
+    def forward(self, images: Tensor, gts: list[Pose25D]) -> dict[str, Tensor]:
+        outputs = self.model(images)
+        sizes = [(int(m.shape[-2]), int(m.shape[-1])) for m in outputs.cls_logits]
+        targets = assign_targets(gts, sizes, outputs.strides, self.cfg, device=images.device)
+        result: dict[str, Tensor] = self.criterion(outputs, targets)
+        return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Data: per-sample seeding makes augmentation a function of (seed, epoch, index) → exact resume
+# ----------------------------------------------------------------------------------------------
+
+
+class SeededDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Wraps a dataset; item ``(index, seed)`` seeds ``random``, NumPy and torch, then loads ``index``.
+
+    The global RNG states of the calling process are restored afterwards, so loading in the main process
+    (``num_workers: 0``) does not disturb the training RNG.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]) -> Any:
+        index, seed = item
+        py_state, np_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(py_state)
+                np.random.set_state(np_state)
+
+
+class EpochBatches:
+    """The batches of one epoch for one rank: aspect-grouped, shuffled by (seed, epoch), sharded by rank.
+
+    Batches are formed over the whole data set and then dealt to ranks, so every rank gets exactly
+    ``per_rank`` full batches (DDP needs the same number of steps everywhere; dealing indices first, as
+    ``DistributedSampler`` does, can leave ranks with different numbers of full aspect-group batches).
+    """
+
+    def __init__(self, groups: Sequence[int], batch_size: int, seed: int, epoch: int, rank: int = 0,
+                 world_size: int = 1) -> None:
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(len(groups), generator=g).tolist()
+        # Landscape and portrait images never share a batch (DAS_SPEC §3.1); leftovers are dropped.
+        buckets: dict[int, list[int]] = {}
+        batches: list[list[int]] = []
+        for i in order:
+            b = buckets.setdefault(int(groups[i]), [])
+            b.append(i)
+            if len(b) == batch_size:
+                batches.append(b)
+                buckets[int(groups[i])] = []
+        if not batches:  # fewer images than one batch: one (possibly mixed-aspect) short batch
+            batches = [order[:batch_size]]
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        self.per_rank = max(1, len(batches) // world_size)
+        total = self.per_rank * world_size
+        batches = (batches * math.ceil(total / len(batches)))[:total]
+        self.batches = batches[rank::world_size]
+
+
+class RunBatches:
+    """Batch sampler for a whole run: epoch after epoch of :class:`EpochBatches`, never ending.
+
+    Starts at ``start_epoch`` leaving out its first ``skip`` batches (resume in the middle of an epoch).
+    Items are ``(index, sample_seed)`` for :class:`SeededDataset`, the seed a function of (seed, epoch, index).
+    One DataLoader serves the whole run, so workers start once.
+    """
+
+    def __init__(self, groups: Sequence[int], batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 start_epoch: int = 0, skip: int = 0) -> None:
+        self.groups = list(groups)
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.start_epoch, self.skip = start_epoch, skip
+        self.per_epoch = EpochBatches(self.groups, batch_size, seed, 0, rank, world_size).per_rank
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch, skip = self.start_epoch, self.skip
+        while True:
+            batches = EpochBatches(self.groups, self.batch_size, self.seed, epoch, self.rank, self.world_size).batches
+            for batch in batches[skip:]:
+                yield [(i, ((self.seed * 1_000_003 + epoch) * 10_000_019 + i) % 2**63) for i in batch]
+            epoch, skip = epoch + 1, 0
+
+
+def _build_dataset(cfg: TrainConfig, files: Sequence[str], train: bool) -> Any:
+    from das_core.data.dataset import DASDataset
+
+    if not files:
+        raise ConfigError("data.train: no annotation files given")
+    return DASDataset(list(files), cfg.model, cfg.augment if train else None, train, seed=cfg.seed)
+
+
+def _aspect_groups(dataset: Any) -> list[int]:
+    """0 = landscape (w ≥ h), 1 = portrait, per image of the dataset."""
+    return [int(g) for g in dataset.group_flags]
+
+
+def _loader(dataset: Any, batches: RunBatches, cfg: TrainConfig, pin: bool) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
+    from das_core.data.dataset import collate
+
+    return torch.utils.data.DataLoader(
+        SeededDataset(dataset),
+        batch_sampler=batches,
+        collate_fn=functools.partial(collate, size_divisor=cfg.model.input.size_divisor),
+        num_workers=cfg.data.num_workers,
+        pin_memory=pin,
+        # A private generator: creating the loader must not consume the global torch RNG (exact resume).
+        generator=torch.Generator().manual_seed(cfg.seed),
+        prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+    )
+
+
+def _unpack(batch: Any) -> tuple[Tensor, list[Pose25D]]:
+    """A collated batch → (images (B, 3, H, W), list of B Pose25D)."""
+    return batch["images"], list(batch["gts"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [str(np_state[0]), torch.from_numpy(np.asarray(np_state[1], np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def save_training_checkpoint(out: Path, name: str, model: nn.Module, cfg: TrainConfig, record: dict[str, Any],
+                             train_state: dict[str, Any] | None) -> Path:
+    """``out/NAME.safetensors`` + ``.yaml`` (model) and, if given, ``out/NAME.train.pt`` (training state)."""
+    st_path, _ = save_checkpoint(out / name, model.state_dict(), cfg.model, record)
+    if train_state is not None:
+        tmp = out / f".{name}{TRAIN_STATE_SUFFIX}.tmp"
+        torch.save(train_state, tmp)
+        os.replace(tmp, out / f"{name}{TRAIN_STATE_SUFFIX}")
+    return st_path
+
+
+def load_train_state(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no training state to resume from (run without --resume first)")
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RuntimeError(f"{path}: unreadable training state: {exc}") from None
+    return state
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+
+
+def _amp_context(amp: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if device.type != "cuda" or amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def _validate(model: nn.Module, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+    from das_core.evaluation.run import evaluate_model
+
+    metrics: dict[str, float] = {}
+    for path in cfg.data.val:
+        result = evaluate_model(model, cfg.model, path, protocol="synthetic", device=device)
+        metrics.update({f"val/{k}": v for k, v in result.items()})
+    return metrics
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
+          command: str | None = None, progress: bool = True, stop_at: int | None = None) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data.train``; see the module docstring for what is written where.
+
+    ``stop_at``: stop (and checkpoint) after this iteration as if interrupted — the schedule still
+    runs to ``max_iters`` (used to test exact resume).
+    """
+    info, dev = init_distributed(device)
+    out = Path(cfg.output_dir)
+    if dev.type != "cuda" and cfg.amp != "none":
+        logger.info("amp=%s needs CUDA; training in float32 on %s", cfg.amp, dev)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+
+    # 1. Model, loss, optimiser, schedule. Same seed on every rank → same initial weights.
+    torch.manual_seed(cfg.seed)
+    model = DAS.from_config(cfg.model)
+    criterion = DASLoss.from_config(cfg.model)
+    if cfg.sync_bn and info.distributed:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(dev)
+    criterion.to(dev)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = build_optimizer([model, criterion], cfg.optim)
+    # The schedule's length lives in a mutable horizon so that a wall-clock budget can shorten it.
+    horizon = {"max_iters": cfg.max_iters}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, horizon["max_iters"], cfg.optim))
+    scaler = torch.amp.GradScaler("cuda", init_scale=512.0, enabled=cfg.amp == "fp16" and dev.type == "cuda")
+
+    # 2. Resume: model weights from last.safetensors, everything else from last.train.pt.
+    iteration, epoch, batch_in_epoch, elapsed_before = 0, 0, 0, 0.0
+    if resume:
+        ckpt = load_checkpoint(out / "last", device=dev)
+        model.load_state_dict(ckpt.state_dict)
+        state = load_train_state(out / f"last{TRAIN_STATE_SUFFIX}")
+        criterion.load_state_dict(state["criterion"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        iteration, epoch, batch_in_epoch = int(state["iteration"]), int(state["epoch"]), int(state["batch_in_epoch"])
+        if "budget_max_iters" in state:  # a budgeted run keeps its shortened schedule
+            horizon["max_iters"] = min(cfg.max_iters, int(state["budget_max_iters"]))
+        elapsed_before = float(state.get("elapsed_s", 0.0))
+        _set_rng_state(state["rng"][min(info.rank, len(state["rng"]) - 1)], dev)
+        logger.info("resumed from %s at iteration %d of %d", out / "last", iteration, horizon["max_iters"])
+    else:
+        # Per-rank RNG for anything random in the step itself (data RNG is per sample, see SeededDataset).
+        torch.manual_seed(cfg.seed + 1 + info.rank)
+        np.random.seed(cfg.seed + 1 + info.rank)
+        random.seed(cfg.seed + 1 + info.rank)
+
+    step_module: nn.Module = TrainStep(model, criterion, cfg.model)
+    if info.distributed:
+        # find_unused_parameters: the ablations switch off parts of the head / loss (DAS_SPEC §8).
+        step_module = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True
+        )
+
+    dataset = _build_dataset(cfg, cfg.data.train, train=True)
+    batches = RunBatches(_aspect_groups(dataset), cfg.data.batch_size, cfg.seed, info.rank, info.world_size,
+                         start_epoch=epoch, skip=batch_in_epoch)
+    loader = _loader(dataset, batches, cfg, pin=dev.type == "cuda")
+    writer = _summary_writer(out) if info.is_main else None
+    bar = None
+    if info.is_main and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=horizon["max_iters"], initial=iteration, desc="train", dynamic_ncols=True, file=sys.stderr)
+
+    start_iteration = iteration
+    # 3. The loop: per-rank batches, epoch after epoch, until max_iters, stop_at or the wall-clock budget.
+    start = time.monotonic()
+    window_start, window_images, total_images = time.monotonic(), 0, 0
+    calib_start: float | None = None
+    sums: dict[str, float] = {}
+    metrics: dict[str, float] = {}
+    stopped_by = "max_iters"
+    images_per_s = 0.0
+    model.train()
+    for batch in loader if iteration < horizon["max_iters"] else ():
+        images, gts = _unpack(batch)
+        images = images.to(dev, non_blocking=True)
+        if cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with _amp_context(cfg.amp, dev):
+            losses = step_module(images, gts)
+        loss = losses["loss"]
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        if not math.isfinite(values["loss"]):
+            raise NonFiniteLossError(
+                f"non-finite loss at iteration {iteration}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.optim.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            values["grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        iteration += 1
+        batch_in_epoch += 1
+        if batch_in_epoch >= batches.per_epoch:
+            epoch, batch_in_epoch = epoch + 1, 0
+        n_img = int(images.shape[0]) * info.world_size
+        window_images += n_img
+        total_images += n_img
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if bar is not None:
+            bar.update(1)
+        elapsed = time.monotonic() - start
+
+        if cfg.max_minutes > 0 and cfg.budget_schedule:
+            # Fit the LR schedule into the budget: measure the speed over iterations 20..60 of this
+            # process, then shorten max_iters (rank 0 decides, everyone follows).
+            done_here = iteration - start_iteration
+            if done_here == _CALIB_FROM:
+                calib_start = elapsed
+            elif done_here == _CALIB_TO and calib_start is not None:
+                per_iter = (elapsed - calib_start) / (_CALIB_TO - _CALIB_FROM)
+                left = cfg.max_minutes * 60.0 * _BUDGET_SAFETY - elapsed
+                fit = iteration + int(left / max(per_iter, 1e-9))
+                fit = int(_all_reduce_max(float(min(fit, horizon["max_iters"])) if info.is_main else 0.0, info, dev))
+                if fit < horizon["max_iters"]:
+                    logger.info("budget: %.3f s/iteration → schedule shortened to %d iterations", per_iter, fit)
+                    horizon["max_iters"] = max(fit, iteration + 1)
+                    if bar is not None:
+                        bar.total = horizon["max_iters"]
+
+        if iteration % cfg.log_interval == 0 or iteration == horizon["max_iters"]:
+            now = time.monotonic()
+            images_per_s = window_images / max(now - window_start, 1e-9)
+            n = max(1, cfg.log_interval if iteration % cfg.log_interval == 0 else iteration % cfg.log_interval)
+            avg = {k: v / n for k, v in sums.items()}
+            lr = optimizer.param_groups[0]["lr"]
+            if info.is_main:
+                logger.info("iter %d/%d  %s  lr %.3g  %.1f img/s", iteration, horizon["max_iters"],
+                            "  ".join(f"{k} {v:.4f}" for k, v in avg.items()), lr, images_per_s)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{avg.get('loss', float('nan')):.3f}", img_s=f"{images_per_s:.1f}")
+                _log_scalars(writer, out, iteration, {**{f"train/{k}": v for k, v in avg.items()},
+                                                      "train/lr": lr, "train/images_per_s": images_per_s})
+            sums, window_start, window_images = {}, now, 0
+
+        over_budget = cfg.max_minutes > 0 and elapsed >= cfg.max_minutes * 60.0
+        if _all_reduce_max(float(over_budget), info, dev) > 0:
+            stopped_by = "max_minutes"
+        elif stop_at is not None and iteration >= stop_at:
+            stopped_by = "stop_at"
+        finished = iteration >= horizon["max_iters"] or stopped_by != "max_iters"
+        if cfg.val_interval > 0 and cfg.data.val and (iteration % cfg.val_interval == 0 or finished):
+            metrics = _validate_all_ranks(model, cfg, dev, info)
+            if info.is_main:
+                _log_scalars(writer, out, iteration, metrics)
+            model.train()
+        if iteration % cfg.ckpt_interval == 0 or finished:
+            state_out = {
+                "iteration": iteration,
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                **({"budget_max_iters": horizon["max_iters"]} if horizon["max_iters"] != cfg.max_iters else {}),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "criterion": criterion.state_dict(),
+                "rng": _gather_rng(dev, info),
+                "elapsed_s": elapsed_before + elapsed,
+            }
+            if info.is_main:
+                record = _record(cfg, command, iteration, metrics, images_per_s)
+                save_training_checkpoint(out, "last", model, cfg, record, state_out)
+        if finished:
+            break
+
+    if bar is not None:
+        bar.close()
+    if info.is_main:
+        record = _record(cfg, command, iteration, metrics, images_per_s)
+        save_training_checkpoint(out, "final", model, cfg, record, None)
+        logger.info("stopped by %s at iteration %d after %.1f min; %d images; checkpoint %s", stopped_by, iteration,
+                    (time.monotonic() - start) / 60.0, total_images, checkpoint_paths(out / "final")[0])
+    if writer is not None:
+        writer.close()
+    if info.distributed:
+        dist.barrier()
+    return TrainResult(iteration, stopped_by, out, model, criterion, metrics, images_per_s)
+
+
+def _gather_rng(device: torch.device, info: DistInfo) -> list[dict[str, Any]]:
+    """Every rank's RNG state (rank r resumes with entry r)."""
+    mine = _rng_state(device)
+    if not info.distributed:
+        return [mine]
+    everything: list[Any] = [None] * info.world_size
+    dist.all_gather_object(everything, mine)
+    return everything
+
+
+def _validate_all_ranks(model: nn.Module, cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, float]:
+    """Rank 0 evaluates; the others wait (the metrics are only logged by rank 0)."""
+    metrics: dict[str, float] = {}
+    if info.is_main:
+        model.eval()
+        with torch.no_grad():
+            metrics = _validate(model, cfg, device)
+        logger.info("validation: %s", "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    if info.distributed:
+        dist.barrier()
+    return metrics
+
+
+def _record(cfg: TrainConfig, command: str | None, iteration: int, metrics: dict[str, float],
+            images_per_s: float) -> dict[str, Any]:
+    return {
+        "recipe": command or "das train",
+        "data": {"train": list(cfg.data.train), "val": list(cfg.data.val)},
+        "iterations": iteration,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "images_per_s": round(float(images_per_s), 2),
+    }
+
+
+def _summary_writer(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional (extra "train")
+        logger.info("tensorboard not installed: scalars go to %s only", out / "metrics.jsonl")
+        return None
+    return SummaryWriter(log_dir=str(out))
+
+
+def _log_scalars(writer: Any, out: Path, iteration: int, scalars: dict[str, float]) -> None:
+    with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"iteration": iteration, **{k: float(v) for k, v in scalars.items()}}) + "\n")
+    if writer is not None:
+        for k, v in scalars.items():
+            writer.add_scalar(k, v, iteration)
+        writer.flush()
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training YAML (config/train/*.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set optim.lr=0.004 --set model.loss.pose_loss=l1")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last (exact resume)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda:LOCAL_RANK if available)")
+    parser.add_argument("--output-dir", default=None, help="overrides output_dir of the config")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_train_config(args.config, parse_overrides(args.set))
+    if args.output_dir:
+        cfg = replace(cfg, output_dir=args.output_dir)
+    command = " ".join(["das train", f"--config {args.config}", *(f"--set {s}" for s in args.set)])
+    result = train(cfg, resume=args.resume, device=args.device, command=command, progress=not args.no_progress)
+    print(json.dumps({"iterations": result.iterations, "stopped_by": result.stopped_by,
+                      "checkpoint": str(checkpoint_paths(result.output_dir / "final")[0]),
+                      "images_per_s": round(result.images_per_s, 2), **result.metrics}))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0

@@ -1,0 +1,128 @@
+"""Node health → ``diagnostic_msgs/DiagnosticArray`` (no rclpy import).
+
+``DiagnosticsMonitor`` is fed by the node (frame received / dropped / processed, CameraInfo status) and turns
+a sliding window into rates, latencies and a level with a message. Latency = now − header.stamp (the
+end-to-end age of a result when it is published, greenwave_monitor's convention); processing time is the
+pipeline's own time. Times are seconds on the node's clock (sim time in bags).
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from das_ros.factory import MessageFactory
+
+__all__ = ["ERROR", "OK", "STALE", "WARN", "DiagnosticsMonitor", "Status"]
+
+OK, WARN, ERROR, STALE = 0, 1, 2, 3  # diagnostic_msgs/DiagnosticStatus levels
+
+
+@dataclass(frozen=True)
+class Status:
+    level: int
+    message: str
+    values: tuple[tuple[str, str], ...]
+
+
+class DiagnosticsMonitor:
+    """Sliding-window statistics of one node. Call ``status(now)`` once per diagnostics period.
+
+    Args:
+        window: seconds of history used for rates and latency statistics.
+        stale_after: seconds without a received image before the status becomes STALE-ish WARN.
+    """
+
+    def __init__(self, name: str, hardware_id: str = "", window: float = 5.0, stale_after: float = 3.0) -> None:
+        self.name, self.hardware_id = name, hardware_id
+        self.window, self.stale_after = window, stale_after
+        self._received: collections.deque[float] = collections.deque()
+        self._published: collections.deque[tuple[float, float, float]] = collections.deque()  # t, latency, proc
+        self.dropped_total = 0
+        self.received_total = 0
+        self.published_total = 0
+        self.bad_frames: collections.Counter[str] = collections.Counter()
+        self.last_error: str | None = None
+        self.camera_info_error: str | None = None
+        self.camera_info_received = False
+        self.model_loaded = False
+        self.backend = ""
+        self.device = ""
+        self.precision = ""
+        self.persons_last = 0
+
+    def _trim(self, now: float) -> None:
+        while self._received and now - self._received[0] > self.window:
+            self._received.popleft()
+        while self._published and now - self._published[0][0] > self.window:
+            self._published.popleft()
+
+    def on_received(self, now: float) -> None:
+        self.received_total += 1
+        self._received.append(now)
+
+    def on_dropped(self, count: int = 1) -> None:
+        """A newer frame replaced one that was still waiting for the worker."""
+        self.dropped_total += count
+
+    def on_published(self, now: float, stamp: float, processing_s: float, persons: int) -> None:
+        self.published_total += 1
+        self.persons_last = persons
+        self._published.append((now, now - stamp, processing_s))
+
+    def on_bad_frame(self, reason: str, error: str) -> None:
+        self.bad_frames[reason] += 1
+        self.last_error = f"{reason}: {error}"
+
+    def status(self, now: float) -> Status:
+        self._trim(now)
+        rate_in = len(self._received) / self.window
+        rate_out = len(self._published) / self.window
+        lat = np.array([p[1] for p in self._published]) if self._published else np.zeros(0)
+        proc = np.array([p[2] for p in self._published]) if self._published else np.zeros(0)
+        last_rx = self._received[-1] if self._received else None
+
+        level, msg = OK, "running"
+        if not self.model_loaded:
+            level, msg = ERROR, "model not loaded (node not configured)"
+        elif self.camera_info_error:
+            level, msg = ERROR, f"camera_info unusable: {self.camera_info_error}"
+        elif last_rx is None or now - last_rx > self.stale_after:
+            level, msg = WARN, f"no image received for more than {self.stale_after:g} s"
+        elif not self.camera_info_received and self.bad_frames.get("no_camera_info"):
+            level, msg = WARN, "waiting for camera_info"
+        elif rate_in > 0 and rate_out == 0:
+            level, msg = ERROR, f"images arrive but nothing is published ({self.last_error or 'unknown'})"
+        elif self.dropped_total and rate_out < 0.5 * rate_in:
+            level, msg = WARN, "dropping frames: inference slower than the camera"
+
+        def ms(a: np.ndarray, q: float) -> str:
+            return f"{np.percentile(a, q) * 1e3:.1f}" if a.size else "n/a"
+
+        values = [
+            ("backend", self.backend), ("device", self.device), ("precision", self.precision),
+            ("input rate (Hz)", f"{rate_in:.2f}"), ("output rate (Hz)", f"{rate_out:.2f}"),
+            ("latency now-stamp median (ms)", ms(lat, 50)), ("latency now-stamp p95 (ms)", ms(lat, 95)),
+            ("processing median (ms)", ms(proc, 50)), ("processing p95 (ms)", ms(proc, 95)),
+            ("frames received", str(self.received_total)), ("frames published", str(self.published_total)),
+            ("frames dropped (busy)", str(self.dropped_total)),
+            ("persons in last frame", str(self.persons_last)),
+            ("camera_info received", str(self.camera_info_received).lower()),
+        ]
+        values += [(f"bad frames: {k}", str(v)) for k, v in sorted(self.bad_frames.items())]
+        if self.last_error:
+            values.append(("last error", self.last_error))
+        return Status(level, msg, tuple(values))
+
+    def message(self, make: MessageFactory, now: float, header: Any) -> Any:
+        """A ``DiagnosticArray`` with one ``DiagnosticStatus`` (header: stamp = now, empty frame)."""
+        st = self.status(now)
+        status = make(
+            "diagnostic_msgs/msg/DiagnosticStatus", level=st.level, name=self.name, message=st.message,
+            hardware_id=self.hardware_id,
+            values=[make("diagnostic_msgs/msg/KeyValue", key=k, value=v) for k, v in st.values],
+        )
+        return make("diagnostic_msgs/msg/DiagnosticArray", header=header, status=[status])

@@ -1,0 +1,103 @@
+"""``Persons`` → ``visualization_msgs/MarkerArray`` skeletons for RViz (no rclpy import).
+
+Per person: one LINE_LIST (bones between valid joints), one SPHERE_LIST (valid joints), one
+TEXT_VIEW_FACING (track id above the head), all in the track's colour. Every array starts with a
+DELETEALL in our namespace, so people who left disappear at once and markers never flicker (RViz applies
+the whole array before drawing); the lifetime is a safety net for when the node stops publishing.
+Header = the image header (acquisition stamp, optical frame).
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from das_core.persons import Persons
+from das_core.skeletons import Skeleton
+from das_ros.factory import MessageFactory
+from das_ros.messages import valid_joint_mask
+
+__all__ = ["MarkerSettings", "build_marker_array", "track_color"]
+
+# visualization_msgs/Marker constants (identical in Humble and Jazzy).
+LINE_LIST, SPHERE_LIST, TEXT_VIEW_FACING = 5, 7, 9
+ADD, DELETEALL = 0, 3
+# Marker ids: 3 per person (bones, joints, text), derived from the track id so RViz keeps identities.
+MARKERS_PER_PERSON = 3
+
+
+@dataclass(frozen=True)
+class MarkerSettings:
+    ns: str = "das"
+    lifetime: float = 0.5  # seconds, 0 = forever
+    line_width: float = 0.03  # metres
+    joint_size: float = 0.06  # metres
+    text_size: float = 0.15  # metres
+    joint_confidence_threshold: float = 0.1
+
+
+def track_color(track_id: int) -> tuple[float, float, float]:
+    """A distinct, stable RGB colour per id: golden-ratio steps around the hue circle."""
+    hue = (0.61803398875 * (int(track_id) + 1)) % 1.0
+    return colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+
+
+def _duration(make: MessageFactory, seconds: float) -> Any:
+    sec = int(seconds)
+    return make("builtin_interfaces/msg/Duration", sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def build_marker_array(
+    make: MessageFactory,
+    persons: Persons,
+    header: Any,
+    skeleton: Skeleton,
+    settings: MarkerSettings | None = None,
+) -> Any:
+    """One ``MarkerArray``: DELETEALL, then 3 markers per person. ``persons.track_ids`` < 0 → frame index."""
+    s = settings or MarkerSettings()
+    valid = valid_joint_mask(persons, s.joint_confidence_threshold)
+    j3 = np.asarray(persons.joints_3d, dtype=np.float64)
+    identity = make("geometry_msgs/msg/Pose",
+                    position=make("geometry_msgs/msg/Point", x=0.0, y=0.0, z=0.0),
+                    orientation=make("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0))
+    lifetime = _duration(make, s.lifetime)
+    markers = [make("visualization_msgs/msg/Marker", header=header, ns=s.ns, id=0, action=DELETEALL)]
+
+    def point(p: np.ndarray) -> Any:
+        return make("geometry_msgs/msg/Point", x=float(p[0]), y=float(p[1]), z=float(p[2]))
+
+    for i in range(len(persons)):
+        if not valid[i].any():
+            continue
+        tid = int(persons.track_ids[i]) if int(persons.track_ids[i]) >= 0 else i
+        r, g, b = track_color(tid)
+        color = make("std_msgs/msg/ColorRGBA", r=float(r), g=float(g), b=float(b), a=1.0)
+        base = tid * MARKERS_PER_PERSON
+
+        def marker(offset: int, mtype: int, scale: tuple[float, float, float], color: Any = color,
+                   base: int = base, **fields: Any) -> Any:
+            return make("visualization_msgs/msg/Marker", header=header, ns=s.ns, id=base + offset, type=mtype,
+                        action=ADD, pose=fields.pop("pose", identity),
+                        scale=make("geometry_msgs/msg/Vector3", x=scale[0], y=scale[1], z=scale[2]),
+                        color=color, lifetime=lifetime, **fields)
+
+        bone_points = []
+        for ja, jb in skeleton.bones:
+            if valid[i, ja] and valid[i, jb]:
+                bone_points += [point(j3[i, ja]), point(j3[i, jb])]
+        if bone_points:
+            markers.append(marker(0, LINE_LIST, (s.line_width, 0.0, 0.0), points=bone_points))
+        markers.append(marker(1, SPHERE_LIST, (s.joint_size,) * 3,
+                              points=[point(j3[i, j]) for j in np.flatnonzero(valid[i])]))
+        # Text above the highest valid joint (smallest y: the optical frame's y points down).
+        top = j3[i][valid[i]]
+        top = top[np.argmin(top[:, 1])].copy()
+        top[1] -= 2 * s.text_size
+        text_pose = make("geometry_msgs/msg/Pose", position=point(top),
+                         orientation=make("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0))
+        markers.append(marker(2, TEXT_VIEW_FACING, (0.0, 0.0, s.text_size), pose=text_pose, text=str(tid)))
+    return make("visualization_msgs/msg/MarkerArray", markers=markers)

@@ -1,0 +1,262 @@
+"""Every ROS parameter of the DAS node: name, default, description, range or choices (no rclpy import).
+
+This module is the single source of truth: ``node.py`` declares each parameter with a
+``ParameterDescriptor`` built from it, ``config/das.yaml`` is generated from it
+(``python -m das_ros.params --yaml > config/das.yaml``; a test checks they agree), the launch file uses it
+to type its overrides, and the table in ``docs/ROS.md`` comes from ``python -m das_ros.params --markdown``.
+
+Dotted names (``tracking.max_distance``) nest in the YAML file, as ROS 2 does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Union
+
+__all__ = ["PARAMS", "Param", "ParamError", "by_name", "defaults", "flatten", "markdown_table", "validate",
+           "validate_all", "yaml_text"]
+
+Value = Union[bool, int, float, str]
+
+
+class ParamError(ValueError):
+    """A parameter value is of the wrong type or out of its range / choices."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter.
+
+    ``dynamic`` says whether a change on a running node takes effect at once; the others (model, device,
+    topics) are applied at the next lifecycle *configure* (or *activate* for subscriptions).
+    """
+
+    name: str
+    default: Value
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None  # regex a string must fully match
+    dynamic: bool = True
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    def constraint_text(self) -> str:
+        parts = []
+        if self.choices:
+            parts.append("one of " + ", ".join(self.choices))
+        if self.min is not None or self.max is not None:
+            lo = "-inf" if self.min is None else f"{self.min:g}"
+            hi = "inf" if self.max is None else f"{self.max:g}"
+            parts.append(f"in [{lo}, {hi}]")
+        if self.pattern:
+            parts.append(f"matches {self.pattern}")
+        if not self.dynamic:
+            parts.append("applied at the next configure/activate")
+        return "; ".join(parts)
+
+
+_DEVICE = r"cpu|cuda(:\d+)?|mps"
+
+PARAMS: tuple[Param, ...] = (
+    # --- model (applied at configure) ---
+    Param("model", "", "Checkpoint path (das_core safetensors + YAML sidecar). Empty: the node refuses to "
+          "configure and says so.", dynamic=False),
+    Param("device", "cuda", "Inference device (cpu, cuda, cuda:N).", pattern=_DEVICE, dynamic=False),
+    Param("backend", "torch", "Inference backend of das_core.inference.Estimator.",
+          choices=("torch", "onnxruntime", "tensorrt"), dynamic=False),
+    Param("precision", "fp32", "Inference precision (what a backend supports is checked at configure).",
+          choices=("fp32", "fp16", "bf16", "int8"), dynamic=False),
+    # --- input ---
+    Param("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: subscribe "
+          "'<image>/compressed' (sensor_msgs/CompressedImage) and decode with OpenCV.",
+          choices=("raw", "compressed"), dynamic=False),
+    Param("use_rectified_intrinsics", False, "Use CameraInfo P (rectified image, e.g. image_rect) instead of K.",
+          dynamic=True),
+    Param("fallback_hfov_deg", 0.0, "Horizontal field of view used when no CameraInfo has arrived "
+          "(square pixels, centred principal point). 0 disables the fallback: frames wait for camera_info.",
+          min=0.0, max=179.0),
+    # --- output filtering ---
+    Param("min_score", 0.1, "Persons with a detection score below this are not published.", min=0.0, max=1.0),
+    Param("joint_confidence_threshold", 0.1, "Joints with a confidence below this are published with "
+          "valid=false and zero position.", min=0.0, max=1.0),
+    Param("max_persons", 50, "At most this many persons per frame (highest scores kept).", min=1, max=1000),
+    # --- tracking ---
+    Param("tracking.enabled", True, "Assign stable track ids across frames. Off: id = index in the frame.",
+          dynamic=True),
+    Param("tracking.max_distance", 0.6, "Gate: largest 3D root distance (metres) between a track's predicted "
+          "root and a detection for them to be matched.", min=0.01, max=10.0),
+    Param("tracking.max_age", 0.5, "Seconds a track survives without a matching detection.", min=0.0, max=60.0),
+    Param("tracking.min_hits", 2, "Matched frames before a track is CONFIRMED (before that it is TENTATIVE).",
+          min=1, max=100),
+    Param("smoothing.enabled", False, "One-Euro filter on the 3D joints of each track.", dynamic=True),
+    Param("smoothing.min_cutoff", 1.0, "One-Euro minimum cutoff frequency (Hz); lower = smoother at rest.",
+          min=0.001, max=100.0),
+    Param("smoothing.beta", 0.5, "One-Euro speed coefficient (1/m); higher = less lag when moving.",
+          min=0.0, max=100.0),
+    Param("smoothing.d_cutoff", 1.0, "One-Euro cutoff frequency (Hz) of the speed estimate.",
+          min=0.001, max=100.0),
+    # --- outputs ---
+    Param("publish_markers", True, "Publish the skeleton MarkerArray on 'markers'."),
+    Param("markers.lifetime", 0.5, "Marker lifetime in seconds (0 = forever); markers also vanish through "
+          "the DELETEALL sent with every frame.", min=0.0, max=60.0),
+    Param("markers.line_width", 0.03, "Bone line width (metres).", min=0.001, max=1.0),
+    Param("markers.joint_size", 0.06, "Joint sphere diameter (metres).", min=0.001, max=1.0),
+    Param("markers.text_size", 0.15, "Track id text height (metres).", min=0.001, max=2.0),
+    Param("debug_image", False, "Publish an overlay on 'debug_image' (computed only while someone subscribes)."),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min=0.1, max=60.0, dynamic=False),
+)
+
+_BY_NAME = {p.name: p for p in PARAMS}
+
+
+def by_name(name: str) -> Param:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ParamError(f"unknown parameter {name!r}; known: {sorted(_BY_NAME)}") from None
+
+
+def defaults() -> dict[str, Value]:
+    """Flat ``{dotted name: default}``."""
+    return {p.name: p.default for p in PARAMS}
+
+
+def coerce(name: str, value: Any) -> Value:
+    """Convert ``value`` to the parameter's type (int → float allowed, strings 'true'/'false' for bools)."""
+    p = by_name(name)
+    t = p.type
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ParamError(f"parameter {name!r} must be a bool, got {value!r}")
+    if t is int:
+        if isinstance(value, bool):
+            raise ParamError(f"parameter {name!r} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+            return int(value)
+        raise ParamError(f"parameter {name!r} must be an integer, got {value!r}")
+    if t is float:
+        if isinstance(value, bool):
+            raise ParamError(f"parameter {name!r} must be a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ParamError(f"parameter {name!r} must be a number, got {value!r}")
+    if not isinstance(value, str):
+        raise ParamError(f"parameter {name!r} must be a string, got {value!r}")
+    return value
+
+
+def validate(name: str, value: Any) -> Value:
+    """Coerce and check one value; returns it or raises ``ParamError`` naming the parameter and the rule."""
+    p = by_name(name)
+    v = coerce(name, value)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ParamError(f"parameter {name!r} must be finite, got {v}")
+    if p.min is not None and isinstance(v, (int, float)) and v < p.min:
+        raise ParamError(f"parameter {name!r} = {v} is below its minimum {p.min:g}")
+    if p.max is not None and isinstance(v, (int, float)) and v > p.max:
+        raise ParamError(f"parameter {name!r} = {v} is above its maximum {p.max:g}")
+    if p.choices and v not in p.choices:
+        raise ParamError(f"parameter {name!r} = {v!r} is not one of {list(p.choices)}")
+    if p.pattern and isinstance(v, str) and not re.fullmatch(p.pattern, v):
+        raise ParamError(f"parameter {name!r} = {v!r} does not match {p.pattern}")
+    return v
+
+
+def validate_all(values: dict[str, Any]) -> dict[str, Value]:
+    """Defaults overlaid with ``values`` (flat dotted names), every entry validated."""
+    out = defaults()
+    for k, v in values.items():
+        out[k] = validate(k, v)
+    return out
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML mapping → flat dotted names."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _yaml_scalar(v: Value) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, int):
+        return str(v)
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def yaml_text() -> str:
+    """The content of ``config/das.yaml``: every parameter with its default and a comment."""
+    lines = [
+        "# Parameters of the das_ros node. Generated from das_ros/params.py:",
+        "#   python -m das_ros.params --yaml > config/das.yaml",
+        "# '/**' applies them to the node whatever its name or namespace.",
+        "/**:",
+        "  ros__parameters:",
+    ]
+    open_groups: list[str] = []
+    for p in PARAMS:
+        parts = p.name.split(".")
+        groups, leaf = parts[:-1], parts[-1]
+        common = 0
+        while common < min(len(groups), len(open_groups)) and groups[common] == open_groups[common]:
+            common += 1
+        open_groups = open_groups[:common]
+        for g in groups[common:]:
+            lines.append("    " + "  " * len(open_groups) + f"{g}:")
+            open_groups.append(g)
+        indent = "    " + "  " * len(groups)
+        comment = p.description
+        if p.constraint_text():
+            comment += f" ({p.constraint_text()})"
+        lines.append(f"{indent}# {comment}")
+        lines.append(f"{indent}{leaf}: {_yaml_scalar(p.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    rows = ["| parameter | type | default | range / choices | description |", "|---|---|---|---|---|"]
+    for p in PARAMS:
+        default = _yaml_scalar(p.default)
+        rows.append(f"| `{p.name}` | {p.type.__name__} | `{default}` | {p.constraint_text() or '—'} "
+                    f"| {p.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = parser.add_mutually_exclusive_group(required=True)
+    g.add_argument("--yaml", action="store_true", help="print config/das.yaml")
+    g.add_argument("--markdown", action="store_true", help="print the docs/ROS.md parameter table")
+    args = parser.parse_args(argv)
+    sys.stdout.write(yaml_text() if args.yaml else markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""DASDataset, collate and the aspect-ratio batch sampler."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from das_core.config import AugmentConfig, InputConfig, ModelConfig
+from das_core.data.annotations import AnnotationError, read_annotations
+from das_core.data.dataset import AspectRatioBatchSampler, DASDataset, collate
+from das_core.data.make_synthetic import generate
+from das_core.data.synthetic import SceneConfig
+from das_core.pose25d import lift_to_3d
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    return generate(out, "train", 6, seed=1, cfg=SceneConfig(min_size=96, max_size=128), workers=1, progress=False)
+
+
+CFG = ModelConfig(input=InputConfig(short_side=96, long_side=160, size_divisor=32))
+
+
+def test_test_pipeline_gives_normalised_image_and_liftable_gt(synth):
+    ds = DASDataset([synth], CFG, None, train=False)
+    s = ds[0]
+    rec = s["record"]
+    assert s["image"].shape == (3, rec.resized_height, rec.resized_width) and s["image"].dtype == torch.float32
+    assert abs(float(s["image"].mean())) < 3
+    gt = s["gt"]
+    cam_net = s["camera"].scaled(rec.sx, rec.sy)
+    lifted = lift_to_3d(gt.joints_uv, gt.root_depth, gt.joints_dz, cam_net)
+    # every kept person is one of the original 3D people
+    for p in lifted:
+        assert min(np.abs(p - q).max() for q in s["joints_3d"]) < 1e-3
+    assert s["image_id"] == read_annotations(synth).images[0].id
+
+
+def test_training_samples_respect_min_persons_and_depth_rule(synth):
+    aug = AugmentConfig(long_side=160, short_side_range=(80, 112), min_persons=1, scale_range=(0.8, 1.2))
+    ds = DASDataset([synth], CFG, aug, train=True, seed=0)
+    for i in range(len(ds)):
+        s = ds[i]
+        assert len(s["gt"]) >= 1
+        t = s["transform"]
+        f_eff = s["camera"].focal * math.sqrt(abs(np.linalg.det(t[:2, :2])))
+        z = s["gt"].root_depth * f_eff
+        roots = s["joints_3d"][:, 2, 2]
+        assert all(np.min(np.abs(roots - zi)) < 1e-3 for zi in z)
+
+
+def test_collate_pads_to_the_size_divisor(synth):
+    ds = DASDataset([synth], CFG, None, train=False)
+    batch = collate([ds[0], ds[1], ds[2]], size_divisor=32)
+    b, c, h, w = batch["images"].shape
+    assert (b, c) == (3, 3) and h % 32 == 0 and w % 32 == 0
+    assert h >= max(s[0] for s in batch["image_sizes"]) and len(batch["gts"]) == 3
+    hh, ww = batch["image_sizes"][0]
+    assert torch.all(batch["images"][0, :, hh:, :] == 0) and torch.all(batch["images"][0, :, :, ww:] == 0)
+
+
+def test_skeleton_mismatch_is_an_error(synth):
+    with pytest.raises(AnnotationError, match="muco21"):
+        DASDataset([synth], ModelConfig(skeleton="muco21"), None)
+
+
+def test_batch_sampler_groups_aspect_and_splits_ranks():
+    flags = np.array([0, 1] * 10 + [0] * 5)
+    seen = []
+    for rank in range(2):
+        sampler = AspectRatioBatchSampler(flags, batch_size=4, seed=3, rank=rank, world_size=2)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        for bt in batches:
+            assert len(set(flags[bt])) == 1 and len(bt) <= 4
+        seen += [i for bt in batches for i in bt]
+    assert sorted(set(seen)) == list(range(len(flags)))
+    s0 = AspectRatioBatchSampler(flags, 4, seed=3)
+    first = list(s0)
+    s0.set_epoch(1)
+    assert list(s0) != first

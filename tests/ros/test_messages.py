@@ -1,0 +1,81 @@
+"""Persons → MultiPerson3DPose: header copied, fixed joint order, never NaN, invalid joints flagged."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from conftest import SKELETON, header, template_pose
+
+from das_core.persons import Persons
+from das_ros.factory import namespace_factory
+from das_ros.messages import build_pose_message
+from das_ros.tracker import CONFIRMED
+
+make = namespace_factory()
+K = SKELETON.num_joints
+
+
+def persons(n: int = 2) -> Persons:
+    j3 = np.stack([template_pose((i * 1.0, 0.2, 3.0 + i)) for i in range(n)]).astype(np.float32)
+    j2 = np.stack([np.c_[np.linspace(10, 50, K), np.linspace(5, 40, K)] for _ in range(n)]).astype(np.float32)
+    return Persons(scores=np.full(n, 0.8, np.float32), joints_3d=j3, joints_2d=j2,
+                   joint_confidence=np.full((n, K), 0.9, np.float32), track_ids=np.array([5, 9][:n]))
+
+
+def all_numbers(msg) -> list[float]:
+    out = []
+    for p in msg.persons:
+        out += [p.score, p.root.x, p.root.y, p.root.z, p.x_min, p.y_min, p.x_max, p.y_max]
+        for j in p.joints:
+            out += [j.position.x, j.position.y, j.position.z, j.u, j.v, j.confidence]
+    return out
+
+
+def test_header_skeleton_and_sizes_are_filled() -> None:
+    h = header(sec=42, nanosec=7, frame_id="cam_optical")
+    msg = build_pose_message(make, persons(), h, SKELETON, (640, 480), states=np.array([CONFIRMED, 1]))
+    assert msg.header is h  # copied verbatim from the image
+    assert msg.skeleton == "panoptic15" and msg.joint_names == list(SKELETON.joint_names)
+    assert msg.root_index == SKELETON.root and len(msg.bones) == 2 * len(SKELETON.bones)
+    assert (msg.image_width, msg.image_height) == (640, 480)
+    p = msg.persons[0]
+    assert p.id == 5 and p.tracking_state == CONFIRMED and len(p.joints) == K
+    assert math.isclose(p.root.z, 3.0, rel_tol=1e-6) and all(j.valid for j in p.joints)
+    assert (p.x_min, p.y_min, p.x_max, p.y_max) == (10.0, 5.0, 50.0, 40.0)
+
+
+def test_empty_frame_still_gives_a_message() -> None:
+    msg = build_pose_message(make, Persons.empty(K), header(), SKELETON, (64, 48))
+    assert msg.persons == [] and msg.joint_names == list(SKELETON.joint_names)
+
+
+def test_non_finite_or_low_confidence_joints_are_invalid_zeros_never_nan() -> None:
+    p = persons(2)
+    p.joints_3d[0, 3] = np.nan
+    p.joints_2d[0, 4] = np.inf
+    p.joint_confidence[0, 5] = np.nan
+    p.joint_confidence[1, 6] = 0.05
+    p.joints_3d[1, 7, 2] = -1.0  # behind the camera
+    p.scores[1] = np.nan
+    msg = build_pose_message(make, p, header(), SKELETON, (64, 48), joint_confidence_threshold=0.1)
+    assert all(math.isfinite(x) for x in all_numbers(msg))
+    j0, j1 = msg.persons[0].joints, msg.persons[1].joints
+    for j in (j0[3], j0[4], j0[5], j1[6], j1[7]):
+        assert not j.valid and (j.position.x, j.position.y, j.position.z, j.u, j.v) == (0, 0, 0, 0, 0)
+    assert j1[6].confidence == np.float32(0.05)  # the confidence of a finite low joint is still reported
+    assert msg.persons[1].score == 0.0
+
+
+def test_untracked_persons_use_their_index_as_id() -> None:
+    p = persons(2)
+    p.track_ids[:] = -1
+    msg = build_pose_message(make, p, header(), SKELETON, (64, 48))
+    assert [q.id for q in msg.persons] == [0, 1] and msg.persons[0].tracking_state == 0
+
+
+def test_person_without_valid_joints_has_a_zero_box() -> None:
+    p = persons(1)
+    p.joint_confidence[:] = 0.0
+    q = build_pose_message(make, p, header(), SKELETON, (64, 48)).persons[0]
+    assert (q.x_min, q.y_min, q.x_max, q.y_max) == (0.0, 0.0, 0.0, 0.0)

@@ -1,0 +1,138 @@
+"""FramePipeline: a bad frame is counted and skipped, never raises, never yields NaN; good frames give messages."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import SKELETON, FakeEstimator, camera_info, header, image_msg
+
+from das_core.persons import Persons
+from das_ros.conversions import rgb_to_compressed_fields
+from das_ros.factory import namespace_factory
+from das_ros.pipeline import BAD_FRAME_REASONS, FramePipeline, PipelineSettings, skeleton_of
+from das_ros.tracker import CONFIRMED
+
+IMG = np.zeros((48, 64, 3), np.uint8)
+
+
+def pipeline(est=None, **settings) -> FramePipeline:
+    p = FramePipeline(est or FakeEstimator(), SKELETON, namespace_factory(), PipelineSettings(**settings))
+    p.set_camera_info(camera_info(64, 48))
+    return p
+
+
+def test_good_frame_gives_poses_and_markers_with_the_image_header() -> None:
+    est = FakeEstimator([(0.0, 0.2, 3.0), (1.0, 0.2, 4.0)])
+    p = pipeline(est)
+    h = header(sec=3, nanosec=4)
+    r = p.process(image_msg(IMG, hdr=h))
+    assert r.ok and r.poses.header is h and r.markers.markers[0].header is h
+    assert len(r.poses.persons) == 2 and r.image_size == (64, 48)
+    assert est.calls[0][1].fx == 60.0  # intrinsics from the cached CameraInfo
+    assert p.counters["frames_ok"] == 1 and set(r.timings_ms) >= {"convert", "estimate", "total"}
+
+
+def test_ids_are_stable_and_confirmed_across_frames() -> None:
+    p = pipeline(FakeEstimator([(0.0, 0.2, 3.0), (1.0, 0.2, 4.0)]))
+    for i in range(3):
+        r = p.process(image_msg(IMG, hdr=header(sec=1, nanosec=i * 33_000_000)))
+    assert [q.id for q in r.poses.persons] == [1, 2]
+    assert all(q.tracking_state == CONFIRMED for q in r.poses.persons)
+
+
+def test_compressed_input() -> None:
+    msg = SimpleNamespace(header=header(), **rgb_to_compressed_fields(IMG, "png"))
+    assert pipeline().process(msg, compressed=True).ok
+
+
+class Raises:
+    skeleton = SKELETON
+
+    def __call__(self, rgb, k):
+        raise RuntimeError("CUDA out of memory")
+
+
+class Returns:
+    skeleton = SKELETON
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, rgb, k):
+        return self.value
+
+
+@pytest.mark.parametrize("make_case, reason", [
+    (lambda: (pipeline(), image_msg(IMG, encoding="32FC1")), "bad_image"),
+    (lambda: (FramePipeline(FakeEstimator(), SKELETON, namespace_factory()), image_msg(IMG)), "no_camera_info"),
+    (lambda: (pipeline(), image_msg(np.zeros((10, 64, 3), np.uint8))), "bad_camera_info"),  # aspect mismatch
+    (lambda: (pipeline(Raises()), image_msg(IMG)), "estimator_error"),
+    (lambda: (pipeline(Returns("nope")), image_msg(IMG)), "bad_estimator_output"),
+    (lambda: (pipeline(Returns(Persons.empty(21))), image_msg(IMG)), "bad_estimator_output"),
+])
+def test_bad_frames_are_counted_by_reason_and_skipped(make_case, reason: str) -> None:
+    p, msg = make_case()
+    r = p.process(msg)
+    assert not r.ok and r.reason == reason and r.poses is None and r.markers is None
+    assert p.counters[reason] == 1 and p.counters["frames_bad"] == 1 and reason in BAD_FRAME_REASONS
+    assert r.error and p.last_error.startswith(reason)
+
+
+def test_wrong_joint_count_with_people_is_a_bad_output() -> None:
+    bad = FakeEstimator()(IMG, camera_info_intrinsics())
+    bad = Persons(scores=bad.scores, joints_3d=bad.joints_3d[:, :5], joints_2d=bad.joints_2d[:, :5],
+                  joint_confidence=bad.joint_confidence[:, :5], track_ids=bad.track_ids)
+    r = pipeline(Returns(bad)).process(image_msg(IMG))
+    assert r.reason == "bad_estimator_output" and "15 joints" in r.error
+
+
+def camera_info_intrinsics():
+    from das_ros.conversions import intrinsics_from_camera_info
+
+    return intrinsics_from_camera_info(camera_info(64, 48), 64, 48)
+
+
+def test_uncalibrated_camera_then_fallback_fov() -> None:
+    p = pipeline()
+    p.set_camera_info(camera_info(64, 48, f=0.0))
+    assert p.process(image_msg(IMG)).reason == "bad_camera_info"
+    p2 = FramePipeline(FakeEstimator(), SKELETON, namespace_factory(), PipelineSettings(fallback_hfov_deg=90.0))
+    assert p2.process(image_msg(IMG)).ok
+
+
+def test_non_finite_estimates_never_reach_the_messages() -> None:
+    good = FakeEstimator([(0.0, 0.2, 3.0), (1.0, 0.2, 4.0), (2.0, 0.2, 5.0)])(IMG, camera_info_intrinsics())
+    good.scores[1] = np.nan  # whole person dropped
+    good.joints_3d[2, SKELETON.root] = np.inf  # root non-finite: dropped
+    good.joints_3d[0, 4] = np.nan  # one joint: invalid
+    p = pipeline(Returns(good), tracking=True, tracker=PipelineSettings().tracker.__class__(smoothing=True))
+    for i in range(3):  # smoothing filters must not be poisoned by the NaN joint
+        r = p.process(image_msg(IMG, hdr=header(sec=1, nanosec=i * 10**7)))
+    assert r.ok and len(r.poses.persons) == 1
+    nums = [v for q in r.poses.persons for j in q.joints for v in (j.position.x, j.position.y, j.position.z, j.u, j.v)]
+    assert all(math.isfinite(v) for v in nums)
+    assert not r.poses.persons[0].joints[4].valid and r.poses.persons[0].joints[3].valid
+    assert p.counters["persons_non_finite"] == 6 and p.counters["joints_non_finite"] == 3
+
+
+def test_min_score_and_max_persons_filter_by_score() -> None:
+    out = FakeEstimator([(0.0, 0.2, 3.0), (1.0, 0.2, 4.0), (2.0, 0.2, 5.0)])(IMG, camera_info_intrinsics())
+    out.scores[:] = [0.05, 0.9, 0.5]
+    r = pipeline(Returns(out), min_score=0.1, max_persons=1).process(image_msg(IMG))
+    assert [round(q.score, 2) for q in r.poses.persons] == [0.9]
+
+
+def test_markers_can_be_turned_off_and_tracking_disabled() -> None:
+    r = pipeline(FakeEstimator([(0, 0.2, 3.0), (1, 0.2, 4.0)]), publish_markers=False, tracking=False).process(
+        image_msg(IMG))
+    assert r.markers is None and [q.id for q in r.poses.persons] == [0, 1]
+    assert all(q.tracking_state == 0 for q in r.poses.persons)
+
+
+def test_skeleton_of_reads_the_estimator() -> None:
+    assert skeleton_of(FakeEstimator()) is SKELETON
+    assert skeleton_of(SimpleNamespace(config=SimpleNamespace(skeleton="muco21"))).name == "muco21"
+    assert skeleton_of(object()).name == "panoptic15"

@@ -99,7 +99,7 @@ def bench_config(path: Path, iters: int, warmup: int, cpu_iters: int, skip_cpu: 
         m = model.to(device)
         x = torch.randn(1, 3, h, w, device=device)
         if channels_last:
-            m = m.to(memory_format=torch.channels_last)
+            m = m.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             x = x.contiguous(memory_format=torch.channels_last)
         n = cpu_iters if device == "cpu" else iters
         times = time_forward(m, x, n, 1 if device == "cpu" else warmup, amp)
@@ -108,7 +108,7 @@ def bench_config(path: Path, iters: int, warmup: int, cpu_iters: int, skip_cpu: 
         result["runs"].append(run)
         print(f"{cfg.name:14s} {h}x{w:<5d} {label:24s} median {run['median_ms']:8.1f} ms  "
               f"(min {run['min_ms']:.1f}, max {run['max_ms']:.1f}, n={n})", flush=True)
-        model = m.to("cpu", memory_format=torch.contiguous_format)
+        model = m.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     p = result["params"]
     print(f"{cfg.name:14s} params total {p['total'] / 1e6:.2f} M (backbone {p['backbone'] / 1e6:.2f}, fpn "
           f"{p['fpn'] / 1e6:.2f}, head {p['head'] / 1e6:.2f}, update {p['update'] / 1e6:.2f}; sigma branch "

@@ -4,21 +4,26 @@ Per image: score every cell (already done by ``to_dense``) → keep the ``nms_pr
 level → threshold at ``score_thr`` → joint pixels ``p + S·U`` in the network input → original-image pixels
 → OKS-NMS (hard, greedy by score) → ``nms_post`` best survivors → lift to metres with the intrinsics.
 
-Everything is done with fixed-size tensors and masks, so nothing here waits for the device; the one host
-sync of a frame is :func:`transfer` (or :meth:`DecodedPersons.to_persons`), which copies the few kept rows
-to numpy in a single copy.
+Everything is done with fixed-size tensors and masks, so with ``nms_iters=n`` nothing here waits for the
+device; the one host sync of a frame is :func:`transfer` (or :meth:`DecodedPersons.to_persons`), which
+copies the few kept rows to numpy in a single copy.
 
-OKS-NMS is the exact greedy result, computed in parallel. Candidates are sorted by score; ``S[i, j]``
+OKS-NMS gives the exact greedy result, computed in parallel. Candidates are sorted by score; ``S[i, j]``
 says "i would suppress j" (i before j, OKS > ``nms_thr``, both valid). Greedy keeps j iff no *kept* i
 before it suppresses it, i.e. ``keep = valid & ¬(Sᵀ·keep)``. On this DAG that equation has exactly one
 solution (decide candidates in order), and the Jacobi iteration ``keep ← valid & ¬(Sᵀ·keep_prev)``
 started from ``valid`` reaches it: after t steps every candidate whose longest chain of predecessors in S is
-shorter than t is final, so at most C steps are needed, and two equal consecutive iterates *are* the
-solution. In real frames a few steps suffice (a chain needs OKS > 0.9 link by link, but ≤ 0.9 across), so
-:func:`decode` runs a fixed number of steps without syncing and reports per frame whether the last step
-changed nothing (``nms_converged``). ``nms_iters=None`` instead iterates until converged (one sync per
-block of steps) — the exact fallback that :class:`~das_core.inference.Estimator` uses for the rare frame
-that needs it.
+shorter than t is final, so at most C + 1 steps are needed, and two equal consecutive iterates *are* the
+solution. In real frames a few steps suffice (a chain needs OKS > 0.9 link by link, but ≤ 0.9 across).
+Two modes:
+
+* ``nms_iters=n`` (CUDA default in the Estimator): the valid candidates are moved to the front and the OKS
+  matrix is built on the first ``T = min(C, NMS_MAX_CANDIDATES)``; n steps run without syncing, and each
+  frame reports ``nms_converged`` = "the last step changed nothing and no valid candidate was beyond T".
+* ``nms_iters=None`` (the default here; the CPU default in the Estimator): exact. It counts the valid
+  candidates (a sync) so T is as small as possible, and iterates until converged (a sync per block of
+  :data:`NMS_ITERS_PER_BLOCK` steps). :class:`~das_core.inference.Estimator` also uses it to redo the rare
+  frame whose fixed-step result had not converged, so its results are always the exact greedy answer.
 """
 
 from __future__ import annotations
@@ -134,10 +139,12 @@ def pairwise_oks(joints: Tensor, sigma: float) -> Tensor:
     # points and 0 otherwise, which is the limit of the formula.
     inv = 1.0 / (2.0 * pair_area * (2.0 * sigma) ** 2).clamp_min(1e-12)
     total = torch.zeros((b, c, c), dtype=torch.float32, device=joints.device)
-    for j in range(k):  # one joint at a time keeps the memory at (B, C, C) instead of (B, C, C, K)
-        x, y = joints[:, :, j, 0], joints[:, :, j, 1]  # (B, C)
-        d2 = (x[:, :, None] - x[:, None, :]).square() + (y[:, :, None] - y[:, None, :]).square()
-        total += torch.exp(-d2 * inv)
+    # Joints in chunks: few kernel launches, yet at most ~2^24 elements per (B, C, C, k) temporary.
+    step = max(1, min(k, (1 << 24) // max(1, b * c * c)))
+    for j0 in range(0, k, step):
+        jt = joints[:, :, j0 : j0 + step]  # (B, C, k, 2)
+        d2 = (jt[:, :, None] - jt[:, None, :]).square().sum(dim=-1)  # (B, C, C, k)
+        total += torch.exp(-d2 * inv[..., None]).sum(dim=-1)
     return total / k
 
 
@@ -316,6 +323,8 @@ def decode(
         if n > 0:
             cand_idx.append(torch.topk(scores[:, start : start + n], min(dc.nms_pre, n), dim=1).indices + start)
         start += n
+    if not cand_idx:
+        raise DecodeError(f"no cells to decode: level sizes {list(level_sizes)}")
     idx = torch.cat(cand_idx, dim=1)  # (B, C) indices into P
     cand_scores = scores.gather(1, idx)
     # 5. Threshold (a mask, not a filter: sizes stay fixed), then sort best first; invalid rows sink to the end.

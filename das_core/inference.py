@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,11 +62,11 @@ class _Clock:
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
-        self.marks: list = []
+        self.marks: list[Any] = []
 
     def mark(self) -> None:
         if self.cuda:
-            ev = torch.cuda.Event(enable_timing=True)
+            ev = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
             ev.record()
             self.marks.append(ev)
         else:
@@ -82,7 +83,7 @@ def _as_intrinsics(camera: object, index: int) -> Intrinsics:
     if isinstance(camera, Intrinsics):
         return camera
     if isinstance(camera, (np.ndarray, list, tuple)):
-        return Intrinsics.from_matrix(camera)  # raises CameraError for bad values
+        return Intrinsics.from_matrix(np.asarray(camera, dtype=np.float64))  # CameraError for bad values
     raise CameraError(f"intrinsics[{index}]: expected Intrinsics or a 3×3 K, got {type(camera).__name__}")
 
 

@@ -21,6 +21,7 @@ row-major, ``P = Σ_l H_l·W_l``.
 from __future__ import annotations
 
 import logging
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -100,21 +101,29 @@ def assign_targets(
 
     # Geometry in float64 so the strict |p − c| < r·S test is exact for hand-placed coordinates.
     points, point_strides = cell_centers(sizes, strides, "cpu")
-    points, point_strides = points.double(), point_strides.double()
-    level_of_cell = torch.repeat_interleave(
-        torch.arange(len(sizes)), torch.tensor([h * w for h, w in sizes], dtype=torch.long)
+    grid = _Grid(
+        sizes=[(int(h), int(w)) for h, w in sizes],
+        strides=[float(st) for st in strides],
+        starts=[int(x) for x in np.cumsum([0] + [h * w for h, w in sizes])[:-1]],
+        points=points.double(),
+        point_strides=point_strides.double(),
     )
-    ranges = torch.tensor(cfg.targets.regress_ranges, dtype=torch.float64)  # (L, 2)
-    lo, hi = ranges[level_of_cell, 0], ranges[level_of_cell, 1]  # (P,)
 
-    per_image = [
-        _assign_image(gt, i, points, point_strides, lo, hi, num_joints, cfg) for i, gt in enumerate(gts)
-    ]
-    p = points.shape[0]
-    if not per_image:
-        return _empty_targets(0, p, num_joints).to(device)
-    stacked = Targets(*(torch.stack(fields) for fields in zip(*per_image, strict=True)))
-    return stacked.to(device)
+    out = _empty_targets(len(gts), points.shape[0], num_joints)
+    for i, gt in enumerate(gts):
+        # Each image writes into its row of the batch tensors (no per-image allocation + stack).
+        _assign_image(gt, i, grid, num_joints, cfg, Targets(*(t[i] for t in out)))
+    return out.to(device)
+
+
+class _Grid(NamedTuple):
+    """The cells of all levels: per-level (H, W), stride, first flat index; (P, 2) centres, (P,) strides."""
+
+    sizes: list[tuple[int, int]]
+    strides: list[float]
+    starts: list[int]
+    points: Tensor
+    point_strides: Tensor
 
 
 def _empty_targets(b: int, p: int, k: int) -> Targets:
@@ -127,6 +136,44 @@ def _empty_targets(b: int, p: int, k: int) -> Targets:
         joint_weight=torch.zeros(b, p, k),
         has_depth=torch.zeros(b, p, dtype=torch.bool),
     )
+
+
+def _candidates(
+    centers: Tensor, r_max: Tensor, usable: Tensor, grid: _Grid, cfg: ModelConfig
+) -> tuple[Tensor, Tensor, Tensor]:
+    """All (cell, person) pairs passing the range and centre-sampling tests, without touching all P cells.
+
+    Only a window of ``2·ceil(r) + 2`` cells per axis around each centre can satisfy ``|p − c| < r·S``,
+    so the work is O(N) per level instead of O(P·N).
+
+    Returns:
+        flat cell index (Q,) long, person index (Q,) long, distance ``‖p − c‖`` (Q,) float64 px.
+    """
+    radius = cfg.targets.center_sample_radius
+    steps = torch.arange(-math.ceil(radius), math.ceil(radius) + 2, dtype=torch.float64)  # (S,)
+    found: list[tuple[Tensor, Tensor, Tensor]] = []
+    for (h, w), stride, start, (lo, hi) in zip(
+        grid.sizes, grid.strides, grid.starts, cfg.targets.regress_ranges, strict=True
+    ):
+        people = (usable & (lo <= r_max) & (r_max <= hi)).nonzero().squeeze(1)  # (n,)
+        if people.numel() == 0:
+            continue
+        c = centers[people]  # (n, 2) px
+        base = torch.floor(c / stride - 0.5)  # (n, 2) the cell whose centre is at or before c
+        cols = base[:, 0:1] + steps  # (n, S) candidate j
+        rows = base[:, 1:2] + steps  # (n, S) candidate i
+        px, py = stride * (cols + 0.5), stride * (rows + 0.5)
+        ok_x = ((px - c[:, 0:1]).abs() < radius * stride) & (cols >= 0) & (cols < w)
+        ok_y = ((py - c[:, 1:2]).abs() < radius * stride) & (rows >= 0) & (rows < h)
+        n_idx, a, b = (ok_y[:, :, None] & ok_x[:, None, :]).nonzero(as_tuple=True)  # (q,) each
+        flat_cell = start + rows[n_idx, a].long() * w + cols[n_idx, b].long()
+        dist = torch.hypot(px[n_idx, b] - c[n_idx, 0], py[n_idx, a] - c[n_idx, 1])
+        found.append((flat_cell, people[n_idx], dist))
+    if not found:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty, torch.zeros(0, dtype=torch.float64)
+    cell, person, dist = (torch.cat(parts) for parts in zip(*found, strict=True))
+    return cell, person, dist
 
 
 def _check_gt(gt: Pose25D, image: int, k: int) -> None:
@@ -145,23 +192,11 @@ def _check_gt(gt: Pose25D, image: int, k: int) -> None:
             raise ValueError(f"assign_targets: image {image}: Pose25D.{name} has shape {got}, expected {shape}")
 
 
-def _assign_image(
-    gt: Pose25D,
-    image: int,
-    points: Tensor,
-    point_strides: Tensor,
-    lo: Tensor,
-    hi: Tensor,
-    k: int,
-    cfg: ModelConfig,
-) -> Targets:
-    """One image: (P, 2) cell centres, (P,) strides and level ranges → single-image targets (no batch dim)."""
+def _assign_image(gt: Pose25D, image: int, grid: _Grid, k: int, cfg: ModelConfig, out: Targets) -> None:
+    """One image → fills ``out`` ((P, …) views of the zeroed batch tensors)."""
     _check_gt(gt, image, k)
-    p = points.shape[0]
-    out = _empty_targets(1, p, k)
-    out = Targets(*(t[0] for t in out))
     if len(gt) == 0:
-        return out
+        return
 
     centers = torch.as_tensor(np.asarray(gt.centers, np.float64))  # (N, 2)
     uv = torch.as_tensor(np.asarray(gt.joints_uv, np.float64))  # (N, K, 2)
@@ -189,26 +224,23 @@ def _assign_image(
     joint_dist = torch.linalg.vector_norm(torch.nan_to_num(uv) - centers[:, None, :], dim=-1)  # (N, K)
     r_max = torch.where(visible, joint_dist, torch.zeros_like(joint_dist)).amax(-1)  # (N,)
 
-    # 2. + 3. centre sampling (strict square of half-side r·S) and the inclusive level range, (P, N).
-    delta = points[:, None, :] - centers[None, :, :]  # (P, N, 2)
-    half = cfg.targets.center_sample_radius * point_strides  # (P,)
-    inside = (delta.abs() < half[:, None, None]).all(-1)
-    in_range = (lo[:, None] <= r_max[None, :]) & (r_max[None, :] <= hi[:, None])
-    candidate = inside & in_range & usable[None, :]
+    # 2. + 3. candidate (cell, person) pairs: level by the inclusive range, cells by strict centre sampling.
+    cell, person, dist = _candidates(centers, r_max, usable, grid, cfg)  # (Q,) each
+    if cell.numel() == 0:
+        return
 
-    # 4. nearest centre wins; argmin returns the lowest index on exact ties.
-    dist = torch.linalg.vector_norm(delta, dim=-1)  # (P, N)
-    person = torch.where(candidate, dist, torch.full_like(dist, float("inf"))).argmin(-1)  # (P,)
-    positive = candidate.any(-1)
-    cells = positive.nonzero().squeeze(1)  # (M,)
-    if cells.numel() == 0:
-        return out
-    owner = person[cells]  # (M,)
-    s = point_strides[cells]  # (M,)
-    cell_xy = points[cells]  # (M, 2)
-
+    # 4. nearest centre wins; exact distance ties go to the lower person index.
+    p = grid.points.shape[0]
+    best = torch.full((p,), float("inf"), dtype=torch.float64).scatter_reduce(0, cell, dist, "amin")
+    no_person = len(gt)
+    contender = torch.where(dist == best[cell], person, torch.full_like(person, no_person))
+    owner_of_cell = torch.full((p,), no_person, dtype=torch.long).scatter_reduce(0, cell, contender, "amin")
+    cells = (owner_of_cell < no_person).nonzero().squeeze(1)  # (M,)
+    owner = owner_of_cell[cells]  # (M,)
+    s = grid.point_strides[cells]  # (M,)
+    cell_xy = grid.points[cells]  # (M, 2)
     centerness = torch.exp(
-        -cfg.targets.centerness_alpha * dist[cells, owner] / (1.414 * cfg.targets.center_sample_radius * s)
+        -cfg.targets.centerness_alpha * best[cells] / (1.414 * cfg.targets.center_sample_radius * s)
     )
     vis = visible[owner]  # (M, K)
     depth_ok = has_depth[owner]  # (M,)
@@ -226,4 +258,3 @@ def _assign_image(
     out.offsets[cells] = offsets.float()
     out.joint_weight[cells] = vis.float()
     out.has_depth[cells] = depth_ok
-    return out

@@ -53,6 +53,7 @@ __all__ = [
     "TrainResult",
     "add_arguments",
     "build_optimizer",
+    "fit_max_iters",
     "lr_factor",
     "run",
     "train",
@@ -182,6 +183,16 @@ def lr_factor(iteration: int, max_iters: int, cfg: OptimConfig) -> float:
     return factor
 
 
+def fit_max_iters(iteration: int, seconds_per_iter: float, elapsed_s: float, max_minutes: float, max_iters: int) -> int:
+    """Schedule length that ends ``_BUDGET_SAFETY`` of the way into ``max_minutes`` at the measured speed.
+
+    Never longer than ``max_iters`` and never shorter than ``iteration + 1``.
+    """
+    left = max_minutes * 60.0 * _BUDGET_SAFETY - elapsed_s
+    fit = iteration + int(max(left, 0.0) / max(seconds_per_iter, 1e-9))
+    return max(iteration + 1, min(fit, max_iters))
+
+
 # ----------------------------------------------------------------------------------------------
 # Model + loss as one module (so DDP also all-reduces the RealNVP flows of the RLE loss)
 # ----------------------------------------------------------------------------------------------
@@ -228,7 +239,7 @@ class SeededDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         with torch.random.fork_rng(devices=[]):
             random.seed(seed)
             np.random.seed(seed % 2**32)
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)  # CPU only: never reseed the CUDA generators
             try:
                 return self.dataset[index]
             finally:
@@ -481,18 +492,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
             images = images.contiguous(memory_format=torch.channels_last)
         with _amp_context(cfg.amp, dev):
             losses = step_module(images, gts)
-        loss = losses["loss"]
-        values = {k: float(v.detach()) for k, v in losses.items()}
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        logged = {k: v.detach().float() for k, v in losses.items()}
+        if cfg.optim.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            logged["grad_norm"] = nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip).float()
+        # One host sync per iteration for all the logged numbers; nothing has been stepped yet.
+        values = dict(zip(logged, torch.stack(list(logged.values())).tolist(), strict=True))
         if not math.isfinite(values["loss"]):
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {iteration}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
             )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.optim.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            params = [p for g in optimizer.param_groups for p in g["params"]]
-            values["grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
@@ -517,12 +529,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
                 calib_start = elapsed
             elif done_here == _CALIB_TO and calib_start is not None:
                 per_iter = (elapsed - calib_start) / (_CALIB_TO - _CALIB_FROM)
-                left = cfg.max_minutes * 60.0 * _BUDGET_SAFETY - elapsed
-                fit = iteration + int(left / max(per_iter, 1e-9))
-                fit = int(_all_reduce_max(float(min(fit, horizon["max_iters"])) if info.is_main else 0.0, info, dev))
+                fit = fit_max_iters(iteration, per_iter, elapsed, cfg.max_minutes, horizon["max_iters"])
+                fit = int(_all_reduce_max(float(fit) if info.is_main else 0.0, info, dev))
                 if fit < horizon["max_iters"]:
                     logger.info("budget: %.3f s/iteration → schedule shortened to %d iterations", per_iter, fit)
-                    horizon["max_iters"] = max(fit, iteration + 1)
+                    horizon["max_iters"] = fit
                     if bar is not None:
                         bar.total = horizon["max_iters"]
 
@@ -576,11 +587,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
     if info.is_main:
         record = _record(cfg, command, iteration, metrics, images_per_s)
         save_training_checkpoint(out, "final", model, cfg, record, None)
-        logger.info("stopped by %s at iteration %d after %.1f min; %d images; checkpoint %s", stopped_by, iteration,
-                    (time.monotonic() - start) / 60.0, total_images, checkpoint_paths(out / "final")[0])
+        took = time.monotonic() - start
+        logger.info("stopped by %s at iteration %d after %.1f min; %d images (%.1f img/s overall); checkpoint %s",
+                    stopped_by, iteration, took / 60.0, total_images, total_images / max(took, 1e-9),
+                    checkpoint_paths(out / "final")[0])
     if writer is not None:
         writer.close()
     if info.distributed:
+        # DDP keeps parameters in sync; BN running statistics of the last step are per rank. Hand every
+        # rank rank 0's (the ones saved), so all ranks end with the same model.
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
         dist.barrier()
     return TrainResult(iteration, stopped_by, out, model, criterion, metrics, images_per_s)
 

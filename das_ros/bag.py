@@ -194,14 +194,14 @@ def _read_params_file(path: str) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="input rosbag2 (directory with metadata.yaml, or a .mcap / .db3 file)")
+    parser.add_argument("input", help="input rosbag2: a directory with metadata.yaml (MCAP or sqlite3), or a bare .mcap file")
     parser.add_argument("output", help="output bag directory (MCAP), written atomically")
     parser.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
     parser.add_argument("--camera-info-topic", help="sensor_msgs/CameraInfo topic (the latest one is used)")
     parser.add_argument("--fallback-hfov", type=float, default=None,
                         help="horizontal field of view (deg) used while no CameraInfo is known")
     parser.add_argument("--model", default=None, help="checkpoint path (default: the params file's 'model')")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: params file, else cpu)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: the params file's, else auto)")
     parser.add_argument("--backend", default=None, choices=P.by_name("backend").choices)
     parser.add_argument("--precision", default=None, choices=P.by_name("precision").choices)
     parser.add_argument("--params", default=None, help="ROS 2 parameters YAML (e.g. config/das.yaml)")
@@ -232,7 +232,6 @@ def run(args: argparse.Namespace) -> int:
     for key in ("model", "device", "backend", "precision"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    values.setdefault("device", "cpu")
     flat = P.validate_all(values)
     settings = PipelineSettings.from_params(flat)
 

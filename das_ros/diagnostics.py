@@ -53,6 +53,8 @@ class DiagnosticsMonitor:
         self.device = ""
         self.precision = ""
         self.persons_last = 0
+        self.stage_ms: dict[str, float] = {}  # last published frame's per-stage times (FrameResult.timings_ms)
+        self.extra: dict[str, str] = {}  # values the node adds (e.g. GPU memory)
 
     def _trim(self, now: float) -> None:
         while self._received and now - self._received[0] > self.window:
@@ -68,8 +70,11 @@ class DiagnosticsMonitor:
         """A newer frame replaced one that was still waiting for the worker."""
         self.dropped_total += count
 
-    def on_published(self, now: float, stamp: float, processing_s: float, persons: int) -> None:
+    def on_published(self, now: float, stamp: float, processing_s: float, persons: int,
+                     stage_ms: dict[str, float] | None = None) -> None:
         self.published_total += 1
+        if stage_ms:
+            self.stage_ms = dict(stage_ms)
         self.persons_last = persons
         self._published.append((now, now - stamp, processing_s))
 
@@ -112,7 +117,9 @@ class DiagnosticsMonitor:
             ("persons in last frame", str(self.persons_last)),
             ("camera_info received", str(self.camera_info_received).lower()),
         ]
+        values += [(f"last frame {k} (ms)", f"{v:.1f}") for k, v in self.stage_ms.items()]
         values += [(f"bad frames: {k}", str(v)) for k, v in sorted(self.bad_frames.items())]
+        values += sorted(self.extra.items())
         if self.last_error:
             values.append(("last error", self.last_error))
         return Status(level, msg, tuple(values))

@@ -18,7 +18,9 @@ counted as dropped, so the output never lags behind the camera (Azure Kinect dri
 
 from __future__ import annotations
 
+import array
 import gc
+import sys
 import threading
 import time
 from typing import Any
@@ -33,7 +35,7 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from das_ros import params as P
@@ -45,8 +47,32 @@ from das_ros.pipeline import FramePipeline, PipelineSettings, load_estimator, sk
 
 __all__ = ["DASNode", "main"]
 
+# SensorDataQoS with depth 1: best effort matches reliable and best-effort publishers (REP-2003), and
+# one slot because only the newest image matters (the worker's own slot drops older ones anyway).
+INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                       durability=DurabilityPolicy.VOLATILE)
+
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+
+
+def _event_callbacks(node: Any, kind: str, topic: str) -> Any:
+    """Publisher/subscription event callbacks that log an incompatible QoS loudly (the classic "runs but
+    nothing arrives" problem). ``rclpy.event_handler`` (Iron+) or ``rclpy.qos_event`` (Humble)."""
+    try:
+        from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+    except ImportError:
+        from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+    def incompatible(info: Any) -> None:
+        node.get_logger().error(
+            f"incompatible QoS on {kind} '{topic}': policy {getattr(info, 'last_policy_kind', '?')} "
+            f"({getattr(info, 'total_count', '?')} endpoints); see docs/ROS.md 'QoS notes'",
+            throttle_duration_sec=10.0)
+
+    if kind == "publisher":
+        return PublisherEventCallbacks(incompatible_qos=incompatible)
+    return SubscriptionEventCallbacks(incompatible_qos=incompatible)
 
 
 def descriptor(p: P.Param) -> ParameterDescriptor:
@@ -121,19 +147,22 @@ class DASNode(LifecycleNode):
         self._estimator = est
         self._pipeline = FramePipeline(est, skeleton_of(est), self.make, PipelineSettings.from_params(v))
         self.monitor.model_loaded = True
-        self.monitor.backend, self.monitor.device, self.monitor.precision = (str(v["backend"]), str(v["device"]),
-                                                                             str(v["precision"]))
+        # The resolved device ("auto" → cuda:0 / cpu) when the estimator reports it.
+        self.monitor.backend, self.monitor.precision = str(v["backend"]), str(v["precision"])
+        self.monitor.device = str(getattr(est, "device", v["device"]))
         self.destroy_timer(self._diag_timer)
         self._diag_timer = self.create_timer(float(v["diagnostics_period"]), self._publish_diagnostics)
         reliable = QoSProfile(depth=10)
         self._pubs["poses"] = self.create_lifecycle_publisher(
-            self.make.cls("das_ros/msg/MultiPerson3DPose"), "poses", reliable)
+            self.make.cls("das_ros/msg/MultiPerson3DPose"), "poses", reliable,
+            event_callbacks=_event_callbacks(self, "publisher", "poses"))
         self._pubs["markers"] = self.create_lifecycle_publisher(
-            self.make.cls("visualization_msgs/msg/MarkerArray"), "markers", reliable)
+            self.make.cls("visualization_msgs/msg/MarkerArray"), "markers", reliable,
+            event_callbacks=_event_callbacks(self, "publisher", "markers"))
         self._pubs["debug_image"] = self.create_lifecycle_publisher(
             self.make.cls("sensor_msgs/msg/Image"), "debug_image", qos_profile_sensor_data)
         self.get_logger().info(f"configured: skeleton {self._pipeline.skeleton.name}, backend {v['backend']}, "
-                               f"device {v['device']}, precision {v['precision']}")
+                               f"device {self.monitor.device}, precision {v['precision']}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -146,16 +175,18 @@ class DASNode(LifecycleNode):
         else:
             image_topic, image_type = "image", self.make.cls("sensor_msgs/msg/Image")
         self._subs = [
-            self.create_subscription(image_type, image_topic, self._on_image, qos_profile_sensor_data,
-                                     qos_overriding_options=overrides),
+            self.create_subscription(image_type, image_topic, self._on_image, INPUT_QOS,
+                                     qos_overriding_options=overrides,
+                                     event_callbacks=_event_callbacks(self, "subscription", image_topic)),
             self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), "camera_info",
-                                     self._on_camera_info, qos_profile_sensor_data, qos_overriding_options=overrides),
+                                     self._on_camera_info, INPUT_QOS, qos_overriding_options=overrides,
+                                     event_callbacks=_event_callbacks(self, "subscription", "camera_info")),
         ]
         self._stop = False
         self._worker = threading.Thread(target=self._work, name="das_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(f"active: subscribed to {self._subs[0].topic_name} and {self._subs[1].topic_name} "
-                               "(SensorDataQoS: best effort, matches reliable and best-effort publishers)")
+                               "(best effort, keep last 1: matches reliable and best-effort publishers)")
         return super().on_activate(state)  # activates the lifecycle publishers
 
     def _stop_worker(self) -> None:
@@ -258,11 +289,18 @@ class DASNode(LifecycleNode):
                 and result.rgb is not None and result.persons is not None):
             over = draw_overlay(result.rgb, result.persons, pipeline.skeleton,
                                 float(self._values["joint_confidence_threshold"]))
-            dbg.publish(self.make("sensor_msgs/msg/Image", header=result.header, **rgb_to_image_fields(over)))
+            fields = rgb_to_image_fields(over)
+            # array.array: rclpy's fast path; bytes would be checked element by element in Python.
+            fields["data"] = array.array("B", fields["data"])
+            dbg.publish(self.make("sensor_msgs/msg/Image", header=result.header, **fields))
         self.monitor.on_published(self._now(), stamp_seconds(result.header), time.perf_counter() - t0,
-                                  len(result.persons) if result.persons is not None else 0)
+                                  len(result.persons) if result.persons is not None else 0, result.timings_ms)
 
     def _publish_diagnostics(self) -> None:
+        torch = sys.modules.get("torch")  # only if the model loaded it: diagnostics never import torch
+        if torch is not None and self._estimator is not None and torch.cuda.is_available():
+            self.monitor.extra["gpu memory allocated (MB)"] = f"{torch.cuda.memory_allocated() / 2**20:.0f}"
+            self.monitor.extra["gpu memory reserved (MB)"] = f"{torch.cuda.memory_reserved() / 2**20:.0f}"
         now = self.get_clock().now()
         header = self.make("std_msgs/msg/Header", stamp=now.to_msg(), frame_id="")
         self._diag_pub.publish(self.monitor.message(self.make, now.nanoseconds * 1e-9, header))

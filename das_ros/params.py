@@ -63,17 +63,20 @@ class Param:
         return "; ".join(parts)
 
 
-_DEVICE = r"cpu|cuda(:\d+)?|mps"
+_DEVICE = r"auto|cpu|cuda(:\d+)?|mps"
 
 PARAMS: tuple[Param, ...] = (
     # --- model (applied at configure) ---
     Param("model", "", "Checkpoint path (das_core safetensors + YAML sidecar). Empty: the node refuses to "
           "configure and says so.", dynamic=False),
-    Param("device", "cuda", "Inference device (cpu, cuda, cuda:N).", pattern=_DEVICE, dynamic=False),
-    Param("backend", "torch", "Inference backend of das_core.inference.Estimator.",
-          choices=("torch", "onnxruntime", "tensorrt"), dynamic=False),
-    Param("precision", "fp32", "Inference precision (what a backend supports is checked at configure).",
-          choices=("fp32", "fp16", "bf16", "int8"), dynamic=False),
+    Param("device", "auto", "Inference device (auto = cuda when available, else cpu; cpu, cuda, cuda:N).",
+          pattern=_DEVICE, dynamic=False),
+    # Same names as das_core.backends.BACKEND_NAMES / PRECISIONS (a test checks; not imported: that needs torch).
+    Param("backend", "eager", "Inference backend of das_core.inference.Estimator (eager PyTorch, torch.compile, "
+          "AOTInductor, ONNX Runtime, TensorRT).", choices=("eager", "compile", "aoti", "onnx", "tensorrt"),
+          dynamic=False),
+    Param("precision", "fp32", "Compute precision (what a backend supports is checked at configure).",
+          choices=("fp32", "fp16", "bf16"), dynamic=False),
     # --- input ---
     Param("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: subscribe "
           "'<image>/compressed' (sensor_msgs/CompressedImage) and decode with OpenCV.",

@@ -63,10 +63,12 @@ def load_estimator(model: str, device: str, backend: str, precision: str) -> Any
 
 
 def skeleton_of(estimator: Any, default: str = "panoptic15") -> Skeleton:
-    """The estimator's joint set: ``.skeleton`` (Skeleton or name), else ``.config.skeleton``, else ``default``."""
+    """The estimator's joint set: ``.skeleton`` (Skeleton or name), else ``.cfg.skeleton`` / ``.config.skeleton``
+    (``das_core.inference.Estimator`` keeps its ``ModelConfig`` in ``cfg``), else ``default``."""
     sk = getattr(estimator, "skeleton", None)
-    if sk is None:
-        sk = getattr(getattr(estimator, "config", None), "skeleton", None)
+    for attr in ("cfg", "config"):
+        if sk is None:
+            sk = getattr(getattr(estimator, attr, None), "skeleton", None)
     if isinstance(sk, Skeleton):
         return sk
     return get_skeleton(sk if isinstance(sk, str) else default)
@@ -144,6 +146,8 @@ class FramePipeline:
         self.camera_info: Any = None
         self.counters: Counter[str] = Counter()
         self.last_error: str | None = None
+        self._last_stamp: float | None = None
+        self._track_t = 0.0
 
     def update_settings(self, settings: PipelineSettings) -> None:
         if settings.tracker != self.settings.tracker:
@@ -207,6 +211,20 @@ class FramePipeline:
         return Persons(scores=np.asarray(p.scores, np.float32), joints_3d=j3, joints_2d=j2,
                        joint_confidence=conf, track_ids=np.full(len(p), -1, np.int64))
 
+    def _track_time(self, header: Any) -> float:
+        """Tracker time from the image stamp. Drivers that repeat a stamp (often 0) would freeze track ageing
+        and velocities, so a repeated stamp advances a nominal 1/30 s instead (counted)."""
+        stamp = stamp_seconds(header)
+        if not math.isfinite(stamp):
+            stamp = 0.0
+        if self._last_stamp is not None and stamp == self._last_stamp:
+            self.counters["stamps_repeated"] += 1
+            self._track_t += 1.0 / 30.0
+        else:
+            self._track_t = stamp
+        self._last_stamp = stamp
+        return self._track_t
+
     def process(self, msg: Any, *, compressed: bool = False) -> FrameResult:
         """Run one ``sensor_msgs/Image`` (or ``CompressedImage`` with ``compressed=True``) through the pipeline."""
         self.counters["frames_in"] += 1
@@ -238,9 +256,7 @@ class FramePipeline:
         s = self.settings
         states = None
         if s.tracking:
-            stamp = stamp_seconds(header)
-            persons, states = self.tracker.update(persons, stamp if math.isfinite(stamp) else 0.0,
-                                                  self.skeleton.root)
+            persons, states = self.tracker.update(persons, self._track_time(header), self.skeleton.root)
         else:
             persons = replace(persons, track_ids=np.arange(len(persons), dtype=np.int64))
         t3 = time.perf_counter()

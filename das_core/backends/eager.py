@@ -42,7 +42,7 @@ class EagerBackend:
         self.channels_last = channels_last
         self.model = model.eval().to(self.device)
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._dtype = autocast_dtype(precision)
 
     def forward_heads(self, images: Tensor) -> HeadOutputs:
@@ -51,9 +51,11 @@ class EagerBackend:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self._dtype is None:
-                return self.model(images)
-            with torch.autocast(self.device.type, dtype=self._dtype):
-                return self.model(images)
+                out: HeadOutputs = self.model(images)
+            else:
+                with torch.autocast(self.device.type, dtype=self._dtype):
+                    out = self.model(images)
+        return out
 
     def run(self, images: Tensor) -> DenseOutputs:
         if images.ndim != 4 or images.shape[1] != 3:

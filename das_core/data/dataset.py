@@ -44,7 +44,8 @@ def pose25d_from_annotation(img: ImageAnnotation, skeleton: Skeleton) -> Pose25D
     """The people of one image as 2.5D labels in its *original* pixels.
 
     3D people: pinhole projection of ``joints_3d`` (or the stored ``joints_2d``, e.g. lens-distorted
-    Panoptic projections); centre = root joint; ``root_depth = Z_root / sqrt(fx·fy)``. 2D-only people:
+    Panoptic projections); centre = root joint; ``root_depth = Z_root / sqrt(fx·fy)``; a 3D person whose
+    root is not visible is dropped (it is background for the head, DAS_SPEC §11.20). 2D-only people:
     centre = the stored ``center`` (COCO hip midpoint), else the root joint if labelled, else the person
     is dropped. Joints outside the image are invisible.
     """
@@ -52,6 +53,9 @@ def pose25d_from_annotation(img: ImageAnnotation, skeleton: Skeleton) -> Pose25D
     out = []
     for p in img.persons:
         if p.joints_3d is not None:
+            if not p.visible[root]:
+                # DAS_SPEC §2.3 / §11.20: a 3D person whose root is not labelled is plain background
+                continue
             g = pose25d_from_3d(p.joints_3d[None], p.visible[None], img.camera, root, img.width, img.height)
             if p.joints_2d is not None:
                 uv = np.asarray(p.joints_2d, np.float32)[None]
@@ -120,19 +124,16 @@ class DASDataset(Dataset):
         # 0 landscape (w >= h), 1 portrait: batches never mix them (DAS_SPEC §3.1)
         self.group_flags = np.array(
             [0 if sets[si].images[ii].width >= sets[si].images[ii].height else 1 for si, ii in self.items], np.uint8)
-        self._rng: np.random.Generator | None = None
-        self._rng_key: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
 
     def _generator(self) -> np.random.Generator:
-        # one stream per (worker process, torch seed): DataLoader workers get distinct torch seeds
-        key = (os.getpid(), torch.initial_seed())
-        if self._rng is None or self._rng_key != key:
-            self._rng = np.random.default_rng([self.seed, key[1] % (2**63)])
-            self._rng_key = key
-        return self._rng
+        """A fresh stream per item, drawn from torch's RNG: DataLoader workers get distinct torch seeds, and a
+        wrapper that calls ``torch.manual_seed`` before each item (the trainer's ``SeededDataset``) makes the
+        augmentation a pure function of that seed (exact resume)."""
+        item_seed = int(torch.randint(0, 2**62, (1,)).item())
+        return np.random.default_rng([self.seed, item_seed])
 
     def annotation(self, index: int) -> tuple[AnnotationSet, ImageAnnotation]:
         si, ii = self.items[index]
@@ -169,7 +170,8 @@ class DASDataset(Dataset):
         mean = np.asarray(inp.mean, np.float32)
         std = np.asarray(inp.std, np.float32)
         tensor = torch.from_numpy(((out.image - mean) / std).transpose(2, 0, 1).copy())
-        three_d = [p for p in img.persons if p.joints_3d is not None]
+        three_d = [p.joints_3d for p in img.persons if p.joints_3d is not None]
+        vis_3d = [p.visible for p in img.persons if p.joints_3d is not None]
         k = self.skeleton.num_joints
         return {
             "image": tensor,
@@ -178,8 +180,8 @@ class DASDataset(Dataset):
             "transform": out.transform,
             "flipped": out.flipped,
             "camera": img.camera,
-            "joints_3d": np.stack([p.joints_3d for p in three_d]) if three_d else np.zeros((0, k, 3)),
-            "joints_3d_visible": np.stack([p.visible for p in three_d]) if three_d else np.zeros((0, k), bool),
+            "joints_3d": np.stack(three_d) if three_d else np.zeros((0, k, 3)),
+            "joints_3d_visible": np.stack(vis_3d) if vis_3d else np.zeros((0, k), bool),
             "image_id": img.id,
         }
 

@@ -22,6 +22,7 @@ __all__ = ["Appearance", "BodyGeometry", "draw_people", "joint_occlusion", "rend
 _SHIFT = 4
 _ONE = 1 << _SHIFT
 _NEAR = 0.2  # metres: primitives with a point closer than this are not drawn
+_OBJECT = 255  # label-map value of non-person objects (seats)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Appearance:
     shoes: tuple[int, int, int]
     hair: tuple[int, int, int]
     short_sleeves: bool = False
+    seat: tuple[int, int, int] = (95, 75, 55)
     build: float = 1.0  # limb thickness multiplier
 
 
@@ -42,13 +44,14 @@ class BodyGeometry:
     """3D render points of one person, camera frame, metres.
 
     joints: (15, 3) Panoptic-15 joints; head: (3,) head centre; feet: (2, 3) toe points (left, right);
-    height: body height in metres (limb radii are fractions of it).
+    height: body height in metres (limb radii are fractions of it); seat: optional (8, 3) box corners.
     """
 
     joints: np.ndarray
     head: np.ndarray
     feet: np.ndarray
     height: float
+    seat: np.ndarray | None = None  # (8, 3) corners of a box the person sits on, or None
 
 
 # Panoptic-15 indices used below (DAS_SPEC §1.1).
@@ -73,108 +76,92 @@ def draw_people(
         light: (3,) unit vector towards the light, camera frame (used for cheap Lambert shading).
         ambient: share of unlit brightness.
     Returns:
-        labels: (H, W) uint8, 0 background, i + 1 where person i is the front-most drawn surface.
+        labels: (H, W) uint8, 0 background, i + 1 where person i is the front-most drawn surface, 255 objects.
     """
     h, w = canvas.shape[:2]
     labels = np.zeros((h, w), np.uint8)
-    # (depth, kind, person, payload) — kind 0 capsule (p, q, radius_m, colour), 1 disc, 2 convex polygon
+    light = np.asarray(light, np.float64)
+    f = camera.focal
+    lit = 1.0 - ambient
+    # (depth, kind, label, payload): kind 0 capsule, 1 disc, 2 convex polygon; payload in fixed-point px
     prims: list[tuple[float, int, int, tuple]] = []
     for i, (b, a) in enumerate(zip(bodies, appearances, strict=True)):
         j, hgt, t = b.joints, b.height, a.build
+        # render points: 0..14 joints, 15 head, 16/17 feet, 18 hair, 19/20 spine capsule ends
+        hair = b.head + (b.head - j[_NOSE]) * 0.35  # behind and above the face centre
+        pts = np.concatenate([j, b.head[None], b.feet, hair[None],
+                              (j[_NECK] * 0.8 + j[_HIP] * 0.2)[None], (j[_HIP] * 0.8 + j[_NECK] * 0.2)[None]])
+        z = pts[:, 2]
+        uv = camera.project(np.concatenate([pts[:, :2], np.maximum(z, _NEAR)[:, None]], axis=1))
+        ok = (z >= _NEAR) & np.all(np.abs(uv) < 1e5, axis=1)
+        fx = np.round(uv * _ONE).astype(np.int64).tolist()
         arm_lo = a.skin if a.short_sleeves else a.top
-        caps = [
-            (j[_LSH], j[_LEL], 0.030 * t, a.top), (j[_RSH], j[_REL], 0.030 * t, a.top),
-            (j[_LEL], j[_LWR], 0.024 * t, arm_lo), (j[_REL], j[_RWR], 0.024 * t, arm_lo),
-            (j[_LHP], j[_LKN], 0.050 * t, a.bottom), (j[_RHP], j[_RKN], 0.050 * t, a.bottom),
-            (j[_LKN], j[_LAN], 0.036 * t, a.bottom), (j[_RKN], j[_RAN], 0.036 * t, a.bottom),
-            (j[_LAN], b.feet[0], 0.026, a.shoes), (j[_RAN], b.feet[1], 0.026, a.shoes),
-            (j[_NECK], b.head, 0.032, a.skin),
-            # the torso seen from the side still has thickness: a fat capsule along the spine
-            (j[_NECK] * 0.8 + j[_HIP] * 0.2, j[_HIP] * 0.8 + j[_NECK] * 0.2, 0.085 * t, a.top),
-        ]
-        for p, q, r, col in caps:
-            prims.append((float(p[2] + q[2]) * 0.5, 0, i, (p, q, r * hgt, col)))
-        for wr in (j[_LWR], j[_RWR]):
-            prims.append((float(wr[2]) - 0.01, 1, i, (wr, 0.03 * hgt, a.skin)))
-        prims.append((float(b.head[2]), 1, i, (b.head, 0.064 * hgt, a.skin)))
-        # hair: a disc slightly behind and above the face centre (never in front of the face)
-        hair_c = b.head + (b.head - j[_NOSE]) * 0.35
-        prims.append((float(b.head[2]) + 0.02, 1, i, (hair_c, 0.062 * hgt, a.hair)))
-        torso = np.stack([j[_LSH], j[_RSH], j[_RHP], j[_LHP]])
-        prims.append((float(torso[:, 2].mean()), 2, i, (torso, a.top)))
+        caps = (
+            (_LSH, _LEL, 0.030 * t, a.top), (_RSH, _REL, 0.030 * t, a.top),
+            (_LEL, _LWR, 0.024 * t, arm_lo), (_REL, _RWR, 0.024 * t, arm_lo),
+            (_LHP, _LKN, 0.050 * t, a.bottom), (_RHP, _RKN, 0.050 * t, a.bottom),
+            (_LKN, _LAN, 0.036 * t, a.bottom), (_RKN, _RAN, 0.036 * t, a.bottom),
+            (_LAN, 16, 0.026, a.shoes), (_RAN, 17, 0.026, a.shoes), (_NECK, 15, 0.032, a.skin),
+            (19, 20, 0.085 * t, a.top),  # a torso seen from the side still has thickness
+        )
+        ia = np.array([c[0] for c in caps])
+        ib = np.array([c[1] for c in caps])
+        d = pts[ib] - pts[ia]
+        dn = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
+        # Lambert-ish: a cylinder's brightest side faces the light; brightness ~ sin(limb, light)
+        lam = np.sqrt(np.clip(1.0 - (dn @ light) ** 2, 0.0, 1.0))
+        zm = 0.5 * (z[ia] + z[ib])
+        for c_i, (pa, pb, r, col) in enumerate(caps):
+            if ok[pa] and ok[pb]:
+                rad = r * hgt * f / zm[c_i]
+                prims.append((float(zm[c_i]), 0, i + 1, (fx[pa], fx[pb], rad, _shade(col, ambient + lit * lam[c_i]))))
+        for k, r, col, dz in ((_LWR, 0.03, a.skin, -0.01), (_RWR, 0.03, a.skin, -0.01), (15, 0.064, a.skin, 0.0),
+                              (18, 0.062, a.hair, 0.02)):
+            if ok[k]:
+                prims.append((float(z[k]) + dz, 1, i + 1, (fx[k], r * hgt * f / z[k], col)))
+        torso = [_LSH, _RSH, _RHP, _LHP]
+        if ok[torso].all():
+            tuv = uv[torso]
+            cen = tuv.mean(axis=0)
+            hull = cv2.convexHull(np.round((cen + (tuv - cen) * 1.12) * _ONE).astype(np.int32))
+            normal = np.cross(pts[_RSH] - pts[_LSH], pts[_LHP] - pts[_LSH])
+            nn = float(np.linalg.norm(normal))
+            lam_t = abs(float(normal @ light)) / nn if nn > 1e-9 else 0.5
+            prims.append((float(z[torso].mean()), 2, i + 1, (hull, _shade(a.top, ambient + lit * lam_t))))
+
+        if b.seat is not None and np.all(b.seat[:, 2] >= _NEAR):
+            suv = camera.project(b.seat)
+            if np.all(np.abs(suv) < 1e5):
+                hull = cv2.convexHull(np.round(suv * _ONE).astype(np.int32))
+                # drawn just behind its sitter (who always covers it) and labelled as an object, not a person
+                prims.append((float(z.max()) + 0.05, 2, _OBJECT, (hull, _shade(a.seat, ambient + lit * 0.6))))
 
     prims.sort(key=lambda x: -x[0])
-    light = np.asarray(light, np.float64)
-    for _, kind, i, payload in prims:
-        label = i + 1
+    lx, ly = float(light[0]), float(light[1])
+    for _, kind, label, payload in prims:
         if kind == 0:
-            p, q, r, col = payload
-            if p[2] < _NEAR or q[2] < _NEAR:
-                continue
-            zm = 0.5 * (p[2] + q[2])
-            rad = r * camera.focal / zm
-            uv = camera.project(np.stack([p, q]))
-            if not np.all(np.isfinite(uv)) or np.abs(uv).max() > 1e5:
-                continue
-            # Lambert-ish shading: a limb is brighter the more it faces the light (its side normal)
-            d = q - p
-            n = np.cross(d, np.cross(light, d))
-            nn = np.linalg.norm(n)
-            lam = float(max(0.0, n @ light / nn)) if nn > 1e-9 else 0.5
-            base = _shade(col, ambient + (1.0 - ambient) * lam)
-            _capsule(canvas, labels, uv, rad, base, label)
+            pa, pb, rad, color = payload
+            thick = max(1, int(round(2.0 * rad)))
+            cv2.line(canvas, tuple(pa), tuple(pb), color, thick, cv2.LINE_AA, _SHIFT)
+            cv2.line(labels, tuple(pa), tuple(pb), label, thick, cv2.LINE_8, _SHIFT)
             if rad > 2.5:  # a lighter, thinner stripe towards the light reads as a rounded surface
-                off = np.array([light[0], light[1]]) * rad * 0.35
-                _capsule(canvas, None, uv + off, rad * 0.45, _shade(base, 1.18), 0)
+                ox, oy = int(lx * rad * 0.35 * _ONE), int(ly * rad * 0.35 * _ONE)
+                cv2.line(canvas, (pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy), _shade(color, 1.18),
+                         max(1, int(round(0.9 * rad))), cv2.LINE_AA, _SHIFT)
         elif kind == 1:
-            c, r, col = payload
-            if c[2] < _NEAR:
-                continue
-            rad = r * camera.focal / c[2]
-            uv = camera.project(c)
-            if not np.all(np.isfinite(uv)) or np.abs(uv).max() > 1e5:
-                continue
-            _disc(canvas, labels, uv, rad, _shade(col, ambient + (1.0 - ambient) * 0.8), label)
+            c, rad, col = payload
+            r_fx = max(1, int(round(rad * _ONE)))
+            cv2.circle(canvas, tuple(c), r_fx, _shade(col, ambient + lit * 0.8), -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(labels, tuple(c), r_fx, label, -1, cv2.LINE_8, _SHIFT)
             if rad > 3.0:
-                off = np.array([light[0], light[1]]) * rad * 0.3
-                _disc(canvas, None, uv + off, rad * 0.55, _shade(col, ambient + (1.0 - ambient) * 1.15), 0)
+                ox, oy = int(lx * rad * 0.3 * _ONE), int(ly * rad * 0.3 * _ONE)
+                cv2.circle(canvas, (c[0] + ox, c[1] + oy), max(1, int(round(rad * 0.55 * _ONE))),
+                           _shade(col, ambient + lit * 1.15), -1, cv2.LINE_AA, _SHIFT)
         else:
-            pts, col = payload
-            if np.any(pts[:, 2] < _NEAR):
-                continue
-            uv = camera.project(pts)
-            if not np.all(np.isfinite(uv)) or np.abs(uv).max() > 1e5:
-                continue
-            cen = uv.mean(axis=0)
-            uv = cen + (uv - cen) * 1.12
-            normal = np.cross(pts[1] - pts[0], pts[3] - pts[0])
-            nn = np.linalg.norm(normal)
-            lam = abs(float(normal @ light) / nn) if nn > 1e-9 else 0.5
-            hull = cv2.convexHull(np.round(uv * _ONE).astype(np.int32))
-            color = _shade(col, ambient + (1.0 - ambient) * lam)
+            hull, color = payload
             cv2.fillConvexPoly(canvas, hull, color, cv2.LINE_AA, _SHIFT)
             cv2.fillConvexPoly(labels, hull, label, cv2.LINE_8, _SHIFT)
     return labels
-
-
-def _capsule(canvas: np.ndarray, labels: np.ndarray | None, uv: np.ndarray, rad: float,
-             color: tuple[float, float, float], label: int) -> None:
-    """A thick line with round caps (OpenCV's thick lines are capsules)."""
-    thick = max(1, int(round(2.0 * rad)))
-    a = tuple(int(v) for v in np.round(uv[0] * _ONE))
-    b = tuple(int(v) for v in np.round(uv[1] * _ONE))
-    cv2.line(canvas, a, b, color, thick, cv2.LINE_AA, _SHIFT)
-    if labels is not None:
-        cv2.line(labels, a, b, label, thick, cv2.LINE_8, _SHIFT)
-
-
-def _disc(canvas: np.ndarray, labels: np.ndarray | None, uv: np.ndarray, rad: float,
-          color: tuple[float, float, float], label: int) -> None:
-    c = tuple(int(v) for v in np.round(uv * _ONE))
-    r = max(1, int(round(rad * _ONE)))
-    cv2.circle(canvas, c, r, color, -1, cv2.LINE_AA, _SHIFT)
-    if labels is not None:
-        cv2.circle(labels, c, r, label, -1, cv2.LINE_8, _SHIFT)
 
 
 def joint_occlusion(labels: np.ndarray, uv: np.ndarray) -> np.ndarray:

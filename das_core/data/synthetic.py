@@ -22,8 +22,10 @@ so train / val / test never share a random stream.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+import cv2
 import numpy as np
 
 from das_core.camera import Intrinsics
@@ -32,12 +34,14 @@ from das_core.data.render import Appearance, BodyGeometry, draw_people, joint_oc
 __all__ = [
     "POSE_KINDS",
     "SPLIT_CODES",
+    "PoseAngles",
     "SceneConfig",
     "SyntheticScene",
     "SyntheticSequence",
     "make_person",
     "make_scene",
     "make_sequence",
+    "sample_pose",
     "scene_rng",
 ]
 
@@ -70,10 +74,15 @@ def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
 # ----------------------------------------------------------------------------------------------
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two 3-vectors (np.cross is ~10x slower for single vectors)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
     """Rodrigues rotation of vector ``v`` about unit ``axis`` by ``angle`` radians."""
     c, s = math.cos(angle), math.sin(angle)
-    return v * c + np.cross(axis, v) * s + axis * float(axis @ v) * (1.0 - c)
+    return v * c + _cross(axis, v) * s + axis * float(axis @ v) * (1.0 - c)
 
 
 @dataclass(frozen=True)
@@ -91,13 +100,14 @@ class PoseAngles:
     knee: tuple[float, float] = (0.05, 0.05)
     head_pitch: float = 0.0
     head_yaw: float = 0.0
+    kind: str = "standing"  # which family of :data:`POSE_KINDS` produced the angles (sitting gets a seat)
 
 
 def sample_pose(rng: np.random.Generator, kind: str | None = None, phase: float | None = None) -> PoseAngles:
     """Random plausible angles of one of :data:`POSE_KINDS` (``phase`` in radians drives walking)."""
     kind = kind or POSE_KINDS[int(rng.choice(len(POSE_KINDS), p=[0.3, 0.3, 0.15, 0.12, 0.13]))]
     j = lambda s: float(rng.normal(0.0, s))  # noqa: E731 - local jitter helper
-    head = dict(head_pitch=j(0.15), head_yaw=j(0.3))
+    head: dict[str, Any] = dict(head_pitch=j(0.15), head_yaw=j(0.3), kind=kind)
     if kind == "standing":
         return PoseAngles(
             lean=j(0.05), side_lean=j(0.04), twist=j(0.15),
@@ -162,7 +172,7 @@ def make_person(
     """
     up = np.array([0.0, -1.0, 0.0])
     fwd = np.array([math.sin(heading), 0.0, math.cos(heading)])
-    left = np.cross(up, fwd)  # with y down: a person facing the camera has their left on image right
+    left = _cross(up, fwd)  # with y down: a person facing the camera has their left on image right
     hgt = float(height)
     j = np.zeros((NUM_JOINTS, 3))
     # legs hang from the hips (root at the origin for now); side s = +1 left, −1 right
@@ -180,11 +190,11 @@ def make_person(
         foot_dir = foot_dir / np.linalg.norm(foot_dir)
         feet[idx] = j[an] + foot_dir * _FOOT * hgt - up * _ANKLE_H * hgt * 0.5
     # torso: lean forward about the lateral axis, side lean about forward, twist about the spine
-    spine = _rotate(up, left, -angles.lean)
+    spine = _rotate(up, left, angles.lean)  # positive lean tips the neck forward
     spine = _rotate(spine, fwd, angles.side_lean)
     j[_NECK] = spine * _SPINE * hgt
     t_left = _rotate(left, spine, angles.twist)
-    t_fwd = np.cross(t_left, spine)
+    t_fwd = _cross(t_left, spine)
     for side, (sh, el, wr), idx in ((1.0, (_LSH, _LEL, _LWR), 0), (-1.0, (_RSH, _REL, _RWR), 1)):
         j[sh] = j[_NECK] + side * t_left * _SHOULDER_HALF * hgt - spine * _SHOULDER_DROP * hgt
         d = -spine
@@ -192,7 +202,7 @@ def make_person(
         d = _rotate(d, t_fwd, -side * angles.shoulder_abd[idx])
         j[el] = j[sh] + d * _UPPER_ARM * hgt
         # the elbow bends the forearm towards the front of the body
-        bend_axis = np.cross(d, t_fwd)
+        bend_axis = _cross(d, t_fwd)
         n = np.linalg.norm(bend_axis)
         bend_axis = bend_axis / n if n > 1e-6 else t_left
         fore = _rotate(d, bend_axis, -angles.elbow[idx])
@@ -301,7 +311,7 @@ def _sample_appearance(rng: np.random.Generator) -> Appearance:
     skin = tuple(int(v) for v in (np.array([90, 55, 35]) + tone * np.array([150, 140, 120])))
     return Appearance(
         top=color(), bottom=color(10, 200), skin=skin,  # type: ignore[arg-type]
-        shoes=color(10, 120), hair=color(5, 120), short_sleeves=bool(rng.random() < 0.4),
+        shoes=color(10, 120), hair=color(5, 120), short_sleeves=bool(rng.random() < 0.4), seat=color(30, 200),
         build=float(rng.uniform(0.85, 1.2)),
     )
 
@@ -320,7 +330,7 @@ def _finish(
     # global lighting: brightness / contrast gain on the whole frame (cheap LUT)
     gain, bias = float(rng.uniform(0.75, 1.2)), float(rng.uniform(-20, 20))
     lut = np.clip(np.arange(256) * gain + bias, 0, 255).astype(np.uint8)
-    image = lut[image]
+    image = cv2.LUT(image, lut)
     if not bodies:
         z = np.zeros((0, NUM_JOINTS), bool)
         return SyntheticScene(image, camera, np.zeros((0, NUM_JOINTS, 3)), z, z.copy(), track_ids)
@@ -332,6 +342,21 @@ def _finish(
     visible = inside & ~occluded if cfg.occluded_invisible else inside
     keep = visible.any(axis=1)
     return SyntheticScene(image, camera, joints[keep], visible[keep], occluded[keep], track_ids[keep])
+
+
+def _seat(joints: np.ndarray, height: float, heading: float) -> np.ndarray:
+    """(8, 3) world corners of a box seat under a sitting person's hips (top just below the hips)."""
+    fwd = np.array([math.sin(heading), 0.0, math.cos(heading)])
+    side = np.array([fwd[2], 0.0, -fwd[0]])
+    hip = joints[_HIP] - fwd * 0.06 * height
+    top = hip[1] + 0.055 * height  # y is down: the seat surface is a little lower than the hip joints
+    half = 0.21
+    corners = []
+    for y in (top, 0.0):
+        for a, b in ((-1, -1), (-1, 1), (1, 1), (1, -1)):
+            p = hip + side * a * half + fwd * b * half
+            corners.append([p[0], y, p[2]])
+    return np.asarray(corners)
 
 
 def _bodies_to_camera(world: list[tuple[np.ndarray, np.ndarray, np.ndarray]], heights: list[float],
@@ -354,10 +379,11 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
     half_fov = math.atan(((w - 1) / 2.0 + abs(camera.cx - (w - 1) / 2.0)) / camera.fx)
     placed: list[np.ndarray] = []
     world, heights = [], []
+    seats: list[np.ndarray | None] = []
     for _ in range(n_target * 6):  # rejection sampling of non-overlapping floor positions
         if len(placed) >= n_target:
             break
-        # depth roughly uniform in 1/Z-ish: more people near than far, but the whole range is covered
+        # log-uniform depth: as many people between 1.5 and 3 m as between 6 and 12 m
         z = float(np.exp(rng.uniform(math.log(cfg.depth_range[0]), math.log(cfg.depth_range[1]))))
         x_lim = z * math.tan(half_fov) * 1.05
         x = float(rng.uniform(-x_lim, x_lim))
@@ -366,15 +392,18 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
             continue
         hgt = float(rng.uniform(*cfg.height_range))
         heading = float(rng.uniform(-np.pi, np.pi))
-        person = make_person(hgt, sample_pose(rng), pos, heading)
+        angles = sample_pose(rng)
+        person = make_person(hgt, angles, pos, heading)
         root_cam = (person[0][_HIP] - centre) @ rot.T
         if not (cfg.depth_range[0] * 0.9 <= root_cam[2] <= cfg.depth_range[1] * 1.1):
             continue
         placed.append(pos)
         world.append(person)
         heights.append(hgt)
+        seats.append(_seat(person[0], hgt, heading) if angles.kind == "sitting" else None)
     image = render_background(rng, w, h, camera, cam_height, pitch)
     bodies = _bodies_to_camera(world, heights, rot, centre)
+    bodies = [b if st is None else replace(b, seat=(st - centre) @ rot.T) for b, st in zip(bodies, seats, strict=True)]
     return _finish(rng, image, camera, bodies, [_sample_appearance(rng) for _ in bodies], cfg,
                    np.arange(len(bodies), dtype=np.int64))
 
@@ -446,12 +475,13 @@ def make_sequence(
     for _ in range(num_frames):
         bodies, looks, ids = [], [], []
         for wk in walkers:
-            pose = sample_pose(np.random.default_rng(0), "walking", phase=wk["phase"])
+            # a per-walker stream re-seeded every frame: gait amplitude and head pose stay that walker's own
+            pose = sample_pose(np.random.default_rng([seed, wk["id"]]), "walking", phase=wk["phase"])
             j, hd, ft = make_person(wk["height"], pose, wk["pos"], wk["heading"])
             bodies.append(BodyGeometry((j - centre) @ rot.T, (hd - centre) @ rot.T, (ft - centre) @ rot.T, wk["height"]))
             looks.append(wk["look"])
             ids.append(wk["id"])
-        frame_rng = np.random.default_rng(len(frames))
+        frame_rng = scene_rng(seed, "demo", 2)  # the same lighting every frame (no flicker)
         scene = _finish(frame_rng, background.copy(), camera, bodies, looks, cfg, np.asarray(ids, np.int64))
         frames.append(scene)
         # advance: smooth heading drift, walking phase from distance travelled

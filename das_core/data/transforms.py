@@ -89,7 +89,7 @@ def horizontal_flip(sample: AugmentedSample, skeleton: Skeleton) -> AugmentedSam
 def photometric_distortion(image: np.ndarray, rng: np.random.Generator, contrast_range: tuple[float, float],
                            saturation_range: tuple[float, float], hue_delta: float) -> np.ndarray:
     """mmdet PhotoMetricDistortion semantics (§3.4) on a float32 0..255 RGB image; returns a new image."""
-    img = image.astype(np.float32, copy=True)
+    img: np.ndarray = image.astype(np.float32, copy=True)
     if rng.random() < 0.5:
         img += float(rng.uniform(-32, 32))
     contrast_first = rng.random() < 0.5
@@ -108,8 +108,8 @@ def photometric_distortion(image: np.ndarray, rng: np.random.Generator, contrast
         # float32 HSV: H in degrees [0, 360), S in [0, 1], V in the input's range
         hsv = cv2.cvtColor(np.clip(img, 0, 255), cv2.COLOR_RGB2HSV)
         hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 1)
-        hsv[..., 0] = np.mod(hsv[..., 0] + hue * 2.0, 360.0)  # mmdet's delta is in OpenCV 8-bit hue units (2°)
-        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        hsv[..., 0] = np.mod(hsv[..., 0] + hue, 360.0)  # mmdet works on float HSV too: delta in degrees
+        img = np.asarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), np.float32)
     if not contrast_first:
         img = contrast(img)
     if rng.random() < 0.5:

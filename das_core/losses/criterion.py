@@ -175,14 +175,19 @@ class DASLoss(nn.Module):
         weight = t.joint_weight.float()[pos]  # (M, K)
         has_depth = t.has_depth[pos]  # (M,)
         m, k = weight.shape
+        channels = outputs.offsets[0].shape[1]
+        if channels != 3 * k:
+            raise ValueError(f"DASLoss: offset maps have {channels} channels but targets have K = {k} joints (need 3K)")
         sigma = _flatten_levels(outputs.sigma).float()[pos].reshape(m, k, 3)
 
         copies: list[tuple[list[Tensor], RealNVP | None, RealNVP | None]] = [
             (outputs.offsets, self.flow3d_update, self.flow2d_update)
         ]
-        # A model without an update branch may hand back the same maps twice; never count them twice.
-        if self.prev_loss and outputs.offsets_init is not None and outputs.offsets_init is not outputs.offsets:
-            copies.append((outputs.offsets_init, self.flow3d, self.flow2d))
+        # Without an update branch the model hands back U⁰ as both copies (the same tensors); count it once.
+        init = outputs.offsets_init
+        same = init is not None and all(a is b for a, b in zip(init, outputs.offsets, strict=True))
+        if self.prev_loss and init is not None and not same:
+            copies.append((init, self.flow3d, self.flow2d))
 
         total = target.new_zeros(())
         count = target.new_zeros(())

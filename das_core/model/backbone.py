@@ -72,6 +72,11 @@ class FrozenBatchNorm2d(nn.Module):
     ImageNet weights load unchanged; ``num_batches_tracked`` is accepted and ignored.
     """
 
+    weight: Tensor
+    bias: Tensor
+    running_mean: Tensor
+    running_var: Tensor
+
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.num_features = num_features

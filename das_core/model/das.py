@@ -147,7 +147,7 @@ class DAS(nn.Module):
     def _check_sizes(self, input_hw: tuple[int, int], pyramid: list[Tensor]) -> None:
         """Every level l must be ⌈H/S_l⌉ × ⌈W/S_l⌉ (stride-2 convs with padding 1 round up)."""
         hgt, wid = input_hw
-        for level, (x, s) in enumerate(zip(pyramid, self._strides)):
+        for level, (x, s) in enumerate(zip(pyramid, self._strides, strict=True)):
             h, w = int(x.shape[-2]), int(x.shape[-1])
             if (h, w) != (math.ceil(hgt / s), math.ceil(wid / s)):
                 raise ConfigError(
@@ -158,7 +158,7 @@ class DAS(nn.Module):
 
     def forward(self, images: Tensor) -> HeadOutputs:
         pyramid = self.fpn(self.backbone(images))
-        if not self._sizes_checked and not torch.jit.is_tracing():
+        if not self._sizes_checked and not torch.jit.is_tracing():  # type: ignore[attr-defined]
             self._check_sizes((int(images.shape[-2]), int(images.shape[-1])), pyramid)
         device_type = images.device.type
         fp32 = torch.autocast(device_type, enabled=False) if _autocast_enabled(device_type) else contextlib.nullcontext()

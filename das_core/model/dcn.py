@@ -50,9 +50,9 @@ def modulated_deform_conv2d(
     xs = torch.arange(wo, device=x.device, dtype=offset.dtype) * stride - padding
     ky = (torch.arange(kh, device=x.device, dtype=offset.dtype) * dilation).repeat_interleave(kw)
     kx = (torch.arange(kw, device=x.device, dtype=offset.dtype) * dilation).repeat(kh)
-    base_y = ys.view(1, ho, 1) + ky.view(taps, 1, 1)  # (T, H_o, 1)
-    base_x = xs.view(1, 1, wo) + kx.view(taps, 1, 1)  # (T, 1, W_o)
-    off = offset.view(b, taps, 2, ho, wo)
+    base_y = ys.reshape(1, ho, 1) + ky.reshape(taps, 1, 1)  # (T, H_o, 1)
+    base_x = xs.reshape(1, 1, wo) + kx.reshape(taps, 1, 1)  # (T, 1, W_o)
+    off = offset.reshape(b, taps, 2, ho, wo)
     py = base_y.unsqueeze(0) + off[:, :, 0]  # (B, T, H_o, W_o)
     px = base_x.unsqueeze(0) + off[:, :, 1]
     # Pixel index → grid_sample's normalised coords (align_corners=False: index i ↔ (2i + 1)/W − 1).
@@ -60,12 +60,12 @@ def modulated_deform_conv2d(
     gy = (2.0 * py + 1.0) / h - 1.0
     grid = torch.stack([gx, gy], dim=-1).reshape(b, taps * ho, wo, 2)  # taps stacked along rows
     sampled = F.grid_sample(x, grid.to(dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
-    sampled = sampled.view(b, c, taps, ho, wo) * mask.to(dtype).unsqueeze(1)  # (B, C, T, H_o, W_o)
+    sampled = sampled.reshape(b, c, taps, ho, wo) * mask.to(dtype).unsqueeze(1)  # (B, C, T, H_o, W_o)
     # (O, C·T) @ (B, C·T, H_o·W_o): the weight flattens as c·T + t, matching sampled's layout.
     out = torch.matmul(weight.reshape(o, c * taps), sampled.reshape(b, c * taps, ho * wo))
-    out = out.view(b, o, ho, wo)
+    out = out.reshape(b, o, ho, wo)
     if bias is not None:
-        out = out + bias.view(1, o, 1, 1)
+        out = out + bias.reshape(1, o, 1, 1)
     return out
 
 
@@ -99,7 +99,7 @@ class ModulatedDeformConv2d(nn.Module):
         # Same default as nn.Conv2d (kaiming-uniform a=√5); offsets/masks start neutral (zero logits).
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
+        nn.init.zeros_(self.conv_offset.bias)  # type: ignore[arg-type]  # built with bias=True
 
     def forward(self, x: Tensor) -> Tensor:
         taps = self.kernel_size * self.kernel_size

@@ -84,7 +84,7 @@ class FPN(nn.Module):
 
     def forward(self, features: list[Tensor]) -> list[Tensor]:
         inputs = features[self.start_level : self.start_level + self.num_used]
-        laterals = [conv(x) for conv, x in zip(self.lateral_convs, inputs)]
+        laterals = [conv(x) for conv, x in zip(self.lateral_convs, inputs, strict=True)]
         for i in range(len(laterals) - 1, 0, -1):  # top-down: coarse → fine
             laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest")
         outs = [self.fpn_convs[i](lat) for i, lat in enumerate(laterals)]

@@ -88,6 +88,9 @@ class DASHead(nn.Module):
     ``forward_level(x (B, C, H, W), level) -> LevelOutputs``.
     """
 
+    _root_d_keep: Tensor
+    _is_uv: Tensor
+
     def __init__(
         self,
         *,
@@ -139,6 +142,7 @@ class DASHead(nn.Module):
         self.register_buffer("_is_uv", is_uv, persistent=False)
 
         init_normal_convs(self)
+        assert self.conv_cls.bias is not None
         nn.init.constant_(self.conv_cls.bias, -math.log((1 - PRIOR_PROB) / PRIOR_PROB))
 
     def forward_level(self, x: Tensor, level: int) -> LevelOutputs:

@@ -205,7 +205,7 @@ class MSPN(Backbone):
 
     ``forward(images (B, 3, H, W)) -> [(B, 256, H/4, W/4), (B, 256, H/8, W/8), (B, 256, H/16, W/16),
     (B, 256, H/32, W/32)]`` (H, W multiples of 32). Note: the official DAS code never freezes MSPN
-    parameters (DAS_SPEC §11.15); freezing here is whatever ``freeze`` is asked for.
+    parameters (DAS_SPEC §11.15); :meth:`freeze` is there for native training recipes.
     """
 
     def __init__(self, num_stages: int, norm: str = "bn") -> None:
@@ -229,17 +229,31 @@ class MSPN(Backbone):
         return outs
 
     def freeze(self, frozen_stages: int) -> None:
-        """Freeze the stem (≥ 1) and the first ``frozen_stages − 1`` bottleneck groups of *every* stage's
-        down path (the ImageNet-initialised part), ResNet-style. 0 freezes nothing."""
-        if frozen_stages <= 0:
-            return
-        modules: list[nn.Module] = [self.top]
-        for stage in self.multi_stage_mspn:
-            modules += [getattr(stage.downsample, f"layer{i}") for i in range(1, min(frozen_stages, 5))]
-        for m in modules:
-            m.eval()
+        """Freeze the stem and ``layer1 .. layer n`` of *every* stage's down path (the ImageNet-initialised
+        part), with the ResNet meaning of ``backbone.frozen_stages`` (0 = nothing, 1 = stem + layer1, …).
+        Frozen parts keep ``requires_grad=False`` and stay in eval mode through ``train()``."""
+        if not 0 <= frozen_stages <= len(_BLOCKS):
+            raise ValueError(f"backbone.frozen_stages: MSPN has a stem + {len(_BLOCKS)} groups, got {frozen_stages}")
+        self._frozen_stages = frozen_stages
+        for m in self._frozen_modules():
             for p in m.parameters():
                 p.requires_grad_(False)
+        self.train(self.training)
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        n = getattr(self, "_frozen_stages", 0)
+        if n == 0:
+            return []
+        mods: list[nn.Module] = [self.top]
+        for stage in self.multi_stage_mspn:
+            mods += [getattr(stage.downsample, f"layer{i}") for i in range(1, n + 1)]
+        return mods
+
+    def train(self, mode: bool = True) -> MSPN:
+        super().train(mode)
+        for m in self._frozen_modules():  # frozen BN statistics must not drift
+            m.eval()
+        return self
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,7 +313,8 @@ def load_mspn_pretrained(model: MSPN, path: str | Path) -> dict[str, list[str]]:
                  for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
     if bad_shape:
         raise ValueError(f"{path}: {len(bad_shape)} MSPN weights have the wrong shape, e.g. {bad_shape[:3]}")
-    unexpected = sorted(k for k in state if k not in own)
+    # A BN batch counter is not a weight: frozen-BN models have none, checkpoints may lack them.
+    unexpected = sorted(k for k in state if k not in own and not k.endswith("num_batches_tracked"))
     missing = sorted(k for k in own if k not in state and not k.endswith("num_batches_tracked"))
     if kind != "torchvision-resnet50" and (missing or unexpected):
         raise ValueError(
@@ -310,6 +325,7 @@ def load_mspn_pretrained(model: MSPN, path: str | Path) -> dict[str, list[str]]:
         raise ValueError(f"{path}: unexpected ResNet-50 keys for MSPN: {unexpected[:5]}")
     with torch.no_grad():
         for k, v in state.items():
-            own[k].copy_(v.to(own[k].dtype))
+            if k in own:
+                own[k].copy_(v.to(own[k].dtype))
     log.info("loaded %s weights from %s (%d tensors, %d left at initialisation)", kind, path, len(state), len(missing))
     return {"missing": missing, "unexpected": unexpected}

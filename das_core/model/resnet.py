@@ -103,7 +103,7 @@ class ResNet(Backbone):
         in_ch, stride = 64, 4
         self.feature_info = []
         # Stage names stay layer1..layer4 so torchvision / timm weights load (their naming, not ours).
-        for i, (width, n) in enumerate(zip((64, 128, 256, 512), counts), start=1):
+        for i, (width, n) in enumerate(zip((64, 128, 256, 512), counts, strict=True), start=1):
             s = 1 if i == 1 else 2
             blocks = [block(in_ch, width, s, norm)] + [block(width * block.expansion, width, 1, norm) for _ in range(n - 1)]
             self.add_module(f"layer{i}", nn.Sequential(*blocks))

@@ -27,8 +27,9 @@ def sample_grid_units(maps: Tensor, pos: Tensor) -> Tensor:
     Returns (N, C, R, W'). Zero outside the map; float32 whatever the input dtype (DAS_SPEC §4.4).
     """
     h, w = maps.shape[-2:]
-    scale = torch.tensor([2.0 / w, 2.0 / h], device=pos.device, dtype=torch.float32)
-    grid = pos.float() * scale - 1.0  # grid units → align_corners=False normalised coords
+    pos = pos.float()
+    # grid units → align_corners=False normalised coords: x ↦ 2·x/W − 1 (no host tensor: graph-friendly)
+    grid = torch.stack([pos[..., 0] * (2.0 / w) - 1.0, pos[..., 1] * (2.0 / h) - 1.0], dim=-1)
     return F.grid_sample(maps.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -68,7 +69,7 @@ class UpdateLayer(nn.Module):
         gate = torch.sigmoid(self.update_weight(feat).float())
         blended = (1.0 - gate) * offsets.float() + gate * self.update_value(feat).float()  # Ũ (DAS_SPEC §4.5c)
 
-        u = blended.view(b * k, 3, h, w)  # one joint per row of the batch: (B·K, 3, H, W)
+        u = blended.reshape(b * k, 3, h, w)  # one joint per row of the batch: (B·K, 3, H, W)
         a = u[:, :2].permute(0, 2, 3, 1)  # (B·K, H, W, 2) Ũ^{uv}: displacement to the target, cells
         p = _cell_centers(h, w, offsets.device)  # (1, H, W, 2)
         if not self.multi:
@@ -77,15 +78,15 @@ class UpdateLayer(nn.Module):
             shift = torch.cat([a.permute(0, 3, 1, 2), torch.zeros_like(values[:, :1])], dim=1)
             return feat, (values + shift).reshape(b, 3 * k, h, w)
 
-        delta = self.sampling_offset(feat).float().view(b * k, 2 * m, h, w)  # (B·K, M·2, H, W)
-        conf = self.sampling_conf(feat).float().view(b * k, 3, h, w)
+        delta = self.sampling_offset(feat).float().reshape(b * k, 2 * m, h, w)  # (B·K, M·2, H, W)
+        conf = self.sampling_conf(feat).float().reshape(b * k, 3, h, w)
         # Target side: r_m = a + Δ_{k,m}(p + a) (displacements read at the target); source side: Δ_{k,m}(p).
         at_target = sample_grid_units(delta, p + a)  # (B·K, 2M, H, W)
-        r_tgt = a.unsqueeze(1) + at_target.view(b * k, m, 2, h, w).permute(0, 1, 3, 4, 2)
-        r_src = delta.view(b * k, m, 2, h, w).permute(0, 1, 3, 4, 2)
+        r_tgt = a.unsqueeze(1) + at_target.reshape(b * k, m, 2, h, w).permute(0, 1, 3, 4, 2)
+        r_src = delta.reshape(b * k, m, 2, h, w).permute(0, 1, 3, 4, 2)
         r = torch.cat([r_tgt, r_src], dim=1)  # (B·K, 2M, H, W, 2)
         pos = (p.unsqueeze(1) + r).reshape(b * k, 2 * m * h, w, 2)  # samples stacked along rows
-        sampled = sample_grid_units(torch.cat([u, conf], dim=1), pos).view(b * k, 6, 2 * m, h, w)
+        sampled = sample_grid_units(torch.cat([u, conf], dim=1), pos).reshape(b * k, 6, 2 * m, h, w)
         # Candidate = sampled offset + (r_x, r_y, 0): re-expressed relative to p; d is root-relative.
         shift = torch.cat([r.permute(0, 4, 1, 2, 3), torch.zeros_like(r[..., :1]).permute(0, 4, 1, 2, 3)], dim=1)
         candidates = sampled[:, :3] + shift  # (B·K, 3, 2M, H, W)
@@ -103,6 +104,8 @@ class RecursiveUpdate(nn.Module):
         use_dcn: DCNv2 (official) or plain 3×3 in the residual refinement. num_groups: GroupNorm groups.
     Nothing is detached: gradients reach U⁰, pose_feat and every sample position.
     """
+
+    _root_d_keep: Tensor
 
     def __init__(
         self,

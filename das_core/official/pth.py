@@ -47,8 +47,10 @@ def read_torch_file(path: str | Path, trust_pickle: bool = False) -> Any:
             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). Only if you made this file "
             "yourself, pass --trust-pickle."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
-        raise CheckpointFileError(f"{path}: not a PyTorch checkpoint (or truncated): {exc}") from None
+    except Exception as exc:  # torch.load raises many types (RuntimeError, EOFError, IndexError …) on junk
+        raise CheckpointFileError(
+            f"{path}: not a PyTorch checkpoint (or truncated): {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def read_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, Tensor]:

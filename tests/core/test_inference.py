@@ -152,8 +152,8 @@ class ChainBackend:
         scores = torch.full((1, p), 0.01)
         scores[0, :n0] = torch.linspace(0.9, 0.5, n0)
         offsets = torch.zeros(1, p, K, 3)
-        offsets[..., 0] = torch.arange(K) % 3 * 3.0  # a 48 × 48 px pose (stride 8)
-        offsets[..., 1] = torch.arange(K) // 5 * 3.0
+        offsets[..., 0] = torch.arange(K) % 3 * 10.0  # a 160 × 160 px pose (stride 8): OKS 0.96 8 px apart
+        offsets[..., 1] = torch.arange(K) // 5 * 10.0
         return DenseOutputs(scores, torch.full((1, p), 0.02), offsets, torch.full((1, p, K, 3), 0.1))
 
 
@@ -207,3 +207,53 @@ def test_estimator_from_checkpoint_runs_a_tiny_das(tmp_path) -> None:
     save_checkpoint(tmp_path / "broken", state, cfg)
     with pytest.raises(CheckpointError, match="missing"):
         Estimator.from_checkpoint(tmp_path / "broken", device="cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_preprocess_forward_and_decode_never_wait_for_the_gpu() -> None:
+    from das_core.preprocess import preprocess_batch
+
+    est = Estimator.from_model(TinyModel(CFG.strides, K), CFG, device="cuda")
+    assert est.nms_iters is not None
+    est(image(), CAMERA)  # warm-up: caches (normalisation constants, cell centres) are filled here
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        x, records = preprocess_batch([image(seed=3)], CFG.input, est.device)
+        dense = est.backend.run(x)
+        pts, strd, sizes = est._grid(x.shape[-2], x.shape[-1])
+        decoded = decode(dense, pts, strd, sizes, records, [CAMERA], CFG, nms_iters=est.nms_iters)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    persons, converged = transfer(decoded)
+    assert converged == [True] and persons[0].is_finite()
+
+
+class FixedBackend:
+    """Returns pre-built dense outputs, whatever the image (a 'perfect' network for one scene)."""
+
+    name, device, precision = "fixed", torch.device("cpu"), "fp32"
+
+    def __init__(self, dense: DenseOutputs) -> None:
+        self.dense = dense
+
+    def run(self, images: torch.Tensor) -> DenseOutputs:
+        return self.dense
+
+
+def test_estimator_recovers_3d_people_from_a_perfect_network() -> None:
+    from test_decode import CAMERAS, encode, make_people
+
+    from das_core.camera import ResizeRecord
+    from das_core.model.dense import to_dense
+
+    camera, w, h, long_side, short_side = CAMERAS[1]
+    cfg = ModelConfig(input=InputConfig(short_side=short_side, long_side=long_side))
+    record = ResizeRecord.for_image(w, h, long_side, short_side, cfg.input.size_divisor)
+    people = make_people(3, seed=1)
+    heads, _ = encode(people, camera, record, cfg, [0.9, 0.8, 0.7])
+    dense = DenseOutputs(*(t.to(torch.float32) for t in to_dense(heads, cfg.depth_factor)))
+    est = Estimator(cfg, FixedBackend(dense))  # type: ignore[arg-type]
+    persons = est(np.zeros((h, w, 3), np.uint8), camera)
+    np.testing.assert_allclose(persons.joints_3d, people, atol=1e-3)
+    np.testing.assert_allclose(persons.scores, [0.9, 0.8, 0.7], atol=1e-5)

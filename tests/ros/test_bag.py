@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SKELETON, FakeEstimator
+from ros_helpers import SKELETON, FakeEstimator
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -136,3 +136,33 @@ def test_cli_run_checks_topics_before_loading_a_model(tmp_path: Path) -> None:
                               "--set", "min_score=2"])
     with pytest.raises(ValueError, match="min_score"):
         bag.run(args)
+
+
+def test_cli_runs_the_real_estimator_from_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The whole `das bag` path with das_core's Estimator (random ResNet-18 weights, tiny input size)."""
+    import dataclasses
+
+    torch = pytest.importorskip("torch")
+    from das_core.checkpoint import save_checkpoint
+    from das_core.config import InputConfig, load_config
+    from das_core.model.das import DAS
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = dataclasses.replace(load_config(root / "config" / "model" / "das_r18_fpn.yaml"),
+                              input=InputConfig(short_side=64, long_side=96))
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "tiny", DAS.from_config(cfg).state_dict(), cfg, {})
+    src, dst = tmp_path / "in", tmp_path / "out"
+    write_input_bag(src, StoragePlugin.MCAP, n=2)
+    parser = argparse.ArgumentParser()
+    bag.add_arguments(parser)
+    args = parser.parse_args([str(src), str(dst), "--image-topic", "/cam/image_raw", "--camera-info-topic",
+                              "/cam/camera_info", "--model", str(tmp_path / "tiny"), "--device", "cpu",
+                              "--no-progress", "--params", str(root / "config" / "das.yaml")])
+    assert bag.run(args) == 0
+    assert "2 images, 2 pose messages" in capsys.readouterr().out
+    poses = read_output(dst)["/das/poses"]
+    assert len(poses) == 2 and poses[0][1].skeleton == cfg.skeleton
+    for _, msg in poses:
+        for p in msg.persons:
+            assert all(np.isfinite([j.position.x, j.position.y, j.position.z, j.u, j.v]).all() for j in p.joints)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from conftest import camera_info
+from ros_helpers import camera_info
 
 from das_ros.conversions import (
     ACCEPTED_ENCODINGS,

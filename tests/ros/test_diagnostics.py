@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import header
+from ros_helpers import header
 
 from das_ros.diagnostics import ERROR, OK, WARN, DiagnosticsMonitor
 from das_ros.factory import namespace_factory
@@ -10,7 +10,7 @@ from das_ros.factory import namespace_factory
 
 def running_monitor() -> DiagnosticsMonitor:
     m = DiagnosticsMonitor("das", window=2.0)
-    m.model_loaded, m.backend, m.device = True, "torch", "cuda:0"
+    m.model_loaded, m.backend, m.device = True, "eager", "cuda:0"
     m.camera_info_received = True
     return m
 
@@ -25,14 +25,15 @@ def test_rates_latency_and_drops_are_reported() -> None:
         t = 10.0 + 0.1 * i
         m.on_received(t)
         if i % 2:
-            m.on_published(t + 0.05, stamp=t, processing_s=0.03, persons=2)
+            m.on_published(t + 0.05, stamp=t, processing_s=0.03, persons=2, stage_ms={"estimate": 25.0})
         else:
             m.on_dropped()
     st = m.status(12.0)
     values = dict(st.values)
     assert values["input rate (Hz)"] == "10.00" and values["output rate (Hz)"] == "5.00"
     assert values["latency now-stamp median (ms)"] == "50.0" and values["frames dropped (busy)"] == "10"
-    assert values["backend"] == "torch" and values["device"] == "cuda:0"
+    assert values["backend"] == "eager" and values["device"] == "cuda:0"
+    assert values["last frame estimate (ms)"] == "25.0" and values["persons in last frame"] == "2"
     assert st.level == OK
 
 

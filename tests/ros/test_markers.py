@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import SKELETON, header
-from test_messages import persons
+from ros_helpers import SKELETON, header, persons
 
 from das_core.persons import Persons
 from das_ros.factory import namespace_factory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from conftest import SKELETON, header, template_pose
+from ros_helpers import SKELETON, header, persons
 
 from das_core.persons import Persons
 from das_ros.factory import namespace_factory
@@ -14,13 +14,6 @@ from das_ros.tracker import CONFIRMED
 
 make = namespace_factory()
 K = SKELETON.num_joints
-
-
-def persons(n: int = 2) -> Persons:
-    j3 = np.stack([template_pose((i * 1.0, 0.2, 3.0 + i)) for i in range(n)]).astype(np.float32)
-    j2 = np.stack([np.c_[np.linspace(10, 50, K), np.linspace(5, 40, K)] for _ in range(n)]).astype(np.float32)
-    return Persons(scores=np.full(n, 0.8, np.float32), joints_3d=j3, joints_2d=j2,
-                   joint_confidence=np.full((n, K), 0.9, np.float32), track_ids=np.array([5, 9][:n]))
 
 
 def all_numbers(msg) -> list[float]:

@@ -31,22 +31,23 @@ def _import_generated_messages():
 
         prefix = Path(get_package_prefix("das_ros"))
     except Exception:  # noqa: BLE001
-        pytest.skip("das_ros is not built/installed in this ROS environment (colcon build; source install/setup.bash)")
+        pytest.skip("das_ros is not built/installed in this ROS environment (colcon build; source install/setup.bash)",
+                    allow_module_level=True)
     v = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for cand in (prefix / "lib" / v / "site-packages" / "das_ros", prefix / "local" / "lib" / v / "dist-packages" / "das_ros",
                  prefix / "lib" / v / "dist-packages" / "das_ros"):
         if (cand / "msg").is_dir():
             das_ros.__path__.append(str(cand))
             return importlib.import_module("das_ros.msg")
-    pytest.skip(f"generated das_ros.msg not found under {prefix}")
+    pytest.skip(f"generated das_ros.msg not found under {prefix}", allow_module_level=True)
 
 
 das_msgs = _import_generated_messages()
 
-from conftest import SKELETON, FakeEstimator  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from ros_helpers import SKELETON, FakeEstimator  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
@@ -104,6 +105,7 @@ class Harness:
                 self.executor.spin_once(timeout_sec=0.01)
 
     def close(self) -> None:
+        self.node._release()  # stop the worker before its publishers disappear
         self.executor.shutdown()
         self.peer.destroy_node()
         self.node.destroy_node()

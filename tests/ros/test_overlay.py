@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import SKELETON
-from test_messages import persons
+from ros_helpers import SKELETON, persons
 
 from das_ros.overlay import draw_overlay
 

@@ -80,3 +80,11 @@ def test_launch_overrides_are_parameters() -> None:
                 "image_transport", "publish_markers", "debug_image", "rviz", "use_sim_time", "log_level",
                 "autostart"}
     assert required <= declared and set(names) <= declared
+
+
+def test_backend_and_precision_choices_match_das_core() -> None:
+    from das_core.backends import BACKEND_NAMES, PRECISIONS
+
+    assert P.by_name("backend").choices == tuple(BACKEND_NAMES)
+    assert P.by_name("precision").choices == tuple(PRECISIONS)
+    assert P.by_name("backend").default in BACKEND_NAMES

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import SKELETON, FakeEstimator, camera_info, header, image_msg
+from ros_helpers import SKELETON, FakeEstimator, camera_info, header, image_msg
 
 from das_core.persons import Persons
 from das_ros.conversions import rgb_to_compressed_fields
@@ -136,3 +136,15 @@ def test_skeleton_of_reads_the_estimator() -> None:
     assert skeleton_of(FakeEstimator()) is SKELETON
     assert skeleton_of(SimpleNamespace(config=SimpleNamespace(skeleton="muco21"))).name == "muco21"
     assert skeleton_of(object()).name == "panoptic15"
+
+
+def test_repeated_stamps_still_age_out_tracks() -> None:
+    est = FakeEstimator([(0.0, 0.2, 3.0)])
+    p = pipeline(est, tracker=PipelineSettings().tracker.__class__(max_age=0.1))
+    assert [q.id for q in p.process(image_msg(IMG, hdr=header(0, 0))).poses.persons] == [1]
+    est.roots = []
+    for _ in range(5):  # a driver stamping every frame with 0: 5 frames ≈ 0.17 s > max_age
+        p.process(image_msg(IMG, hdr=header(0, 0)))
+    est.roots = [(0.0, 0.2, 3.0)]
+    assert [q.id for q in p.process(image_msg(IMG, hdr=header(0, 0))).poses.persons] == [2]
+    assert p.counters["stamps_repeated"] == 6

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import SKELETON, template_pose
+from ros_helpers import SKELETON, template_pose
 
 from das_core.persons import Persons
 from das_ros.tracker import CONFIRMED, TENTATIVE, OneEuroFilter, Tracker, TrackerSettings

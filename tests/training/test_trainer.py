@@ -144,3 +144,19 @@ def test_non_finite_loss_stops_the_run_and_shows_every_loss_term(tiny_data, make
     monkeypatch.setattr(DASLoss, "forward", poisoned)
     with pytest.raises(NonFiniteLossError, match=r"iteration 0: .*loss_cls=.*loss=nan"):
         train(make_tiny_config(tiny_data, tmp_path), progress=False)
+
+
+def test_budget_fits_the_schedule_into_the_remaining_minutes():
+    from das_core.trainer import fit_max_iters
+
+    # 60 iterations done after 30 s at 0.5 s/iteration, 10 minutes budget: (582 − 30) / 0.5 = 1104 more
+    assert fit_max_iters(60, 0.5, 30.0, 10.0, 100_000) == 60 + 1104
+    assert fit_max_iters(60, 0.5, 30.0, 10.0, 500) == 500  # never longer than configured
+    assert fit_max_iters(60, 0.5, 700.0, 10.0, 500) == 61  # already over budget: stop soon
+
+
+def test_wall_clock_budget_stops_and_checkpoints(tiny_data, make_tiny_config, tmp_path):
+    result = train(make_tiny_config(tiny_data, tmp_path, max_minutes=1e-6, max_iters=50), progress=False)
+    assert result.stopped_by == "max_minutes" and result.iterations == 1
+    state = torch.load(tmp_path / "last.train.pt", weights_only=True)
+    assert state["iteration"] == 1 and (tmp_path / "final.safetensors").is_file()

@@ -6,6 +6,8 @@ Input layout, one folder per sequence under ``root``::
     <seq>/hdImgs/00_16/00_16_00000123.jpg
     <seq>/hdPose3d_stage1_coco19/body3DScene_00000123.json   bodies: id, joints19 = 19 × (x, y, z [cm], conf)
 
+(images may instead live under ``<root>/hdImgs/<seq>/00_16/``). Frames without an image are skipped.
+
 Output per kept frame and camera: intrinsics from K (pixels of the distorted HD image), per person the
 first 15 coco19 joints in that camera's frame in **metres** (``X_cam = R·X + t``, cm → m) and their
 lens-distorted projections as ``joints_2d`` (the official code supervises distorted 2D, §2.1).
@@ -139,7 +141,10 @@ def _convert_frame(seq_dir: Path, frame: int, cam_name: str, cam: dict, mode: st
     pose_path = seq_dir / "hdPose3d_stage1_coco19" / f"body3DScene_{frame:08d}.json"
     img_path = seq_dir / "hdImgs" / cam_name / f"{cam_name}_{frame:08d}.jpg"
     if not img_path.is_file():
-        return None
+        # alternative layout with all images under one tree: <root>/hdImgs/<seq>/<cam>/<cam>_<frame>.jpg
+        img_path = seq_dir.parent / "hdImgs" / seq_dir.name / cam_name / f"{cam_name}_{frame:08d}.jpg"
+        if not img_path.is_file():
+            return None
     doc = _load_json(pose_path)
     w, h = cam["size"]
     skeleton = get_skeleton("panoptic15")

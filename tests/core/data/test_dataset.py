@@ -83,3 +83,60 @@ def test_batch_sampler_groups_aspect_and_splits_ranks():
     first = list(s0)
     s0.set_epoch(1)
     assert list(s0) != first
+
+
+def _write_mixed(tmp_path):
+    """One image with a 3D person carrying explicit (shifted) 2D joints and a 2D-only person."""
+    import cv2
+
+    from das_core.camera import Intrinsics
+    from das_core.data.annotations import AnnotationSet, ImageAnnotation, PersonAnnotation, write_annotations
+
+    cam = Intrinsics(200.0, 200.0, 79.5, 59.5)
+    rng = np.random.default_rng(0)
+    j3 = np.array([0.0, 0.0, 4.0]) + rng.uniform(-0.3, 0.3, (15, 3))
+    uv = cam.project(j3) + 1.5  # e.g. lens distortion: the stored 2D wins over the pinhole projection
+    j2 = rng.uniform(10, 110, (15, 2))
+    persons = [PersonAnnotation(visible=np.ones(15, bool), joints_3d=j3, joints_2d=uv),
+               PersonAnnotation(visible=np.ones(15, bool), joints_2d=j2, center=np.array([60.0, 50.0]))]
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((120, 160, 3), 90, np.uint8))
+    img = ImageAnnotation(id="a", file="a.png", width=160, height=120, camera=cam, persons=persons)
+    write_annotations(tmp_path / "mixed.json", AnnotationSet("panoptic15", [img]))
+    return tmp_path / "mixed.json", uv, j2
+
+
+def test_stored_2d_joints_and_2d_only_people_reach_the_gt(tmp_path):
+    path, uv, j2 = _write_mixed(tmp_path)
+    cfg = ModelConfig(input=InputConfig(short_side=240, long_side=320, size_divisor=32))
+    s = DASDataset([path], cfg, None)[0]
+    gt, rec = s["gt"], s["record"]
+    assert rec.sx == 2.0 and list(gt.has_depth) == [True, False]
+    np.testing.assert_allclose(gt.joints_uv[0], rec.to_network(uv), atol=1e-3)
+    np.testing.assert_allclose(gt.centers[1], rec.to_network(np.array([60.0, 50.0])), atol=1e-3)
+    assert gt.root_depth[1] == 0 and not gt.joints_dz[1].any()
+    assert s["joints_3d"].shape == (1, 15, 3)
+
+
+def test_min_persons_rejects_and_resamples(tmp_path):
+    path, _, _ = _write_mixed(tmp_path)
+    aug = AugmentConfig(long_side=160, short_side_range=(120, 120), scale_range=(1.0, 1.0), trans_std=0.0,
+                        min_persons=2)
+    ds = DASDataset([path], CFG, aug, train=True)
+    assert len(ds[0]["gt"]) == 2
+    strict = DASDataset([path], CFG, AugmentConfig(long_side=160, short_side_range=(120, 120), min_persons=3),
+                        train=True)
+    with pytest.raises(RuntimeError, match=">= 3 people"):
+        strict[0]
+
+
+def test_augmentation_is_a_function_of_the_torch_seed(synth):
+    aug = AugmentConfig(long_side=160, short_side_range=(80, 112), scale_range=(0.8, 1.2))
+    ds = DASDataset([synth], CFG, aug, train=True, seed=0)
+
+    def draw(seed):
+        torch.manual_seed(seed)
+        return ds[2]
+
+    a, b, c = draw(5), draw(5), draw(6)
+    assert torch.equal(a["image"], b["image"]) and np.array_equal(a["transform"], b["transform"])
+    assert not np.array_equal(a["transform"], c["transform"])

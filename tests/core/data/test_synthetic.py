@@ -11,7 +11,15 @@ from das_core.camera import Intrinsics
 from das_core.data import make_synthetic
 from das_core.data.annotations import read_annotations
 from das_core.data.render import Appearance, BodyGeometry, draw_people, joint_occlusion
-from das_core.data.synthetic import SceneConfig, make_person, make_scene, make_sequence, sample_pose, scene_rng
+from das_core.data.synthetic import (
+    PoseAngles,
+    SceneConfig,
+    make_person,
+    make_scene,
+    make_sequence,
+    sample_pose,
+    scene_rng,
+)
 
 SMALL = SceneConfig(min_size=96, max_size=128)
 
@@ -63,6 +71,11 @@ def test_person_has_anthropometric_proportions_and_stands_on_the_floor():
     standing, _, _ = make_person(1.8, sample_pose(rng, "standing"), np.array([0.0, 5.0]), 0.0)
     crouch, _, _ = make_person(1.8, sample_pose(rng, "crouching"), np.array([0.0, 5.0]), 0.0)
     assert -standing[0, 1] > 1.4 and -crouch[0, 1] < -standing[0, 1] - 0.2  # the neck drops when crouching
+    # facing +z (heading 0, away from the camera): leaning forward moves the neck ahead of the hips and a
+    # flexed left hip brings the left knee forward
+    lean, _, _ = make_person(1.8, PoseAngles(lean=0.4, hip_flex=(1.0, 0.0)), np.array([0.0, 5.0]), 0.0)
+    assert lean[0, 2] > lean[2, 2] + 0.1 and lean[7, 2] > lean[13, 2] + 0.3
+    assert lean[3, 0] < lean[9, 0]  # facing away from the camera, the person's left is on image left
 
 
 def test_rendering_draws_people_in_depth_order():
@@ -110,3 +123,20 @@ def test_cli_writes_images_and_valid_annotations(tmp_path):
         ref = make_scene(4, "val", int(img.file[-10:-4]), SceneConfig(min_size=96, max_size=112))
         assert len(img.persons) == len(ref.joints_3d)
         np.testing.assert_allclose(img.persons[0].joints_3d, ref.joints_3d[0], atol=1e-4)
+
+
+def test_worker_pool_gives_the_same_dataset_as_one_process(tmp_path):
+    cfg = SceneConfig(min_size=64, max_size=80)
+    one = make_synthetic.generate(tmp_path / "a", "test", 5, 9, cfg, workers=1, progress=False)
+    two = make_synthetic.generate(tmp_path / "b", "test", 5, 9, cfg, workers=2, progress=False)
+    assert one.read_text() == two.read_text()
+    assert (tmp_path / "a/test/000004.jpg").read_bytes() == (tmp_path / "b/test/000004.jpg").read_bytes()
+
+
+def test_sequence_people_leave_and_new_ones_enter():
+    seq = make_sequence(num_frames=90, seed=1, width=96, height=64, num_people=3, fps=10)
+    ids = [set(f.track_ids.tolist()) for f in seq.frames]
+    assert all(len(i) == len(f.track_ids) for i, f in zip(ids, seq.frames, strict=True))  # unique per frame
+    assert len(set().union(*ids)) > 3  # someone left and was replaced by a newcomer
+    first, last = ids[0], ids[-1]
+    assert first != last

@@ -192,3 +192,41 @@ def test_targets_for_other_level_sizes_are_rejected() -> None:
     t = assign_targets([people()], [(4, 4), (2, 2)], CFG.strides, CFG)
     with pytest.raises(ValueError, match="targets"):
         DASLoss.from_config(CFG)(outputs, t)
+
+
+def test_same_maps_as_both_copies_are_counted_once() -> None:
+    outputs, _ = head_outputs(1, with_init=False)
+    t = targets_for(people())
+    criterion = DASLoss.from_config(CFG)
+    single = criterion(outputs, t)["loss_pose"]
+    shared = criterion(outputs._replace(offsets_init=list(outputs.offsets)), t)["loss_pose"]
+    assert shared.item() == single.item()
+
+
+@pytest.mark.parametrize("mode", ["multi", "none"])
+def test_end_to_end_with_the_real_model(mode: str) -> None:
+    from das_core.config import config_from_dict
+    from das_core.model.das import DAS
+
+    cfg = config_from_dict(ModelConfig, {
+        "strides": [8, 16, 32, 64],
+        "backbone": {"name": "resnet18"},
+        "fpn": {"out_channels": 16, "num_outs": 4},
+        "head": {"feat_channels": 16, "stacked_convs": 1, "num_groups": 4, "centerness_channels": 8},
+        "update": {"mode": mode, "num_layers": 1, "num_points": 2},
+        "targets": {"regress_ranges": [[-1, 48], [48, 96], [96, 192], [192, 1e8]]},
+    })
+    torch.manual_seed(0)
+    model = DAS.from_config(cfg).train()
+    criterion = DASLoss.from_config(cfg)
+    outputs = model(torch.randn(2, 3, 32, 32))
+    sizes = [(int(m.shape[-2]), int(m.shape[-1])) for m in outputs.cls_logits]
+    targets = assign_targets([people(), people(has_depth=False)], sizes, outputs.strides, cfg)
+    losses = criterion(outputs, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    losses["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    pre_flow_trained = criterion.flow3d.s[0][0].weight.grad is not None and bool(
+        criterion.flow3d.s[0][0].weight.grad.abs().sum() > 0
+    )
+    assert pre_flow_trained == (mode != "none")

@@ -32,7 +32,7 @@ def test_feature_maps_match_feature_info(name):
     with torch.no_grad():
         feats = model(x)
     assert len(feats) == len(model.feature_info)
-    for f, info in zip(feats, model.feature_info):
+    for f, info in zip(feats, model.feature_info, strict=True):
         assert f.shape == (1, info.channels, 32 // info.stride, 64 // info.stride)
         assert torch.isfinite(f).all()
 

@@ -108,7 +108,7 @@ def test_update_modes_none_single_multi_build_and_none_returns_initial_offsets()
         out = model(x)
         assert (model.update is None) == (mode == "none")
         if mode == "none":
-            assert all(a is b for a, b in zip(out.offsets, out.offsets_init))
+            assert all(a is b for a, b in zip(out.offsets, out.offsets_init, strict=True))
 
 
 def test_dcn_head_and_fpn_variants_build_and_backpropagate():
@@ -127,3 +127,14 @@ def test_head_runs_in_float32_under_autocast(tiny_model):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = tiny_model.eval()(torch.randn(1, 3, 64, 32))
     assert all(o.dtype == torch.float32 for o in out.offsets + out.cls_logits + out.sigma)
+
+
+def test_channels_last_model_gives_the_same_outputs():
+    torch.manual_seed(3)
+    model = DAS.from_config(tiny_config(head__use_dcn=True, update__use_dcn=True)).eval()
+    x = torch.randn(1, 3, 64, 32)
+    with torch.no_grad():
+        ref = model(x)
+        got = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    for a, b in zip(ref.offsets + ref.cls_logits, got.offsets + got.cls_logits, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

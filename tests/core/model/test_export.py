@@ -45,5 +45,5 @@ def test_dcn_head_exports_to_onnx_and_matches_onnxruntime(tmp_path):
     got = sess.run(None, {"x": x.numpy()})
     with torch.no_grad():
         want = model(x)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(torch.from_numpy(g), w, atol=1e-4, rtol=1e-4)

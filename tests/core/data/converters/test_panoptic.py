@@ -94,3 +94,12 @@ def test_distortion_free_projection_is_pinhole():
     uv = project_distorted(pts, K, np.zeros(5))
     np.testing.assert_allclose(uv[:, 0], K[0, 0] * pts[:, 0] / pts[:, 2] + K[0, 2])
     np.testing.assert_allclose(uv[:, 1], K[1, 1] * pts[:, 1] / pts[:, 2] + K[1, 2])
+
+
+def test_images_may_live_in_a_separate_hdimgs_tree(tmp_path):
+    _write_fixture(tmp_path / "p", {0: [_body([0, -100, 0])], 2: [_body([0, -100, 0])]})
+    (tmp_path / "p" / "hdImgs").mkdir()
+    (tmp_path / "p" / SEQ / "hdImgs").rename(tmp_path / "p" / "hdImgs" / SEQ)
+    ann = convert_panoptic(tmp_path / "p", tmp_path / "o.json", sequences=[SEQ], cameras=[(0, 30)])
+    assert len(ann.images) == 1
+    assert ann.image_path(ann.images[0]).resolve() == (tmp_path / "p/hdImgs" / SEQ / "00_30/00_30_00000000.jpg").resolve()

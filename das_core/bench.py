@@ -1,0 +1,538 @@
+"""Benchmark the inference engine: latency per stage, throughput, GPU memory, people-count scaling, and
+agreement of every backend with eager fp32.
+
+What is timed is what a user gets: :class:`~das_core.inference.Estimator` on a ``W×H`` uint8 RGB frame in
+host memory → :class:`~das_core.persons.Persons` in host memory (upload, resize/normalise/pad on the
+device, network, decode, one device→host copy). *total* is host wall-clock per frame; *preprocess /
+forward / decode* are the Estimator's per-stage CUDA-event times (CPU clock on the CPU).
+
+**Forced people.** Randomly initialised weights find nobody (centre logits start at −4.6, DAS_SPEC §4.4),
+and a real frame needs a trained model, so a scene with N people is made by *adding* N person-shaped
+patterns to the network's dense outputs (:class:`ForcedPeople`): for each person a 3×3 block of cells on
+one level gets scores above the threshold and offsets that point at the same 15 joints (so OKS-NMS must
+suppress 8 duplicates per person, as with a trained model's neighbouring cells), and a root depth of 3–7 m.
+The addition is one fused elementwise op on the device, timed inside *forward*. Because it is additive,
+a backend's numerical differences still reach the decoded people, which is how people are compared
+across backends. (The decoder works on fixed-size candidate sets — ``nms_pre`` per level — so its cost
+should hardly depend on N; the scenes measure that.)
+
+Examples::
+
+    das bench das_r18_fpn --device cpu --backends eager onnx --repeats 20
+    das bench das_r50_fpn --device cuda --backends eager:fp32 eager:fp16 compile:fp16 aoti:fp16 \\
+        --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from das_core.camera import Intrinsics, ResizeRecord
+from das_core.config import ModelConfig
+from das_core.decode import pixel_mapping
+from das_core.model.dense import cell_centers
+from das_core.model.outputs import DenseOutputs
+
+__all__ = [
+    "BenchSettings",
+    "ForcedPeople",
+    "ForcedPeopleBackend",
+    "add_arguments",
+    "bench_backend",
+    "format_table",
+    "lift_all_cells",
+    "run",
+    "synthetic_frame",
+]
+
+log = logging.getLogger(__name__)
+
+# Agreement with eager fp32, per precision: dense-output tolerances (atol, rtol) and the largest allowed
+# 3D joint difference (mm) of the decoded people of the forced 5-person scene. fp32 backends may differ
+# by kernel choice (TF32 on Ampere+ in both), fp16/bf16 by rounding of the backbone/FPN activations.
+AGREEMENT: dict[str, dict[str, Any]] = {
+    "fp32": {"dense": {"scores": (1e-4, 1e-3), "root_depth": (1e-6, 1e-3), "offsets": (1e-3, 1e-3),
+                       "sigma": (1e-4, 1e-3)}, "joints_mm": 1.0},
+    "fp16": {"dense": {"scores": (2e-3, 2e-2), "root_depth": (1e-5, 2e-2), "offsets": (2e-2, 2e-2),
+                       "sigma": (2e-3, 2e-2)}, "joints_mm": 10.0},
+    "bf16": {"dense": {"scores": (1e-2, 5e-2), "root_depth": (5e-5, 5e-2), "offsets": (1e-1, 5e-2),
+                       "sigma": (1e-2, 5e-2)}, "joints_mm": 30.0},
+    "int8": {"dense": {"scores": (3e-2, 1e-1), "root_depth": (1e-4, 1e-1), "offsets": (2e-1, 1e-1),
+                       "sigma": (3e-2, 1e-1)}, "joints_mm": 50.0},
+}
+
+# A standing person, panoptic15 joint order (skeletons.PANOPTIC15), in units of body height relative to
+# the mid-hip root: (x right, y down).
+_PANOPTIC15_TEMPLATE = np.array(
+    [[0.0, -0.30], [0.0, -0.42], [0.0, 0.0], [0.10, -0.28], [0.14, -0.15], [0.15, -0.02], [0.06, 0.0],
+     [0.07, 0.22], [0.07, 0.45], [-0.10, -0.28], [-0.14, -0.15], [-0.15, -0.02], [-0.06, 0.0],
+     [-0.07, 0.22], [-0.07, 0.45]], dtype=np.float64)
+
+
+def synthetic_frame(width: int = 1280, height: int = 720, seed: int = 0) -> np.ndarray:
+    """A fixed-seed (H, W, 3) uint8 RGB frame: smooth colour gradients plus noise (content does not change
+    the network's cost; it only has to be a valid image)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([xx / width, yy / height, 0.5 + 0.5 * np.sin(xx / 50.0) * np.cos(yy / 40.0)], axis=-1)
+    img = 255.0 * base + rng.normal(0.0, 12.0, size=(height, width, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def default_camera(width: int, height: int) -> Intrinsics:
+    """A plausible camera for a ``width × height`` frame (60° horizontal field of view)."""
+    f = 0.5 * width / math.tan(math.radians(30.0))
+    return Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Forced people
+# ----------------------------------------------------------------------------------------------
+
+
+class ForcedPeople:
+    """Additive person patterns for the dense outputs of one input size (see the module docstring).
+
+    Args:
+        cfg: model config (strides, ``z_norm``, skeleton size via ``num_joints``).
+        num_joints: K.
+        input_hw: padded network input (H, W).
+        record: the frame's resize record (people are placed inside the resized, unpadded area).
+        camera: intrinsics of the original frame (root depths are ``Z / f_eff``).
+        num_people: N ≥ 0.
+        device: where the patterns live.
+
+    Attributes:
+        expected_roots_m: (N, 3) the people's root positions (metres) the decoder should find.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        num_joints: int,
+        input_hw: tuple[int, int],
+        record: ResizeRecord,
+        camera: Intrinsics,
+        num_people: int,
+        device: torch.device | str,
+    ) -> None:
+        from das_core.inference import level_sizes
+
+        h, w = input_hw
+        strides = tuple(cfg.strides)
+        sizes = level_sizes(h, w, strides)
+        starts = np.cumsum([0] + [a * b for a, b in sizes])
+        p = int(starts[-1])
+        k = num_joints
+        if k == 15:
+            template = _PANOPTIC15_TEMPLATE
+        else:  # any other skeleton: a fixed pseudo-random joint cloud of the same extent
+            rng = np.random.default_rng(k)
+            template = np.stack([rng.uniform(-0.15, 0.15, k), rng.uniform(-0.45, 0.45, k)], axis=-1)
+        scores = np.zeros((p,), np.float32)
+        offsets = np.zeros((p, k, 3), np.float32)
+        root = np.zeros((p,), np.float32)
+        # People on the level whose regress range fits a person of height 6·S: the 2nd level if there is one.
+        lvl = 1 if len(strides) > 1 else 0
+        s = strides[lvl]
+        lh, lw = sizes[lvl]
+        rows = max(1, int(math.floor(math.sqrt(max(num_people, 1) * record.resized_height / record.resized_width))))
+        cols = max(1, math.ceil(max(num_people, 1) / rows))
+        f_eff = math.sqrt(camera.fx * record.sx * camera.fy * record.sy)
+        roots = []
+        for i in range(num_people):
+            r, c = divmod(i, cols)
+            # cell of the person's centre: a grid over the resized image, away from the borders
+            cy = int((r + 0.5) / rows * (record.resized_height / s))
+            cx = int((c + 0.5) / cols * (record.resized_width / s))
+            cy, cx = min(max(cy, 1), lh - 2), min(max(cx, 1), lw - 2)
+            centre = np.array([s * (cx + 0.5), s * (cy + 0.5)])
+            joints = centre + 6.0 * s * template  # (K, 2) network pixels
+            z = 3.0 + 4.0 * i / max(num_people - 1, 1)  # metres
+            base = 0.9 - 0.4 * i / max(num_people, 1)  # distinct per person, so the order is stable
+            for j, (dy, dx) in enumerate([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)]):
+                yy, xx = cy + dy, cx + dx
+                cell = int(starts[lvl]) + yy * lw + xx
+                cell_c = np.array([s * (xx + 0.5), s * (yy + 0.5)])
+                scores[cell] = base - 0.004 * j
+                offsets[cell, :, :2] = (joints - cell_c) / s
+                root[cell] = z / f_eff
+            uv = record.to_original(joints[2 if k == 15 else 0])
+            roots.append([(uv[0] - camera.cx) * z / camera.fx, (uv[1] - camera.cy) * z / camera.fy, z])
+        self.num_people = num_people
+        self.expected_roots_m = np.asarray(roots, np.float64).reshape(-1, 3)
+        dev = torch.device(device)
+        self.scores = torch.from_numpy(scores).to(dev)[None]
+        self.offsets = torch.from_numpy(offsets).to(dev)[None]
+        self.root_depth = torch.from_numpy(root).to(dev)[None]
+
+    def apply(self, dense: DenseOutputs) -> DenseOutputs:
+        """Add the patterns (broadcast over the batch). Shapes must be those of ``input_hw``."""
+        if dense.scores.shape[-1] != self.scores.shape[-1]:
+            raise ValueError(f"forced people were made for P={self.scores.shape[-1]} cells, outputs have "
+                             f"P={dense.scores.shape[-1]} (another input size?)")
+        return DenseOutputs(dense.scores + self.scores, dense.root_depth + self.root_depth,
+                            dense.offsets + self.offsets, dense.sigma)
+
+
+class ForcedPeopleBackend:
+    """A backend whose outputs get :class:`ForcedPeople` added; otherwise the wrapped backend unchanged."""
+
+    def __init__(self, backend: Any, forced: ForcedPeople | None) -> None:
+        self.inner, self.forced = backend, forced
+        self.name, self.device, self.precision = backend.name, backend.device, backend.precision
+
+    def run(self, images: Tensor) -> DenseOutputs:
+        dense = self.inner.run(images)
+        return dense if self.forced is None else self.forced.apply(dense)
+
+
+# ----------------------------------------------------------------------------------------------
+# Agreement
+# ----------------------------------------------------------------------------------------------
+
+
+def lift_all_cells(dense: DenseOutputs, cfg: ModelConfig, input_hw: tuple[int, int], record: ResizeRecord,
+                   camera: Intrinsics) -> Tensor:
+    """Every cell's candidate pose in metres, (B, P, K, 3) — the decoder's lift without selection/NMS."""
+    from das_core.inference import level_sizes
+
+    sizes = level_sizes(*input_hw, tuple(cfg.strides))
+    pts, strd = cell_centers(sizes, tuple(cfg.strides), dense.offsets.device)
+    off = dense.offsets.float()
+    uv_net = pts[None, :, None, :] + strd[None, :, None, None] * off[..., :2]
+    s = torch.tensor([record.sx, record.sy], device=off.device)
+    uv = pixel_mapping(cfg.compat).to_original(uv_net, s)
+    f_eff = math.sqrt(camera.fx * record.sx * camera.fy * record.sy)
+    z = dense.root_depth.float()[..., None] * f_eff + cfg.z_norm * off[..., 2]
+    y = (uv[..., 1] - camera.cy) / camera.fy
+    x = (uv[..., 0] - camera.cx - camera.skew * y) / camera.fx
+    return torch.stack([x * z, y * z, z], dim=-1)
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, np.float64), q)) if values else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------
+# One backend
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchSettings:
+    frame_size: tuple[int, int] = (1280, 720)
+    warmup: int = 10
+    repeats: int = 100
+    scene_repeats: int = 50
+    people: tuple[int, ...] = (1, 5, 10, 20)
+    batch: int = 8
+    device: str = "auto"
+    cache_dir: str | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backend name
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_frames(est: Any, frames: list[np.ndarray], cams: list[Intrinsics], n: int) -> tuple[list[float], list[Any]]:
+    totals, stages = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        est.batch(frames, cams)
+        totals.append((time.perf_counter() - t0) * 1e3)
+        stages.append(est.timings)
+    return totals, stages
+
+
+def bench_backend(
+    name: str,
+    precision: str,
+    model: nn.Module,
+    cfg: ModelConfig,
+    settings: BenchSettings,
+    reference: dict[str, Any] | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """Measure one (backend, precision). ``reference`` (from the eager fp32 run) enables agreement checks.
+
+    Returns a JSON-ready dict; a failure to build/run is recorded as ``{"error": message}``, not raised.
+    """
+    from das_core.backends import make_backend, resolve_device
+    from das_core.export import compare_dense, network_input_shape
+    from das_core.inference import Estimator
+    from das_core.preprocess import preprocess
+
+    device = resolve_device(settings.device)
+    w, h = settings.frame_size
+    frame = synthetic_frame(w, h)
+    cam = default_camera(w, h)
+    hw = network_input_shape(cfg, w, h)
+    record = ResizeRecord.for_image(w, h, cfg.input.long_side, cfg.input.short_side, cfg.input.size_divisor)
+    from das_core.skeletons import get_skeleton
+
+    k = get_skeleton(cfg.skeleton).num_joints
+    result: dict[str, Any] = {"backend": name, "precision": precision, "device": str(device),
+                              "input": [1, 3, *hw], "frame": [w, h]}
+    opts = dict(settings.options.get(name, {}))
+    if name in ("aoti", "onnx", "tensorrt") and settings.cache_dir:
+        opts.setdefault("cache_dir", settings.cache_dir)
+    channels_last = device.type == "cuda" and name in ("eager", "compile", "aoti") and precision != "fp32"
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    try:
+        backend = make_backend(name, copy.deepcopy(model), cfg, device=device, precision=precision,
+                               channels_last=channels_last, **opts)
+        forced = {n: ForcedPeople(cfg, k, hw, record, cam, n, device) for n in settings.people}
+        wrapped = ForcedPeopleBackend(backend, forced[settings.people[0]] if settings.people else None)
+        est = Estimator(cfg, wrapped)  # type: ignore[arg-type]
+        est(frame, cam)  # first call: compiles / builds / loads
+        result["first_call_s"] = round(time.perf_counter() - t0, 2)
+        for _ in range(settings.warmup):
+            est(frame, cam)
+        totals, stages = _time_frames(est, [frame], [cam], settings.repeats)
+        result["scene_people"] = settings.people[0] if settings.people else 0
+        result["latency_ms"] = {
+            "total_p50": _pct(totals, 50), "total_p99": _pct(totals, 99),
+            **{f"{s}_p50": _pct([getattr(t, f"{s}_ms") for t in stages], 50) for s in ("preprocess", "forward", "decode")},
+            **{f"{s}_p99": _pct([getattr(t, f"{s}_ms") for t in stages], 99) for s in ("preprocess", "forward", "decode")},
+        }
+        result["throughput_b1_fps"] = 1e3 / result["latency_ms"]["total_p50"]
+        if device.type == "cuda":
+            result["gpu_mem_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+
+        # People-count scaling: total latency for each forced scene.
+        scenes = {}
+        for n in settings.people:
+            wrapped.forced = forced[n]
+            for _ in range(3):
+                people = est(frame, cam)
+            t, _ = _time_frames(est, [frame], [cam], settings.scene_repeats)
+            scenes[str(n)] = {"total_p50": _pct(t, 50), "total_p99": _pct(t, 99), "found": len(people)}
+        result["scenes"] = scenes
+        if "1" in scenes and "20" in scenes:
+            result["ratio_20_vs_1"] = scenes["20"]["total_p50"] / scenes["1"]["total_p50"]
+
+        # Agreement with eager fp32 on the same preprocessed input.
+        if reference is not None:
+            x, _ = preprocess(frame, cfg.input, device)
+            with torch.inference_mode():
+                dense = DenseOutputs(*(t.clone() for t in backend.run(x)))
+            tol = AGREEMENT[precision]
+            cmp = compare_dense(dense, reference["dense"], tol["dense"])
+            j_got = lift_all_cells(dense, cfg, hw, record, cam)
+            j_ref = lift_all_cells(reference["dense"], cfg, hw, record, cam)
+            cell_mm = (j_got - j_ref).norm(dim=-1).amax(dim=-1).flatten() * 1e3  # (P,) worst joint per cell
+            wrapped.forced = forced.get(5) or ForcedPeople(cfg, k, hw, record, cam, 5, device)
+            people = est(frame, cam)
+            ref_people = reference["people5"]
+            same = len(people) == len(ref_people)
+            joints_mm = float(np.abs(people.joints_3d - ref_people.joints_3d).max() * 1e3) if same and len(people) else float("nan")
+            result["agreement"] = {
+                "dense_max_abs": cmp.max_abs,
+                "dense_within_tol": cmp.ok,
+                "all_cells_joint_mm_max": float(cell_mm.max()),
+                "all_cells_joint_mm_p99": float(torch.quantile(cell_mm.double().cpu(), 0.99)),
+                "people_same_count": same,
+                "people_count": [len(people), len(ref_people)],
+                "people_joints_mm_max": joints_mm,
+                "tolerance_joints_mm": tol["joints_mm"],
+                "pass": bool(cmp.ok and same and joints_mm <= tol["joints_mm"]),
+            }
+
+        # Throughput at batch N (a new input-size bucket: compiled backends build it now, not timed).
+        if settings.batch > 1 and (deadline is None or time.perf_counter() < deadline):
+            wrapped.forced = forced[settings.people[0]] if settings.people else None
+            frames, cams = [frame] * settings.batch, [cam] * settings.batch
+            tb = time.perf_counter()
+            est.batch(frames, cams)
+            result["batch_first_call_s"] = round(time.perf_counter() - tb, 2)
+            for _ in range(3):
+                est.batch(frames, cams)
+            t, _ = _time_frames(est, frames, cams, max(10, settings.repeats // 5))
+            result["batch"] = settings.batch
+            result["batch_total_p50_ms"] = _pct(t, 50)
+            result["throughput_bN_fps"] = settings.batch * 1e3 / _pct(t, 50)
+        elif settings.batch > 1:
+            result["batch_skipped"] = "time budget"
+        if device.type == "cuda":
+            result["gpu_mem_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        if hasattr(backend, "build_seconds"):
+            result["build_s"] = round(backend.build_seconds, 2)
+            result["load_s"] = round(getattr(backend, "load_seconds", 0.0), 2)
+    except Exception as exc:  # one backend failing must not lose the others' numbers
+        log.exception("%s:%s failed", name, precision)
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    result["wall_s"] = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def eager_reference(model: nn.Module, cfg: ModelConfig, settings: BenchSettings) -> dict[str, Any]:
+    """Eager fp32 dense outputs for the benchmark frame and the people of the forced 5-person scene."""
+    from das_core.backends import make_backend, resolve_device
+    from das_core.export import network_input_shape
+    from das_core.inference import Estimator
+    from das_core.preprocess import preprocess
+    from das_core.skeletons import get_skeleton
+
+    device = resolve_device(settings.device)
+    w, h = settings.frame_size
+    frame, cam = synthetic_frame(w, h), default_camera(w, h)
+    hw = network_input_shape(cfg, w, h)
+    record = ResizeRecord.for_image(w, h, cfg.input.long_side, cfg.input.short_side, cfg.input.size_divisor)
+    backend = make_backend("eager", copy.deepcopy(model), cfg, device=device, precision="fp32")
+    x, _ = preprocess(frame, cfg.input, device)
+    with torch.inference_mode():
+        dense = DenseOutputs(*(t.clone() for t in backend.run(x)))
+    forced = ForcedPeople(cfg, get_skeleton(cfg.skeleton).num_joints, hw, record, cam, 5, device)
+    people = Estimator(cfg, ForcedPeopleBackend(backend, forced))(frame, cam)  # type: ignore[arg-type]
+    return {"dense": dense, "people5": people, "expected_roots_m": forced.expected_roots_m}
+
+
+def environment(device: str) -> dict[str, Any]:
+    env: dict[str, Any] = {"torch": torch.__version__, "python": platform.python_version(),
+                           "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    if torch.cuda.is_available() and device != "cpu":
+        env["gpu"] = torch.cuda.get_device_name()
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    try:
+        import onnxruntime
+
+        env["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return env
+
+
+def run_suite(source: str, specs: list[tuple[str, str]], settings: BenchSettings,
+              budget_s: float | None = None) -> dict[str, Any]:
+    """Benchmark every ``(backend, precision)`` in ``specs`` on one model; eager fp32 is the reference."""
+    from das_core.export import load_model
+
+    start = time.perf_counter()
+    deadline = start + budget_s if budget_s else None
+    cfg, model, has_weights = load_model(source, "cpu")
+    report: dict[str, Any] = {"model": cfg.name, "weights": "checkpoint" if has_weights else "random",
+                              "settings": {**settings.__dict__, "people": list(settings.people)},
+                              "environment": environment(settings.device), "results": []}
+    ref = eager_reference(model, cfg, settings)
+    report["reference_people5_found"] = len(ref["people5"])
+    for name, precision in specs:
+        if deadline is not None and time.perf_counter() > deadline:
+            report["results"].append({"backend": name, "precision": precision, "error": "skipped: time budget"})
+            continue
+        log.info("benchmarking %s:%s", name, precision)
+        res = bench_backend(name, precision, model, cfg, settings, ref, deadline)
+        report["results"].append(res)
+        print(format_row(res), flush=True)
+    base = next((r for r in report["results"] if r["backend"] == "eager" and r["precision"] == "fp32"
+                 and "latency_ms" in r), None)
+    if base is not None:
+        for r in report["results"]:
+            if "latency_ms" in r:
+                r["speedup_vs_eager_fp32"] = base["latency_ms"]["total_p50"] / r["latency_ms"]["total_p50"]
+    report["wall_s"] = round(time.perf_counter() - start, 1)
+    return report
+
+
+# ----------------------------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------------------------
+
+_HEADER = (f"{'backend':<10}{'prec':<6}{'total p50':>10}{'p99':>8}{'pre':>7}{'fwd':>8}{'dec':>7}"
+           f"{'fps b1':>8}{'fps bN':>8}{'MiB':>7}{'1p':>7}{'5p':>7}{'10p':>7}{'20p':>7}{'20/1':>6}  agree")
+
+
+def format_row(r: dict[str, Any]) -> str:
+    if "latency_ms" not in r:
+        return f"{r['backend']:<10}{r['precision']:<6}  {r.get('error', 'no result')}"
+    lat, sc = r["latency_ms"], r.get("scenes", {})
+
+    def f(v: Any, d: int = 2) -> str:
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"
+
+    agree = r.get("agreement")
+    agree_s = "ref" if agree is None else (
+        f"{'ok' if agree['pass'] else 'FAIL'} {f(agree['people_joints_mm_max'], 2)}mm")
+    return (f"{r['backend']:<10}{r['precision']:<6}{f(lat['total_p50']):>10}{f(lat['total_p99']):>8}"
+            f"{f(lat['preprocess_p50']):>7}{f(lat['forward_p50']):>8}{f(lat['decode_p50']):>7}"
+            f"{f(r.get('throughput_b1_fps'), 1):>8}{f(r.get('throughput_bN_fps'), 1):>8}"
+            f"{f(r.get('gpu_mem_peak_mib'), 0):>7}"
+            + "".join(f"{f(sc.get(str(n), {}).get('total_p50')):>7}" for n in (1, 5, 10, 20))
+            + f"{f(r.get('ratio_20_vs_1')):>6}  {agree_s}" + (f"  ERROR {r['error']}" if "error" in r else ""))
+
+
+def format_table(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    lines = [f"model {report['model']} ({report['weights']} weights), frame "
+             f"{report['settings']['frame_size'][0]}x{report['settings']['frame_size'][1]}, "
+             f"{env.get('gpu', env['cpu'])}, torch {env['torch']}",
+             "latency in ms (total = host frame → host Persons; pre/fwd/dec = per-stage device time); "
+             "Np = total p50 with N forced people",
+             _HEADER]
+    lines += [format_row(r) for r in report["results"]]
+    return "\n".join(lines)
+
+
+def parse_spec(text: str) -> tuple[str, str]:
+    """``compile:fp16`` → (``compile``, ``fp16``); a bare name means fp32."""
+    name, _, prec = text.partition(":")
+    return name, prec or "fp32"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="checkpoint, model YAML or config name (e.g. das_r50_fpn; random weights)")
+    parser.add_argument("--backends", nargs="+", default=["eager:fp32"],
+                        help="NAME[:PRECISION] list, e.g. eager:fp32 eager:fp16 compile:fp16 aoti:fp16 onnx")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--frame-size", default="1280x720", help="WIDTHxHEIGHT of the host frame")
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--scene-repeats", type=int, default=50)
+    parser.add_argument("--people", type=int, nargs="+", default=[1, 5, 10, 20])
+    parser.add_argument("--batch", type=int, default=8, help="batch size for the throughput row (1 = skip)")
+    parser.add_argument("--cache-dir", default=None, help="compiled artefacts (default $DAS_CACHE_DIR or ~/.cache/das)")
+    parser.add_argument("--budget-s", type=float, default=None, help="skip remaining backends after this long")
+    parser.add_argument("--compile-mode", default="default", help="compile backend: default | max-autotune-no-cudagraphs")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch / onnxruntime (0 = default)")
+    parser.add_argument("--json", type=Path, help="write the full report here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from das_core.export import parse_size
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = BenchSettings(
+        frame_size=parse_size(args.frame_size), warmup=args.warmup, repeats=args.repeats,
+        scene_repeats=args.scene_repeats, people=tuple(args.people), batch=args.batch, device=args.device,
+        cache_dir=args.cache_dir,
+        options={"compile": {"mode": args.compile_mode}, **({"onnx": {"threads": args.threads}} if args.threads else {})},
+    )
+    print(_HEADER, flush=True)
+    report = run_suite(args.source, [parse_spec(s) for s in args.backends], settings, args.budget_s)
+    print()
+    print(format_table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0 if all("error" not in r for r in report["results"]) else 1

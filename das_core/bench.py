@@ -149,10 +149,13 @@ class ForcedPeople:
         lvl = 1 if len(strides) > 1 else 0
         s = strides[lvl]
         lh, lw = sizes[lvl]
+        if num_people and (lh < 3 or lw < 3):
+            raise ValueError(f"level {lvl} map {lh}×{lw} is too small for forced people (needs ≥ 3×3)")
         rows = max(1, int(math.floor(math.sqrt(max(num_people, 1) * record.resized_height / record.resized_width))))
         cols = max(1, math.ceil(max(num_people, 1) / rows))
         f_eff = math.sqrt(camera.fx * record.sx * camera.fy * record.sy)
         roots = []
+        used: set[int] = set()
         for i in range(num_people):
             r, c = divmod(i, cols)
             # cell of the person's centre: a grid over the resized image, away from the borders
@@ -166,6 +169,10 @@ class ForcedPeople:
             for j, (dy, dx) in enumerate([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)]):
                 yy, xx = cy + dy, cx + dx
                 cell = int(starts[lvl]) + yy * lw + xx
+                if cell in used:
+                    raise ValueError(f"{num_people} forced people do not fit on a {lh}×{lw} level-{lvl} map "
+                                     f"(input {h}×{w}); use a larger input or fewer people")
+                used.add(cell)
                 cell_c = np.array([s * (xx + 0.5), s * (yy + 0.5)])
                 scores[cell] = base - 0.004 * j
                 offsets[cell, :, :2] = (joints - cell_c) / s
@@ -374,6 +381,9 @@ def bench_backend(
             result["batch_skipped"] = "time budget"
         if device.type == "cuda":
             result["gpu_mem_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        if hasattr(backend, "cuda_graphs"):
+            result["cuda_graphs"] = bool(backend.cuda_graphs)
+            result["graph_error"] = getattr(backend, "graph_error", None)
         if hasattr(backend, "build_seconds"):
             result["build_s"] = round(backend.build_seconds, 2)
             result["load_s"] = round(getattr(backend, "load_seconds", 0.0), 2)
@@ -422,9 +432,20 @@ def environment(device: str) -> dict[str, Any]:
     return env
 
 
+# Seconds a backend needs at least (first build + measurements) on an H100-class machine; with a time budget,
+# a backend is skipped rather than started when less than this remains.
+MIN_SECONDS = {"eager": 20.0, "onnx": 60.0, "tensorrt": 240.0, "compile": 200.0, "aoti": 240.0}
+# Extra seconds needed to also measure batch N (a new input-size bucket means a new build for these).
+BATCH_SECONDS = {"compile": 150.0, "aoti": 200.0, "tensorrt": 200.0, "onnx": 30.0}
+
+
 def run_suite(source: str, specs: list[tuple[str, str]], settings: BenchSettings,
-              budget_s: float | None = None) -> dict[str, Any]:
-    """Benchmark every ``(backend, precision)`` in ``specs`` on one model; eager fp32 is the reference."""
+              budget_s: float | None = None, on_result: Any = None) -> dict[str, Any]:
+    """Benchmark every ``(backend, precision)`` in ``specs`` on one model; eager fp32 is the reference.
+
+    ``on_result(report)`` is called after each backend (e.g. to write partial JSON, so a killed run keeps
+    what it measured).
+    """
     from das_core.export import load_model
 
     start = time.perf_counter()
@@ -436,13 +457,17 @@ def run_suite(source: str, specs: list[tuple[str, str]], settings: BenchSettings
     ref = eager_reference(model, cfg, settings)
     report["reference_people5_found"] = len(ref["people5"])
     for name, precision in specs:
-        if deadline is not None and time.perf_counter() > deadline:
+        if deadline is not None and deadline - time.perf_counter() < MIN_SECONDS.get(name, 60.0):
             report["results"].append({"backend": name, "precision": precision, "error": "skipped: time budget"})
+            print(format_row(report["results"][-1]), flush=True)
             continue
         log.info("benchmarking %s:%s", name, precision)
-        res = bench_backend(name, precision, model, cfg, settings, ref, deadline)
+        batch_deadline = None if deadline is None else deadline - BATCH_SECONDS.get(name, 0.0)
+        res = bench_backend(name, precision, model, cfg, settings, ref, batch_deadline)
         report["results"].append(res)
         print(format_row(res), flush=True)
+        if on_result is not None:
+            on_result(report)
     base = next((r for r in report["results"] if r["backend"] == "eager" and r["precision"] == "fp32"
                  and "latency_ms" in r), None)
     if base is not None:
@@ -457,8 +482,8 @@ def run_suite(source: str, specs: list[tuple[str, str]], settings: BenchSettings
 # Output
 # ----------------------------------------------------------------------------------------------
 
-_HEADER = (f"{'backend':<10}{'prec':<6}{'total p50':>10}{'p99':>8}{'pre':>7}{'fwd':>8}{'dec':>7}"
-           f"{'fps b1':>8}{'fps bN':>8}{'MiB':>7}{'1p':>7}{'5p':>7}{'10p':>7}{'20p':>7}{'20/1':>6}  agree")
+_HEADER = (f"{'backend':<10}{'prec':<6}{'total p50':>10}{'p99':>9}{'pre':>8}{'fwd':>9}{'dec':>8}"
+           f"{'fps b1':>8}{'fps bN':>8}{'MiB':>7}{'1p':>9}{'5p':>9}{'10p':>9}{'20p':>9}{'20/1':>6}  agree")
 
 
 def format_row(r: dict[str, Any]) -> str:
@@ -472,11 +497,11 @@ def format_row(r: dict[str, Any]) -> str:
     agree = r.get("agreement")
     agree_s = "ref" if agree is None else (
         f"{'ok' if agree['pass'] else 'FAIL'} {f(agree['people_joints_mm_max'], 2)}mm")
-    return (f"{r['backend']:<10}{r['precision']:<6}{f(lat['total_p50']):>10}{f(lat['total_p99']):>8}"
-            f"{f(lat['preprocess_p50']):>7}{f(lat['forward_p50']):>8}{f(lat['decode_p50']):>7}"
+    return (f"{r['backend']:<10}{r['precision']:<6}{f(lat['total_p50']):>10}{f(lat['total_p99']):>9}"
+            f"{f(lat['preprocess_p50']):>8}{f(lat['forward_p50']):>9}{f(lat['decode_p50']):>8}"
             f"{f(r.get('throughput_b1_fps'), 1):>8}{f(r.get('throughput_bN_fps'), 1):>8}"
             f"{f(r.get('gpu_mem_peak_mib'), 0):>7}"
-            + "".join(f"{f(sc.get(str(n), {}).get('total_p50')):>7}" for n in (1, 5, 10, 20))
+            + "".join(f" {f(sc.get(str(n), {}).get('total_p50')):>8}" for n in (1, 5, 10, 20))
             + f"{f(r.get('ratio_20_vs_1')):>6}  {agree_s}" + (f"  ERROR {r['error']}" if "error" in r else ""))
 
 

@@ -3,8 +3,8 @@
 Every cell of every pyramid level is either background or assigned to exactly one person:
 
 1. ``r_max`` = the largest 2D distance from a *visible* joint to the person centre (px of the network input).
-2. The person lives on the single level whose regress range ``lo ≤ r_max ≤ hi`` contains it (both ends
-   inclusive, as in the official code).
+2. The person lives on the level whose regress range ``lo ≤ r_max ≤ hi`` contains it (both ends
+   inclusive, as in the official code — so an ``r_max`` exactly on a shared boundary lands on both levels).
 3. On that level, cells whose centre ``p`` satisfies ``|p_x − c_x| < r·S`` and ``|p_y − c_y| < r·S``
    (strict, r = 1.5) are candidates — normally a 3×3 block (DAS_SPEC §11.11).
 4. A cell claimed by several persons goes to the person whose centre is nearest to ``p``
@@ -67,8 +67,8 @@ class Targets(NamedTuple):
         return int(self.positive.shape[0])
 
     def to(self, device: torch.device | str) -> Targets:
-        """Move every tensor to ``device`` (non-blocking where the source is pinned)."""
-        return Targets(*(t.to(device, non_blocking=True) for t in self))
+        """Move every tensor to ``device``."""
+        return Targets(*(t.to(device) for t in self))
 
 
 def assign_targets(

@@ -340,12 +340,13 @@ def _unpack(batch: Any) -> tuple[Tensor, list[Pose25D]]:
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
-    np_state = np.random.get_state()
+    # Plain types and tensors only, so that torch.load(weights_only=True) can read them back.
+    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    py_version, py_state, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": [str(np_state[0]), torch.from_numpy(np.asarray(np_state[1], np.int64)), int(np_state[2]),
-                  int(np_state[3]), float(np_state[4])],
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "numpy": [str(name), torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "python": [py_version, list(py_state), py_gauss],
     }
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)

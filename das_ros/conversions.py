@@ -153,12 +153,58 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(src), code)
 
 
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, hierarchical, arithmetic).
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _compressed_header_size(buf: np.ndarray, fmt: str) -> tuple[str, int, int]:
+    """(kind, width, height) read from a PNG IHDR or JPEG SOF header, without decoding any pixels.
+
+    Only JPEG and PNG are accepted (what image_transport's ``compressed`` plugin publishes): other formats
+    OpenCV could decode (BMP, TIFF, WebP, …) cannot be size-checked before decoding, so they are refused.
+    """
+    head = buf[:32].tobytes()
+    if head.startswith(_PNG_MAGIC):
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            raise ImageConversionError(f"corrupt PNG (format {fmt!r}): no IHDR header")
+        return "PNG", int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith(b"\xff\xd8"):
+        data, n, i = buf, int(buf.size), 2
+        while i + 4 <= n:
+            if data[i] != 0xFF:
+                break
+            marker = int(data[i + 1])
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length field
+                i += 2
+                continue
+            if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+                break
+            length = (int(data[i + 2]) << 8) | int(data[i + 3])
+            if marker in _JPEG_SOF:
+                if i + 9 > n or length < 7:
+                    break
+                h = (int(data[i + 5]) << 8) | int(data[i + 6])
+                w = (int(data[i + 7]) << 8) | int(data[i + 8])
+                return "JPEG", w, h
+            i += 2 + length
+        raise ImageConversionError(f"corrupt JPEG (format {fmt!r}, {n} bytes): no frame header")
+    raise ImageConversionError(
+        f"compressed image (format {fmt!r}) is neither JPEG nor PNG (first bytes {head[:8]!r}); "
+        "only JPEG and PNG are accepted"
+    )
+
+
 def compressed_to_rgb(msg: Any) -> np.ndarray:
-    """A ``sensor_msgs/CompressedImage`` (JPEG/PNG/anything OpenCV decodes) → (H, W, 3) uint8 RGB.
+    """A ``sensor_msgs/CompressedImage`` (JPEG or PNG) → (H, W, 3) uint8 RGB.
 
     ``compressedDepth`` payloads (a depth-specific header before the PNG) are rejected. 16-bit PNGs are
-    scaled to 8 bits. OpenCV refuses images above ``CV_IO_MAX_IMAGE_PIXELS`` (2^30) while decoding; the
-    result is then checked against ``MAX_PIXELS``. Corrupt data raises ``ImageConversionError``.
+    scaled to 8 bits. The size in the PNG IHDR / JPEG SOF header is checked against ``MAX_PIXELS`` before
+    decoding (nothing is allocated for a huge image), and the decoded image again. Other formats and corrupt
+    data raise ``ImageConversionError``.
     """
     fmt = str(getattr(msg, "format", ""))
     if "compresseddepth" in fmt.lower():
@@ -166,6 +212,9 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
     buf = _buffer(msg.data)
     if buf.size == 0:
         raise ImageConversionError(f"compressed image (format {fmt!r}) has no data")
+    # Refuse a huge image from its header, before the decoder allocates it (a 40-byte PNG can claim 2^30 px).
+    kind, hw, hh = _compressed_header_size(buf, fmt)
+    _check_size(hw, hh, f"{kind} header (format {fmt!r})")
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:

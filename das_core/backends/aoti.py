@@ -95,6 +95,7 @@ class AOTIBackend:
         self._fingerprint: str | None = None
         self.build_seconds = 0.0
         self.load_seconds = 0.0
+        self.graph_error: str | None = None
 
     def package_for(self, shape: tuple[int, ...]) -> Path:
         """The cached package for ``shape``, built now if missing or stale."""
@@ -152,7 +153,14 @@ class AOTIBackend:
                 return DenseOutputs(*self._call(fn, images))
         runner = self._runners.get(shape)
         if runner is None:
-            with torch.no_grad():
-                runner = CudaGraphRunner(lambda x: self._call(fn, x), images)
+            try:
+                with torch.no_grad():
+                    runner = CudaGraphRunner(lambda x: self._call(fn, x), images)
+            except RuntimeError as exc:
+                # Same package, only without graph replay: logged and kept in ``graph_error``.
+                log.warning("aoti: CUDA graph capture failed (%s); running the package without CUDA graphs", exc)
+                self.graph_error, self.cuda_graphs = str(exc), False
+                with torch.no_grad():
+                    return DenseOutputs(*self._call(fn, images))
             self._runners[shape] = runner
         return DenseOutputs(*runner(images))

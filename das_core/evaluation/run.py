@@ -54,9 +54,10 @@ def frame_result(image: ImageAnnotation, persons: Persons, sequence: str = "") -
     people = [p for p in image.persons if p.joints_3d is not None]
     k = persons.num_joints
     if people:
-        gt_3d = np.stack([p.joints_3d for p in people])  # type: ignore[misc]
-        gt_2d = np.stack([p.joints_2d if p.joints_2d is not None else image.camera.project(p.joints_3d)
-                          for p in people])
+        gt_3d = np.stack([p.joints_3d for p in people if p.joints_3d is not None])
+        # stored 2D joints win (e.g. Panoptic's lens-distorted projections), else the pinhole projection
+        gt_2d = np.stack([p.joints_2d if p.joints_2d is not None else image.camera.project(gt_3d[i])
+                          for i, p in enumerate(people)])
         vis = np.stack([p.visible for p in people])
     else:
         gt_3d, gt_2d, vis = np.zeros((0, k, 3)), np.zeros((0, k, 2)), np.zeros((0, k), bool)

@@ -61,7 +61,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Agreement with eager fp32, per precision: dense-output tolerances (atol, rtol) and the largest allowed
-# 3D joint difference (mm) of the decoded people of the forced 5-person scene. fp32 backends may differ
+# 3D joint difference (mm) of the decoded people of the forced 5-person scene (:func:`people_for_agreement`). fp32 backends may differ
 # by kernel choice (TF32 on Ampere+ in both), fp16/bf16 by rounding of the backbone/FPN activations.
 AGREEMENT: dict[str, dict[str, Any]] = {
     "fp32": {"dense": {"scores": (1e-4, 1e-3), "root_depth": (1e-6, 1e-3), "offsets": (1e-3, 1e-3),
@@ -347,9 +347,10 @@ def bench_backend(
             j_got = lift_all_cells(dense, cfg, hw, record, cam)
             j_ref = lift_all_cells(reference["dense"], cfg, hw, record, cam)
             cell_mm = (j_got - j_ref).norm(dim=-1).amax(dim=-1).flatten() * 1e3  # (P,) worst joint per cell
-            wrapped.forced = forced.get(5) or ForcedPeople(cfg, k, hw, record, cam, 5, device)
+            n_cmp = reference["people_n"]
+            wrapped.forced = forced.get(n_cmp) or ForcedPeople(cfg, k, hw, record, cam, n_cmp, device)
             people = est(frame, cam)
-            ref_people = reference["people5"]
+            ref_people = reference["people"]
             same = len(people) == len(ref_people)
             joints_mm = float(np.abs(people.joints_3d - ref_people.joints_3d).max() * 1e3) if same and len(people) else float("nan")
             result["agreement"] = {
@@ -411,9 +412,16 @@ def eager_reference(model: nn.Module, cfg: ModelConfig, settings: BenchSettings)
     x, _ = preprocess(frame, cfg.input, device)
     with torch.inference_mode():
         dense = DenseOutputs(*(t.clone() for t in backend.run(x)))
-    forced = ForcedPeople(cfg, get_skeleton(cfg.skeleton).num_joints, hw, record, cam, 5, device)
+    n = people_for_agreement(settings)
+    forced = ForcedPeople(cfg, get_skeleton(cfg.skeleton).num_joints, hw, record, cam, n, device)
     people = Estimator(cfg, ForcedPeopleBackend(backend, forced))(frame, cam)  # type: ignore[arg-type]
-    return {"dense": dense, "people5": people, "expected_roots_m": forced.expected_roots_m}
+    return {"dense": dense, "people": people, "people_n": n, "expected_roots_m": forced.expected_roots_m}
+
+
+def people_for_agreement(settings: BenchSettings) -> int:
+    """The forced scene whose decoded people are compared across backends: 5 people, or the largest
+    benchmarked scene below that."""
+    return max([n for n in settings.people if 0 < n <= 5], default=1)
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -455,7 +463,8 @@ def run_suite(source: str, specs: list[tuple[str, str]], settings: BenchSettings
                               "settings": {**settings.__dict__, "people": list(settings.people)},
                               "environment": environment(settings.device), "results": []}
     ref = eager_reference(model, cfg, settings)
-    report["reference_people5_found"] = len(ref["people5"])
+    report["agreement_scene_people"] = ref["people_n"]
+    report["reference_people_found"] = len(ref["people"])
     for name, precision in specs:
         if deadline is not None and deadline - time.perf_counter() < MIN_SECONDS.get(name, 60.0):
             report["results"].append({"backend": name, "precision": precision, "error": "skipped: time budget"})

@@ -42,7 +42,7 @@ class Intrinsics:
             )
 
     @classmethod
-    def from_matrix(cls, k: "np.ndarray | list[float]") -> Intrinsics:
+    def from_matrix(cls, k: np.ndarray | list[float]) -> Intrinsics:
         """From a 3×3 K (or its 9 row-major values, as in ``CameraInfo.k``)."""
         m = np.asarray(k, dtype=np.float64).reshape(-1)
         if m.size != 9:

@@ -70,7 +70,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             raise CheckpointError(f"{p}: checkpoint file not found (a checkpoint is NAME.safetensors + NAME.yaml)")
     try:
         doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError, OSError) as exc:
         raise CheckpointError(f"{yaml_path}: not a valid checkpoint YAML: {exc}") from None
     if not isinstance(doc, dict) or "model" not in doc:
         raise CheckpointError(f"{yaml_path}: checkpoint YAML needs a top-level 'model' mapping")

@@ -12,7 +12,9 @@ official Panoptic setting, 20 × Z[cm]/f with z_norm 50 cm, is depth_factor 2000
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -62,6 +64,8 @@ class BackboneConfig:
 
     name: Literal["resnet18", "resnet34", "resnet50", "mspn"] = "resnet50"
     mspn_stages: int = 2
+    # ResNet stages built (4 = C2..C5; 3 stops at C4, for small models). Not used by MSPN.
+    num_stages: int = 4
     # Number of leading stages whose parameters are frozen: 0 none, 1 stem + layer1 (DAS_SPEC §4.1b).
     frozen_stages: int = 1
     norm: Literal["bn", "syncbn", "frozen_bn"] = "bn"
@@ -340,6 +344,11 @@ def _check(ok: bool, key: str, why: str) -> None:
         raise ConfigError(f"{key}: {why}")
 
 
+# Values in error messages: bounded length and nesting (a YAML alias bomb must not blow up a message).
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -359,20 +368,20 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return _convert(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {_short.repr(value)}")
     if origin is Literal:
         if value not in get_args(tp):
-            raise ConfigError(f"{key}: expected one of {list(get_args(tp))}, got {value!r}")
+            raise ConfigError(f"{key}: expected one of {list(get_args(tp))}, got {_short.repr(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {_short.repr(value)}")
         args = get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{key}: expected a list of {len(args)} items, got {len(value)}")
-        return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -381,22 +390,24 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return _from_dict(tp, value, key + ".")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+            raise ConfigError(f"{key}: expected true/false, got {_short.repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {_short.repr(value)}")
         return value
     if tp is float:
         # PyYAML (YAML 1.1) reads "1e8" and "1.0e8" as strings; accept them as numbers.
         if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
-            return float(value)
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {_short.repr(value)}")
+        if not math.isfinite(float(value)):  # .nan / .inf / 1e999 would silently poison training or decoding
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {_short.repr(value)}")
         return value
     raise ConfigError(f"{key}: unsupported type {tp!r} in schema")  # pragma: no cover - schema bug
 
@@ -435,8 +446,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not valid YAML (UTF-8): {type(exc).__name__}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -462,13 +475,16 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     """
     path = Path(path)
     data = _read_yaml(path)
+    # Resolve a model file first, so that "--set model.x=…" overrides merge into it instead of replacing it.
+    if isinstance(data.get("model"), str):
+        try:
+            data = {**data, "model": _read_yaml((path.parent / data["model"]).resolve())}
+        except (ValueError, OSError) as exc:  # ConfigError, or a path with a NUL byte
+            raise ConfigError(f"{path}: model: {exc}") from None
     if overrides:
+        if isinstance(overrides.get("model"), str):
+            overrides = {**overrides, "model": _read_yaml(Path(overrides["model"]).resolve())}
         data = _merge(data, overrides)
-    model = data.get("model")
-    if isinstance(model, str):
-        model_path = (path.parent / model).resolve()
-        model_data = _read_yaml(model_path)
-        data = {**data, "model": model_data}
     for split in ("train", "val"):
         files = data.get("data", {}).get(split) if isinstance(data.get("data"), dict) else None
         if isinstance(files, list):

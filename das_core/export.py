@@ -307,7 +307,7 @@ def export_aoti(
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.to(device).eval()
     mem = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=mem)
+    model = model.to(memory_format=mem)  # type: ignore[call-overload]
     wrapper = DenseExportWrapper(model, cfg.depth_factor, _DTYPES[precision]).eval()
     x = example_input(shape, device).contiguous(memory_format=mem)
     configs: dict[str, Any] = {"max_autotune": bool(max_autotune)}

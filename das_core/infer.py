@@ -14,7 +14,8 @@ JSON (``--json``, default OUT/persons.json): ``{"checkpoint", "skeleton", "joint
 "units", "frames": [{"file", "frame", "width", "height", "intrinsics": {fx, fy, cx, cy, skew, source},
 "persons": [{"track_id", "score", "root", "joints_3d", "joints_2d", "confidence"}]}]}``; 3D joints in
 metres in the camera optical frame (x right, y down, z forward), 2D joints in pixels of the input image,
-``frame`` is the video frame index (null for images), ``track_id`` is null for images.
+``frame`` is the video frame index (null for images), ``track_id`` is null for images; a frame the
+pipeline had to skip has no persons and an ``error``.
 
 examples:
   das infer photo.jpg --camera camera_info.yaml
@@ -171,7 +172,7 @@ def _publish(tmp: str | Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _atomic(path: Path, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
+def _atomic(path: Path, write: Callable[[str], object], suffix: str = ".tmp") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -244,7 +245,7 @@ class VideoSink:
             return
         if self.writer is None:
             h, w = rgb.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
             if not self.writer.isOpened():
                 log.warning("OpenCV cannot encode mp4 (mp4v) here; writing a PNG strip instead of %s", self.path)
                 self.ok = False
@@ -510,6 +511,7 @@ def infer(
     max_frames: int | None = None,
     frame_id: str = "camera_optical_frame",
     progress: bool = True,
+    checkpoint: str = "",
 ) -> InferSummary:
     """Run ``estimator`` through ``FramePipeline`` on every input and write overlays, JSON and an MCAP.
 
@@ -576,12 +578,11 @@ def infer(
                     if bag is not None:
                         bag.write(IMAGE_TOPIC, t_ns, msg)
                         bag.write(CAMERA_INFO_TOPIC, t_ns, info)
-                    if not result.ok:
+                    persons: Persons | None = result.persons if result.ok else None
+                    if persons is None:
                         log.warning("%s%s: skipped (%s): %s", item.path, f" frame {index}" if video else "",
                                     result.reason, result.error)
-                        persons = None
                     else:
-                        persons = result.persons
                         summary.persons += len(persons)
                         if bag is not None:
                             bag.write(POSES_TOPIC, t_ns, result.poses)
@@ -620,7 +621,7 @@ def infer(
         if bag is not None:
             bag.abort()
     doc = {
-        "checkpoint": str(getattr(estimator, "checkpoint", "")),
+        "checkpoint": checkpoint,
         "skeleton": skeleton.name,
         "joint_names": list(skeleton.joint_names),
         "root_index": skeleton.root,
@@ -689,11 +690,11 @@ def run(args: argparse.Namespace) -> int:
 
         settings = replace(settings, min_score=args.min_score)
     est = load_demo_estimator(args.checkpoint, args.device, args.backend, args.precision)
-    est.checkpoint = str(_check_checkpoint(args.checkpoint))
     summary = infer(args.paths, est, args.out, camera=camera, camera_size=size, camera_source=source,
                     hfov_deg=args.hfov, json_path=args.json, mcap_path=args.mcap, overlays=not args.no_overlay,
                     tracking=not args.no_tracking, settings=settings, max_frames=args.max_frames,
-                    frame_id=args.frame_id, progress=not args.no_progress)
+                    frame_id=args.frame_id, progress=not args.no_progress,
+                    checkpoint=str(_check_checkpoint(args.checkpoint)))
     bad = ", ".join(f"{k}={v}" for k, v in sorted(summary.bad_frames.items())) or "none"
     print(f"{summary.frames} frames, {summary.persons} persons, bad frames: {bad}")
     print(f"JSON: {summary.json_path}")

@@ -151,7 +151,10 @@ class Estimator:
 
         ckpt = load_checkpoint(path, device="cpu")
         model = DAS.from_config(ckpt.config)
-        missing, unexpected = model.load_state_dict(ckpt.state_dict, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(ckpt.state_dict, strict=False)
+        except RuntimeError as exc:  # shape mismatches raise even with strict=False
+            raise CheckpointError(f"{path}: weights do not match the model built from its config: {exc}") from None
         if missing or unexpected:
             raise CheckpointError(
                 f"{path}: weights do not match the model built from its config: "

@@ -67,8 +67,8 @@ class Targets(NamedTuple):
         return int(self.positive.shape[0])
 
     def to(self, device: torch.device | str) -> Targets:
-        """Move every tensor to ``device``."""
-        return Targets(*(t.to(device) for t in self))
+        """Move every tensor to ``device`` (asynchronously when the source is pinned)."""
+        return Targets(*(t.to(device, non_blocking=True) for t in self))
 
 
 def assign_targets(

@@ -98,7 +98,7 @@ class CompiledBackend:
         if precision == "fp16" and self.device.type == "cpu":
             raise BackendError("backend 'compile' on cpu: use fp32 or bf16 (fp16 autocast is a GPU feature)")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        model = model.to(self.device).eval().to(memory_format=self.memory_format)
+        model = model.to(self.device).eval().to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.wrapper = DenseExportWrapper(model, cfg.depth_factor, autocast_dtype(precision)).eval()
         self.mode = mode
         # dynamic=False: every input-size bucket is specialised (static shapes are what CUDA graphs need).

@@ -49,7 +49,7 @@ def build_backbone(cfg: ModelConfig) -> Backbone:
             mspn.freeze(b.frozen_stages)
         return mspn
     elif b.name.startswith("resnet"):
-        model = resnet(b.name, frozen_stages=b.frozen_stages, norm=b.norm)
+        model = resnet(b.name, frozen_stages=b.frozen_stages, norm=b.norm, num_stages=b.num_stages)
     else:  # pragma: no cover - the config's Literal already rejects this
         raise ConfigError(f"backbone.name: unknown backbone {b.name!r}")
     if b.pretrained:

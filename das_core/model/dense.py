@@ -33,7 +33,7 @@ def cell_centers(
     Returns (P, 2) float32 centres (x, y) and (P,) float32 strides.
     """
     pts, strd = [], []
-    for (h, w), s in zip(sizes, strides):
+    for (h, w), s in zip(sizes, strides, strict=False):
         ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * s
         xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * s
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")

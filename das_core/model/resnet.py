@@ -85,16 +85,23 @@ class ResNet(Backbone):
         frozen_stages: 0 = train everything; n ≥ 1 freezes the stem and ``layer1..layer n`` (parameters
             get ``requires_grad=False`` and their BatchNorms stay in eval mode), DAS_SPEC §4.1b.
         norm: ``bn``, ``syncbn`` or ``frozen_bn`` (config ``backbone.norm``).
+        num_stages: build ``layer1..layer num_stages`` only (4 = full; 3 drops C5, which holds ~75 % of a
+            ResNet-18's weights — used for the small shipped demo model). Returns that many maps.
     """
 
-    def __init__(self, depth: int = 50, frozen_stages: int = 1, norm: str = "bn") -> None:
+    def __init__(self, depth: int = 50, frozen_stages: int = 1, norm: str = "bn", num_stages: int = 4) -> None:
         super().__init__()
         if depth not in _ARCHS:
             raise ValueError(f"backbone.name: ResNet depth {depth} not supported; choose from {sorted(_ARCHS)}")
         if not 0 <= frozen_stages <= 4:
             raise ValueError(f"backbone.frozen_stages: ResNet has a stem + 4 stages, got {frozen_stages} (use 0..4)")
+        if not 2 <= num_stages <= 4:
+            raise ValueError(f"backbone.num_stages: ResNet has 4 stages, got {num_stages} (use 2..4)")
+        if frozen_stages > num_stages:
+            raise ValueError(f"backbone.frozen_stages ({frozen_stages}) exceeds backbone.num_stages ({num_stages})")
         block, counts = _ARCHS[depth]
         self.depth = depth
+        self.num_stages = num_stages
         self.frozen_stages = frozen_stages
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = make_norm(norm, 64)
@@ -103,7 +110,7 @@ class ResNet(Backbone):
         in_ch, stride = 64, 4
         self.feature_info = []
         # Stage names stay layer1..layer4 so torchvision / timm weights load (their naming, not ours).
-        for i, (width, n) in enumerate(zip((64, 128, 256, 512), counts, strict=True), start=1):
+        for i, (width, n) in enumerate(zip((64, 128, 256, 512)[:num_stages], counts[:num_stages], strict=False), start=1):
             s = 1 if i == 1 else 2
             blocks = [block(in_ch, width, s, norm)] + [block(width * block.expansion, width, 1, norm) for _ in range(n - 1)]
             self.add_module(f"layer{i}", nn.Sequential(*blocks))
@@ -141,15 +148,15 @@ class ResNet(Backbone):
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
         outs = []
-        for i in range(1, 5):
+        for i in range(1, self.num_stages + 1):
             x = getattr(self, f"layer{i}")(x)
             outs.append(x)
         return outs
 
 
-def resnet(name: str, frozen_stages: int = 1, norm: str = "bn") -> ResNet:
+def resnet(name: str, frozen_stages: int = 1, norm: str = "bn", num_stages: int = 4) -> ResNet:
     """``resnet18`` / ``resnet34`` / ``resnet50`` by config name (``backbone.name``)."""
     if not name.startswith("resnet") or not name[6:].isdigit():
         raise ValueError(f"backbone.name: {name!r} is not a ResNet name")
-    return ResNet(int(name[6:]), frozen_stages=frozen_stages, norm=norm)
+    return ResNet(int(name[6:]), frozen_stages=frozen_stages, norm=norm, num_stages=num_stages)
 

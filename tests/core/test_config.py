@@ -94,3 +94,9 @@ def test_train_config_resolves_model_path_and_overrides(tmp_path: Path) -> None:
     assert cfg.data.train == (str((tmp_path / "a.json").resolve()),)
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_overrides(["lr0.1"])
+
+
+def test_model_overrides_merge_into_a_model_file(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(f"model: {ROOT / 'config' / 'model' / 'das_r18_fpn.yaml'}\n")
+    cfg = load_train_config(tmp_path / "t.yaml", parse_overrides(["model.loss.pose_loss=l1"]))
+    assert cfg.model.loss.pose_loss == "l1" and cfg.model.backbone.name == "resnet18"

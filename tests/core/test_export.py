@@ -55,7 +55,8 @@ def tiny_das(seed: int = 0) -> tuple[ModelConfig, DAS]:
 
 def test_tiny_das_with_dcn_and_update_exports_and_matches_pytorch_in_onnxruntime(tmp_path) -> None:
     cfg, model = tiny_das()
-    path = export_onnx(model, cfg, tmp_path / "tiny.onnx", (1, 3, 64, 96), dynamic_batch=True)
+    # verify=False: the check below is done by hand, on a batch of 2 through the symbolic batch axis
+    path = export_onnx(model, cfg, tmp_path / "tiny.onnx", (1, 3, 64, 96), dynamic_batch=True, verify=False)
     proto = onnx.load(str(path))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert "GridSample" in {n.op_type for n in proto.graph.node}

@@ -318,6 +318,8 @@ def bench_backend(
         result["scene_people"] = settings.people[0] if settings.people else 0
         result["latency_ms"] = {
             "total_p50": _pct(totals, 50), "total_p99": _pct(totals, 99),
+            # min: the least-disturbed frame (on a shared machine, the best estimate of the uncontended cost)
+            "total_min": min(totals), "forward_min": min(t.forward_ms for t in stages),
             **{f"{s}_p50": _pct([getattr(t, f"{s}_ms") for t in stages], 50) for s in ("preprocess", "forward", "decode")},
             **{f"{s}_p99": _pct([getattr(t, f"{s}_ms") for t in stages], 99) for s in ("preprocess", "forward", "decode")},
         }

@@ -7,8 +7,10 @@ messages → engine → tracker → MultiPerson3DPose + MarkerArray) with the sh
 writes to ``--out``:
 
   demo_bag/          rosbag2 folder with one MCAP file: /camera/image_raw, /camera/camera_info,
-                     /das/poses (das_ros/msg/MultiPerson3DPose), /das/markers. Open the .mcap in
-                     Foxglove, or `ros2 bag play demo_out/demo_bag` next to RViz (config/das.rviz).
+                     /das/poses (das_ros/msg/MultiPerson3DPose), /das/markers and the node's debug
+                     overlay /das/debug_image/compressed, all in frame camera_color_optical_frame.
+                     Open the .mcap in Foxglove (3D panel: display frame camera_color_optical_frame),
+                     or `ros2 bag play demo_out/demo_bag --loop` next to `rviz2 -d config/das.rviz`.
   overlay.mp4        predicted skeletons (colour = track id) over the images, ground truth in grey
                      (if OpenCV cannot encode mp4 here, only the strip is written)
   overlay_strip.png  six frames side by side
@@ -44,6 +46,7 @@ import numpy as np
 
 from das_core.infer import (
     CAMERA_INFO_TOPIC,
+    DEBUG_TOPIC,
     IMAGE_TOPIC,
     MARKERS_TOPIC,
     POSES_TOPIC,
@@ -52,6 +55,7 @@ from das_core.infer import (
     atomic_write_bytes,
     atomic_write_text,
     camera_info_message,
+    debug_image_message,
     ensure_output_dir,
     header_message,
     image_message,
@@ -87,7 +91,7 @@ class DemoSettings:
     hfov_deg: float = 70.0
     seed: int = 1
     distro: str = "jazzy"
-    frame_id: str = "camera_optical_frame"
+    frame_id: str = "camera_color_optical_frame"  # config/das.rviz's fixed frame
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.people < 1:
@@ -233,6 +237,8 @@ def run_demo(estimator: Any, out_dir: str | Path, settings: DemoSettings | None 
                 bag.write(POSES_TOPIC, t_ns, result.poses)
                 if result.markers is not None:
                     bag.write(MARKERS_TOPIC, t_ns, result.markers)
+                bag.write(DEBUG_TOPIC, t_ns, debug_image_message(make, header, scene.image, persons, skeleton,
+                                                                 pipeline.settings.joint_confidence_threshold))
                 latency_ms.append(result.timings_ms["total"])
                 engine_ms.append(float(getattr(getattr(estimator, "timings", None), "total_ms", float("nan"))))
             else:

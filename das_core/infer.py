@@ -58,6 +58,7 @@ __all__ = [
     "camera_info_message",
     "collect_inputs",
     "ensure_output_dir",
+    "debug_image_message",
     "header_message",
     "image_message",
     "infer",
@@ -77,6 +78,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 IMAGE_TOPIC, CAMERA_INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
 POSES_TOPIC, MARKERS_TOPIC = "/das/poses", "/das/markers"
+DEBUG_TOPIC, COMPRESSED_TYPE = "/das/debug_image/compressed", "sensor_msgs/msg/CompressedImage"
 POSE_TYPE, MARKERS_TYPE = "das_ros/msg/MultiPerson3DPose", "visualization_msgs/msg/MarkerArray"
 IMAGE_TYPE, CAMERA_INFO_TYPE = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
 
@@ -111,10 +113,11 @@ def _check_checkpoint(path: str | Path | None) -> Path:
         return st.with_suffix("")
     if shipped:
         raise FileNotFoundError(
-            f"the shipped demo checkpoint is missing ({', '.join(str(p) for p in missing)}). Make it: train "
-            "with config/train/synthetic_r18.yaml (the commands are at the top of that file), then copy the "
-            f"run's final.safetensors and final.yaml to {st} and {ym}; or pass --checkpoint NAME for "
-            "NAME.safetensors + NAME.yaml"
+            f"the shipped demo checkpoint is missing ({', '.join(str(p) for p in missing)}). Make it: render "
+            "synthetic data with `das make-synthetic` and train config/train/synthetic_r18s.yaml with `das train` "
+            "(scripts/gpu/ablation.sh runs it; the same commands are at the top of "
+            "config/train/synthetic_r18.yaml), then copy the run's final.safetensors and final.yaml to "
+            f"{st} and {ym}; or pass --checkpoint NAME for NAME.safetensors + NAME.yaml"
         )
     raise FileNotFoundError(
         f"checkpoint file(s) not found: {', '.join(str(p) for p in missing)} (--checkpoint NAME expects "
@@ -222,6 +225,13 @@ def write_strip(path: str | Path, frames: Sequence[np.ndarray], max_frames: int 
     return write_png(path, np.concatenate(row, axis=1))
 
 
+def _thumbnail(rgb: np.ndarray, height: int = 240) -> np.ndarray:
+    if rgb.shape[0] <= height:
+        return rgb.copy()
+    w = max(1, round(rgb.shape[1] * height / rgb.shape[0]))
+    return cv2.resize(rgb, (w, height), interpolation=cv2.INTER_AREA)
+
+
 class VideoSink:
     """Overlay frames → an mp4 (``cv2.VideoWriter``, fourcc mp4v) written to a temp file and renamed on close.
 
@@ -301,6 +311,18 @@ def image_message(make: Any, header: Any, rgb: np.ndarray) -> Any:
     return make(IMAGE_TYPE, header=header, **fields)
 
 
+def debug_image_message(make: Any, header: Any, rgb: np.ndarray, persons: Persons, skeleton: Any,
+                        joint_confidence_threshold: float) -> Any:
+    """The node's debug overlay (``das_ros.overlay.draw_overlay``) as a JPEG ``sensor_msgs/CompressedImage``
+    (the ``compressed`` transport of the node's ``debug_image`` topic; ~20× smaller than raw in a bag)."""
+    from das_ros.conversions import rgb_to_compressed_fields
+    from das_ros.overlay import draw_overlay
+
+    fields = rgb_to_compressed_fields(draw_overlay(rgb, persons, skeleton, joint_confidence_threshold))
+    fields["data"] = np.frombuffer(fields["data"], np.uint8)
+    return make(COMPRESSED_TYPE, header=header, **fields)
+
+
 def camera_info_message(make: Any, header: Any, intrinsics: Intrinsics, width: int, height: int) -> Any:
     """``sensor_msgs/CameraInfo`` of an undistorted pinhole camera (K, P from ``intrinsics``, R = I)."""
     k = intrinsics.matrix()
@@ -310,7 +332,8 @@ def camera_info_message(make: Any, header: Any, intrinsics: Intrinsics, width: i
 
 
 class MessageWriter:
-    """A rosbag2 MCAP writer with the demo/infer topics: input image + camera_info, poses, markers.
+    """A rosbag2 MCAP writer with the demo/infer topics: input image + camera_info, poses, markers and the
+    debug overlay.
 
     Written into a temporary folder beside ``path`` and moved into place by ``close`` (so a crash never
     leaves a half bag). ``bare_file=True`` moves only the ``.mcap`` file to ``path`` (Foxglove and
@@ -329,11 +352,10 @@ class MessageWriter:
         self.bagdir = self.tmpdir / name
         self.writer = Writer(self.bagdir, version=9 if distro == "jazzy" else 8, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
-        self.conns = {topic: self.writer.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in (
-            (IMAGE_TOPIC, IMAGE_TYPE), (CAMERA_INFO_TOPIC, CAMERA_INFO_TYPE), (POSES_TOPIC, POSE_TYPE),
-            (MARKERS_TOPIC, MARKERS_TYPE))}
         self.types = {IMAGE_TOPIC: IMAGE_TYPE, CAMERA_INFO_TOPIC: CAMERA_INFO_TYPE, POSES_TOPIC: POSE_TYPE,
-                      MARKERS_TOPIC: MARKERS_TYPE}
+                      MARKERS_TOPIC: MARKERS_TYPE, DEBUG_TOPIC: COMPRESSED_TYPE}
+        self.conns = {topic: self.writer.add_connection(topic, msgtype, typestore=ts)
+                      for topic, msgtype in self.types.items()}
 
     def write(self, topic: str, t_ns: int, msg: Any) -> None:
         self.writer.write(self.conns[topic], int(t_ns), self.ts.serialize_cdr(msg, self.types[topic]))
@@ -411,7 +433,8 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InferError(f"{p}: cannot read the file: {exc.strerror or exc}") from None
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if img is None:
-        raise InferError(f"{p}: not a readable image (OpenCV cannot decode it); supported images: "
+        raise InferError(f"{p}: not a readable image (OpenCV cannot decode it; remove it from the inputs); "
+                         f"supported images: "
                          f"{', '.join(IMAGE_EXTENSIONS)}; videos: {', '.join(VIDEO_EXTENSIONS)}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
@@ -509,7 +532,7 @@ def infer(
     tracking: bool = True,
     settings: Any = None,
     max_frames: int | None = None,
-    frame_id: str = "camera_optical_frame",
+    frame_id: str = "camera_color_optical_frame",
     progress: bool = True,
     checkpoint: str = "",
 ) -> InferSummary:
@@ -560,6 +583,7 @@ def infer(
             stem = _unique_stem(item.path, used)
             sink = VideoSink(out / f"{stem}_overlay.mp4", fps) if (video and overlays) else None
             kept: list[np.ndarray] = []
+            stride = 1
             try:
                 for index, rgb in enumerate(frames):
                     h, w = rgb.shape[:2]
@@ -588,6 +612,8 @@ def infer(
                             bag.write(POSES_TOPIC, t_ns, result.poses)
                             if result.markers is not None:
                                 bag.write(MARKERS_TOPIC, t_ns, result.markers)
+                            bag.write(DEBUG_TOPIC, t_ns, debug_image_message(
+                                make, header, rgb, persons, skeleton, s.joint_confidence_threshold))
                     records.append({
                         "file": str(item.path), "frame": index if video else None, "width": w, "height": h,
                         "intrinsics": _intrinsics_json(k, source),
@@ -599,8 +625,12 @@ def infer(
                                  if persons is not None else rgb)
                         if sink is not None:
                             sink.write(drawn)
-                            if len(kept) < 2000:  # strip fallback: keep a bounded number of frames
-                                kept.append(drawn[::2, ::2].copy())
+                            # Thumbnails for the strip, bounded for long videos: every `stride`-th frame,
+                            # halving the set (and doubling the stride) when it is full.
+                            if index % stride == 0:
+                                kept.append(_thumbnail(drawn))
+                                if len(kept) >= 256:
+                                    kept, stride = kept[::2], stride * 2
                         else:
                             summary.outputs.append(write_png(out / f"{stem}_overlay.png", drawn))
             finally:
@@ -655,7 +685,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: %(default)s)")
     parser.add_argument("--backend", default="eager", help="inference backend (default: %(default)s)")
     parser.add_argument("--precision", default="fp32", help="fp32, fp16, bf16 (default: %(default)s)")
-    parser.add_argument("--frame-id", default="camera_optical_frame", help="frame_id written into the MCAP")
+    parser.add_argument("--frame-id", default="camera_color_optical_frame",
+                        help="frame_id written into the MCAP (default: %(default)s, config/das.rviz's fixed frame)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -680,7 +711,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
     ensure_output_dir(args.out)
+    if args.json:
+        ensure_output_dir(Path(args.json).resolve().parent, "--json")
     if args.mcap:
+        if Path(args.mcap).suffix.lower() != ".mcap":
+            raise ValueError(f"--mcap expects a file name ending in .mcap (Foxglove and ros2 bag play open it), "
+                             f"got {args.mcap!r}")
         ensure_output_dir(Path(args.mcap).resolve().parent, "--mcap")
     settings = PipelineSettings()
     if args.min_score is not None:

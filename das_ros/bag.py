@@ -15,6 +15,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -68,6 +69,18 @@ def _typestore(distro: str) -> Any:
     return ts
 
 
+def _open_reader(src: Path, ts: Any) -> Any:
+    """An opened ``AnyReader`` (as a context manager); a corrupt or truncated bag is a ``BagError`` naming it."""
+    from rosbags.highlevel import AnyReader, AnyReaderError
+
+    reader = AnyReader([src], default_typestore=ts)
+    try:
+        reader.open()
+    except AnyReaderError as exc:
+        raise BagError(f"{src}: cannot read the input bag (corrupt or truncated?): {exc}") from None
+    return contextlib.closing(reader)
+
+
 def _topics(reader: Any) -> dict[str, str]:
     return {c.topic: c.msgtype for c in reader.connections}
 
@@ -95,7 +108,6 @@ def process_bag(
     Jazzy). Raises ``BagError`` for a missing/mistyped topic or an existing output (unless ``overwrite``),
     ``FileNotFoundError`` for a missing input.
     """
-    from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
 
@@ -108,7 +120,7 @@ def process_bag(
     ts = _typestore(distro)
     summary = BagSummary()
 
-    with AnyReader([src], default_typestore=ts) as reader:
+    with _open_reader(src, ts) as reader:
         topics = _topics(reader)
         listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "none"
         if image_topic not in topics:
@@ -236,12 +248,10 @@ def run(args: argparse.Namespace) -> int:
     settings = PipelineSettings.from_params(flat)
 
     # Check the bag before loading the (slow) model, so topic mistakes fail at once.
-    from rosbags.highlevel import AnyReader
-
     src = Path(args.input)
     if not src.exists():
         raise FileNotFoundError(f"input bag {src} does not exist")
-    with AnyReader([src], default_typestore=_typestore(args.distro)) as reader:
+    with _open_reader(src, _typestore(args.distro)) as reader:
         topics = _topics(reader)
     for t in (args.image_topic, args.camera_info_topic):
         if t is not None and t not in topics:

@@ -43,6 +43,12 @@ METRIC_KEYS = {"mpjpe_rel_mm", "mpjpe_abs_mm", "pck_abs_150mm", "root_depth_err_
                "num_gt", "num_pred", "num_matched"}
 
 
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default output folders (infer_out/, demo_out/) land in the test's folder, never in the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 def tiny_checkpoint(path: Path) -> Path:
     """A tiny random ResNet-18 DAS (64×96 input) whose every cell scores high at a positive depth: persons in
     every frame."""
@@ -111,19 +117,22 @@ def test_demo_bag_reads_back_with_rosbags_and_poses_decode(tiny_demo: tuple[Path
         for conn, t, raw in reader.messages():
             msgs.setdefault(conn.topic, []).append((t, reader.deserialize(raw, conn.msgtype)))
     assert types == {"/camera/image_raw": "sensor_msgs/msg/Image", "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
-                     "/das/poses": "das_ros/msg/MultiPerson3DPose", "/das/markers": "visualization_msgs/msg/MarkerArray"}
+                     "/das/poses": "das_ros/msg/MultiPerson3DPose", "/das/markers": "visualization_msgs/msg/MarkerArray",
+                     "/das/debug_image/compressed": "sensor_msgs/msg/CompressedImage"}
     assert {k: len(v) for k, v in msgs.items()} == {k: FRAMES for k in types}
     seq = make_sequence(num_frames=1, width=WIDTH, height=HEIGHT, seed=demo.DemoSettings().seed)
     img = msgs["/camera/image_raw"][0][1]
     assert (img.width, img.height, img.encoding) == (WIDTH, HEIGHT, "rgb8")
     assert np.array_equal(np.asarray(img.data).reshape(HEIGHT, WIDTH, 3), seq.frames[0].image)
+    debug = cv2.imdecode(np.asarray(msgs["/das/debug_image/compressed"][0][1].data), cv2.IMREAD_COLOR)
+    assert debug is not None and debug.shape == (HEIGHT, WIDTH, 3)
     info = msgs["/camera/camera_info"][0][1]
     assert np.allclose(info.k, seq.camera.matrix().ravel())
     summary = json.loads((out / "summary.json").read_text())
     assert sum(len(m.persons) for _, m in msgs["/das/poses"]) == summary["metrics"]["num_pred"] >= 1
     for (t_img, img), (t_pose, poses) in zip(msgs["/camera/image_raw"], msgs["/das/poses"], strict=True):
         assert t_img == t_pose and poses.header.stamp == img.header.stamp
-        assert poses.header.frame_id == "camera_optical_frame" and poses.skeleton == "panoptic15"
+        assert poses.header.frame_id == "camera_color_optical_frame" and poses.skeleton == "panoptic15"
         assert len(poses.joint_names) == 15
         for p in poses.persons:
             assert len(p.joints) == 15 and math.isfinite(p.root.z)
@@ -189,7 +198,7 @@ def test_missing_shipped_checkpoint_says_how_to_make_it(tmp_path: Path, monkeypa
     monkeypatch.setattr(infer, "shipped_checkpoint", lambda: tmp_path / "assets" / "das_demo")
     rc = cli.main(["demo", "--out", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 1 and "das_demo.safetensors" in err and "synthetic_r18.yaml" in err and "--checkpoint" in err
+    assert rc == 1 and "das_demo.safetensors" in err and "synthetic_r18s.yaml" in err and "--checkpoint" in err
 
 
 def test_bad_sequence_settings_are_rejected_with_the_option_name() -> None:

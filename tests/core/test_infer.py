@@ -34,6 +34,12 @@ PERSON_KEYS = {"track_id", "score", "root", "joints_3d", "joints_2d", "confidenc
 FRAME_KEYS = {"file", "frame", "width", "height", "intrinsics", "persons"}
 
 
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default output folders (infer_out/, demo_out/) land in the test's folder, never in the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 def tiny_checkpoint(path: Path) -> Path:
     """A tiny random ResNet-18 DAS (64×96 input) whose every cell scores high at a positive depth: persons in
     every image."""
@@ -123,7 +129,8 @@ def test_folder_of_images_gives_json_overlays_and_mcap(tmp_path: Path, ckpt: Pat
         for conn, _, raw in reader.messages():
             msgs.setdefault(conn.topic, []).append(reader.deserialize(raw, conn.msgtype))
     assert {k: len(v) for k, v in msgs.items()} == {"/camera/image_raw": 2, "/camera/camera_info": 2,
-                                                    "/das/poses": 2, "/das/markers": 2}
+                                                    "/das/poses": 2, "/das/markers": 2,
+                                                    "/das/debug_image/compressed": 2}
     for pose, f in zip(msgs["/das/poses"], doc["frames"], strict=True):
         assert len(pose.persons) == len(f["persons"])
         assert pose.persons[0].root.z == pytest.approx(f["persons"][0]["root"][2], abs=1e-3)
@@ -179,7 +186,8 @@ def test_errors_name_the_problem_and_the_fix(tmp_path: Path, ckpt: Path, frames:
     bad_cam.write_text("fx: 0\nfy: 0\ncx: 1\ncy: 1\n")
     rc, _, err = das_infer([str(good), "--camera", str(bad_cam), "--checkpoint", str(ckpt)], capsys)
     assert rc == 1 and "cam.yaml" in err and "focal length" in err
-    rc, _, err = das_infer([str(good), "--hfov", "60", "--checkpoint", str(tmp_path / "nope")], capsys)
+    rc, _, err = das_infer([str(good), "--hfov", "60", "--checkpoint", str(tmp_path / "nope"), "--out",
+                            str(tmp_path / "o")], capsys)
     assert rc == 1 and "nope.safetensors" in err and "--checkpoint NAME" in err
     broken = tmp_path / "broken"
     (tmp_path / "broken.yaml").write_text((ckpt.parent / "tiny.yaml").read_text())
@@ -187,6 +195,11 @@ def test_errors_name_the_problem_and_the_fix(tmp_path: Path, ckpt: Path, frames:
     rc, _, err = das_infer([str(good), "--hfov", "60", "--checkpoint", str(broken), "--out", str(tmp_path / "o")],
                            capsys)
     assert rc == 1 and "broken.safetensors" in err and "corrupt" in err and "--checkpoint" in err
+    rc, _, err = das_infer([str(good), "--hfov", "200", "--checkpoint", str(ckpt)], capsys)
+    assert rc == 1 and "field of view" in err and "200" in err
+    rc, _, err = das_infer([str(good), "--hfov", "60", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"),
+                            "--mcap", str(tmp_path / "poses.bag")], capsys)
+    assert rc == 1 and "--mcap expects a file name ending in .mcap" in err
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     rc, _, err = das_infer([str(good), "--hfov", "60", "--checkpoint", str(ckpt), "--out", str(blocker / "x")],

@@ -94,6 +94,9 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=450.0,
                         help="no backend is started when it would not fit in this many seconds")
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
+    parser.add_argument("--no-cudnn-benchmark", action="store_true",
+                        help="keep cuDNN's heuristic algorithm choice (default: benchmark mode, for every backend "
+                             "alike, since the input size is fixed)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "engine_suite.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -101,6 +104,7 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("engine_suite: CUDA requested but torch has no CUDA", file=sys.stderr)
         return 2
+    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
     cache_dir = os.environ.get("DAS_CACHE_DIR") or tempfile.mkdtemp(prefix="das-cache-")
     specs = args.specs or (GPU_SPECS if args.device.startswith("cuda") else CPU_SPECS)
     settings = BenchSettings(
@@ -126,6 +130,7 @@ def main() -> int:
             report["cold_start"] = cold_start(args.model, cache_dir, args.device)
         except Exception as exc:  # reported, not fatal
             report["cold_start"] = {"error": f"{type(exc).__name__}: {exc}"}
+    report["environment"]["cudnn_benchmark"] = torch.backends.cudnn.benchmark
     report["targets"] = check_targets(report)
     report["suite_wall_s"] = round(time.perf_counter() - start, 1)
     save(report)

@@ -221,11 +221,11 @@ def live_soak(args: argparse.Namespace, est: Any, width: int, height: int) -> di
     for i in range(args.frames):
         if i % args.sample_every == 0:
             sample(i)
-        if i % 50 == 0 and len(proc_times) >= 20:
+        if i % 10 == 0 and len(proc_times) >= 5:
             # Follow the real processing rate (it drifts with load and with the number of people), so the
             # input stays at rate_factor × what the pipeline can do.
             with lock:
-                interval = float(np.median(proc_times[-50:])) / args.rate_factor
+                interval = float(np.mean(proc_times[-50:])) / args.rate_factor
         now = time.perf_counter()
         if next_t > now:
             time.sleep(next_t - now)
@@ -246,8 +246,8 @@ def live_soak(args: argparse.Namespace, est: Any, width: int, height: int) -> di
         "image_size": [width, height],
         "processing_ms": {"calibration_median": period * 1e3, **proc},
         "input_rate_hz": worker.submitted / submit_wall,
-        "processing_rate_hz": 1e3 / run_period,
-        "overload_factor": (worker.submitted / submit_wall) * run_period / 1e3,
+        "processing_rate_hz": worker.processed / wall,
+        "overload_factor": (worker.submitted / submit_wall) / (worker.processed / wall),
         "frames_submitted": worker.submitted,
         "frames_processed": worker.processed,
         "frames_dropped": worker.dropped,

@@ -726,6 +726,9 @@ def run(args: argparse.Namespace) -> int:
 
         settings = replace(settings, min_score=args.min_score)
     est = load_demo_estimator(args.checkpoint, args.device, args.backend, args.precision)
+    if args.checkpoint is None:
+        log.warning("using the shipped demo checkpoint, trained on synthetic people only: expect poor results on "
+                    "real photos; pass --checkpoint for a real model (docs/OFFICIAL.md converts the authors' one)")
     summary = infer(args.paths, est, args.out, camera=camera, camera_size=size, camera_source=source,
                     hfov_deg=args.hfov, json_path=args.json, mcap_path=args.mcap, overlays=not args.no_overlay,
                     tracking=not args.no_tracking, settings=settings, max_frames=args.max_frames,

@@ -8,6 +8,7 @@ A person in 2.5D: root pixel position and per-joint pixel positions in the *netw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class Pose25D:
             has_depth=np.zeros((0,), bool),
         )
 
-    def __getitem__(self, item: object) -> Pose25D:
+    def __getitem__(self, item: Any) -> Pose25D:
         return Pose25D(
             self.centers[item], self.root_depth[item], self.joints_uv[item],
             self.joints_dz[item], self.visible[item], self.has_depth[item],

@@ -223,7 +223,7 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
         raise ImageConversionError(f"cannot decode compressed image (format {fmt!r}, {buf.size} bytes): corrupt data")
     _check_size(img.shape[1], img.shape[0], f"decoded image (format {fmt!r})")
     if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+        img = (np.asarray(img, np.uint16) >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
         raise ImageConversionError(f"decoded image has unsupported depth {img.dtype} (format {fmt!r})")
     if img.ndim == 2:

@@ -121,6 +121,10 @@ class OnnxBackend:
             opts.log_severity_level = 3
             if self.threads:
                 opts.intra_op_num_threads = self.threads
+            if self.device.type == "cpu":
+                # onnxruntime's workers otherwise spin after each run, stealing the cores that decoding
+                # (PyTorch, right after) needs.
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             sess = self.ort.InferenceSession(str(self._file_for(shape)), opts, providers=self.providers)
             fixed = [d for d in sess.get_inputs()[0].shape]
             if all(isinstance(d, int) for d in fixed) and tuple(fixed) != tuple(shape):

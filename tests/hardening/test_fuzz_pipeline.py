@@ -103,7 +103,7 @@ def frames(draw: st.DrawFn) -> tuple[SimpleNamespace, bool, SimpleNamespace | No
     return msg, compressed, draw(camera_info(w, h))
 
 
-@fuzz_settings(max_examples=100)
+@fuzz_settings(max_examples=80)
 @given(seq=st.lists(frames(), min_size=1, max_size=4), tracking=st.booleans(), smoothing=st.booleans(),
        markers=st.booleans(), hfov=st.sampled_from([0.0, 0.0, 60.0]), min_score=st.sampled_from([0.0, 0.1, 0.5]))
 def test_fuzz_pipeline_with_the_real_estimator_never_raises_or_publishes_nan(
@@ -202,7 +202,7 @@ def dense_batches(draw: st.DrawFn) -> tuple:
     return DenseOutputs(scores, root, offsets, sigma), lv, records, cams
 
 
-@fuzz_settings(max_examples=400)
+@fuzz_settings(max_examples=300)
 @given(batch=dense_batches(), nms_iters=st.sampled_from([None, 1, 16]))
 def test_fuzz_decode_random_dense_outputs(batch: tuple, nms_iters: int | None) -> None:
     count("decode (random dense)")

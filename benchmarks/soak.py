@@ -17,7 +17,7 @@ ResNet-18 DAS with random weights (the CPU default). Images are ``--image-size``
 input long × short side, so the network sees the configured size).
 
 examples:
-  python benchmarks/soak.py --frames 10000 --json soak_cpu.json                         # CPU, tiny model
+  python benchmarks/soak.py --frames 10000 --bag-frames 10000 --json soak_cpu.json      # CPU, tiny model
   python benchmarks/soak.py --config config/model/das_r50_fpn.yaml --device cuda --frames 10000 \\
       --bag-frames 2000 --json soak_r50_cuda.json
 """
@@ -354,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=10_000, help="frames fed to the live pipeline")
     p.add_argument("--rate-factor", type=float, default=2.0, help="input rate / processing rate")
-    p.add_argument("--bag-frames", type=int, default=None, help="frames in the das bag soak (default --frames; 0 = skip)")
+    p.add_argument("--bag-frames", type=int, default=2000,
+                   help="frames in the das bag soak (0 = skip); offline, so every frame is processed")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, auto")
     p.add_argument("--backend", default="eager")
     p.add_argument("--precision", default="fp32")
@@ -371,8 +372,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     args = p.parse_args(argv)
-    if args.bag_frames is None:
-        args.bag_frames = args.frames
 
     import torch
 

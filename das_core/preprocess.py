@@ -76,10 +76,25 @@ def _to_device(image: ImageLike, device: torch.device) -> Tensor:
     if t.device == device:
         return t
     if device.type == "cuda" and t.device.type == "cpu":
-        # Pinned staging makes the copy truly asynchronous; the caching host allocator keeps the block alive
-        # until the copy has run.
-        return t.pin_memory().to(device, non_blocking=True)
+        if t.is_pinned():
+            return t.to(device, non_blocking=True)
+        # Pinned staging makes the copy truly asynchronous. One staging buffer per (shape, device) is reused;
+        # it may only be overwritten once the previous upload from it has run, hence the event wait.
+        key = (tuple(t.shape), str(device))
+        staging = _STAGING.get(key)
+        if staging is None:
+            staging = (torch.empty(t.shape, dtype=torch.uint8, pin_memory=True), torch.cuda.Event())
+            _STAGING[key] = staging
+        buf, done = staging
+        done.synchronize()  # no-op unless the previous frame's upload is still in flight
+        buf.copy_(t)
+        out = buf.to(device, non_blocking=True)
+        done.record()
+        return out
     return t.to(device)
+
+
+_STAGING: dict[tuple[tuple[int, ...], str], tuple[Tensor, torch.cuda.Event]] = {}
 
 
 _NORM_CACHE: dict[tuple[tuple[float, ...], tuple[float, ...], str], tuple[Tensor, Tensor]] = {}

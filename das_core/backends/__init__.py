@@ -53,6 +53,9 @@ def make_backend(
         BackendError: unknown or not-yet-available name (the message lists the valid names), or an
             unsupported precision/device.
     """
+    if precision != "fp32" and hasattr(model, "fp32_head"):
+        # Reduced precision at inference covers the head too (see DAS.fp32_head).
+        model.fp32_head = False
     if name == "eager":
         from das_core.backends.eager import EagerBackend
 

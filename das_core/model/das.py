@@ -97,6 +97,10 @@ class DAS(nn.Module):
         self.update = update
         self._strides = strides
         self._sizes_checked = False
+        # Training keeps the head and update in float32 under autocast (DAS_SPEC §4.4: stable losses).
+        # Inference backends at fp16/bf16 clear this flag: the head is ~2/3 of the FLOPs, and its outputs
+        # (offsets in stride units, Z/f) lose < 0.5 px / < 1 mm per metre; sampling positions stay float32.
+        self.fp32_head = True
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> DAS:
@@ -161,11 +165,12 @@ class DAS(nn.Module):
         if not self._sizes_checked and not torch.jit.is_tracing():  # type: ignore[attr-defined]
             self._check_sizes((int(images.shape[-2]), int(images.shape[-1])), pyramid)
         device_type = images.device.type
-        fp32 = torch.autocast(device_type, enabled=False) if _autocast_enabled(device_type) else contextlib.nullcontext()
+        keep_fp32 = self.fp32_head and _autocast_enabled(device_type)
+        fp32 = torch.autocast(device_type, enabled=False) if keep_fp32 else contextlib.nullcontext()
         cls_l, ctr_l, depth_l, off_l, sigma_l, init_l = [], [], [], [], [], []
         with fp32:
             for level, x in enumerate(pyramid):
-                out = self.head.forward_level(x.float(), level)
+                out = self.head.forward_level(x.float() if keep_fp32 else x, level)
                 final = out.offsets if self.update is None else self.update(out.pose_feat, out.offsets)
                 cls_l.append(out.cls_logits)
                 ctr_l.append(out.centerness_logits)

@@ -82,11 +82,12 @@ def _to_device(image: ImageLike, device: torch.device) -> Tensor:
         # it may only be overwritten once the previous upload from it has run, hence the event wait.
         key = (tuple(t.shape), str(device))
         staging = _STAGING.get(key)
-        if staging is None:
+        # Never block the host: if the previous upload from this buffer has not run yet (query() is a
+        # non-synchronising check), take a fresh buffer instead of waiting for it.
+        if staging is None or not staging[1].query():
             staging = (torch.empty(t.shape, dtype=torch.uint8, pin_memory=True), torch.cuda.Event())
             _STAGING[key] = staging
         buf, done = staging
-        done.synchronize()  # no-op unless the previous frame's upload is still in flight
         buf.copy_(t)
         out = buf.to(device, non_blocking=True)
         done.record()

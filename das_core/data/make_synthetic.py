@@ -82,7 +82,9 @@ def generate(out: str | Path, split: str, num: int, seed: int, cfg: SceneConfig,
             bar.update(1)
     else:
         # OpenCV's own threads would fight the process pool for the cores
-        ctx = mp.get_context("spawn" if os.name == "nt" else "fork")
+        # Not "fork": a fork after OpenCV / torch started their thread pools can copy a held lock and deadlock
+        # the workers (seen in the test suite); forkserver children start from a clean process.
+        ctx = mp.get_context("spawn" if os.name == "nt" else "forkserver")
         with ctx.Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
             for res in pool.imap_unordered(_render_one, jobs, chunksize=max(1, min(16, num // (workers * 4)))):
                 results.append(res)

@@ -7,8 +7,10 @@ A returned config holds only finite numbers.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from das_core.config import ConfigError, ModelConfig, TrainConfig, config_to_dic
 
 # One scratch folder for the whole module (hypothesis runs many examples per test function).
 _TMP = Path(tempfile.mkdtemp(prefix="das_fuzz_cfg_"))
+atexit.register(shutil.rmtree, _TMP, True)
 BASE_MODEL = config_to_dict(ModelConfig())
 BASE_TRAIN = config_to_dict(TrainConfig())
 

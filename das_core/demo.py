@@ -136,7 +136,7 @@ def plot_3d(path: str | Path, skeleton: Skeleton, gt_3d: np.ndarray, pred: Perso
             for a, b in skeleton.bones:
                 ax.plot(person[[a, b], h_axis], v_sign * person[[a, b], v_axis], color="0.6", lw=2.5, zorder=1)
         for i in range(len(pred)):
-            c = np.array(track_color(int(pred.track_ids[i]))) / 255.0
+            c = np.array(track_color(int(pred.track_ids[i])))
             p = pred.joints_3d[i]
             for a, b in skeleton.bones:
                 ax.plot(p[[a, b], h_axis], v_sign * p[[a, b], v_axis], color=c, lw=1.2, zorder=2)
@@ -154,7 +154,7 @@ def plot_3d(path: str | Path, skeleton: Skeleton, gt_3d: np.ndarray, pred: Perso
         traj.plot(r[:, 0], r[:, 2], color="0.6", lw=2.5, zorder=1)
     for tid, roots in pred_roots.items():
         r = np.asarray(roots)
-        traj.plot(r[:, 0], r[:, 2], ".-", color=np.array(track_color(tid)) / 255.0, lw=1, ms=3, zorder=2)
+        traj.plot(r[:, 0], r[:, 2], ".-", color=np.array(track_color(tid)), lw=1, ms=3, zorder=2)
     traj.plot([0], [0], marker="^", color="k", ms=9)
     traj.set_xlabel("x (m, right)")
     traj.set_ylabel("z (m, forward)")

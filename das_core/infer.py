@@ -313,12 +313,12 @@ def image_message(make: Any, header: Any, rgb: np.ndarray) -> Any:
 
 def debug_image_message(make: Any, header: Any, rgb: np.ndarray, persons: Persons, skeleton: Any,
                         joint_confidence_threshold: float) -> Any:
-    """The node's debug overlay (``das_ros.overlay.draw_overlay``) as a JPEG ``sensor_msgs/CompressedImage``
+    """The node's debug overlay (``das_core.overlay.draw_persons``) as a JPEG ``sensor_msgs/CompressedImage``
     (the ``compressed`` transport of the node's ``debug_image`` topic; ~20× smaller than raw in a bag)."""
+    from das_core.overlay import draw_persons
     from das_ros.conversions import rgb_to_compressed_fields
-    from das_ros.overlay import draw_overlay
 
-    fields = rgb_to_compressed_fields(draw_overlay(rgb, persons, skeleton, joint_confidence_threshold))
+    fields = rgb_to_compressed_fields(draw_persons(rgb, persons, skeleton, joint_confidence_threshold))
     fields["data"] = np.frombuffer(fields["data"], np.uint8)
     return make(COMPRESSED_TYPE, header=header, **fields)
 

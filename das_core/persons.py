@@ -69,6 +69,18 @@ class Persons:
             return np.zeros((0, 4), np.float32)
         return np.concatenate([self.joints_2d.min(axis=1), self.joints_2d.max(axis=1)], axis=1)
 
+    def valid_joints(self, min_confidence: float = 0.0) -> np.ndarray:
+        """(N, K) bool: finite in 2D and 3D, in front of the camera (z > 0), confidence > 0 and ≥ the threshold.
+
+        The one rule for what may be published or drawn: invalid joints are flagged, never sent as NaN.
+        """
+        j3 = np.asarray(self.joints_3d, dtype=np.float64)
+        j2 = np.asarray(self.joints_2d, dtype=np.float64)
+        conf = np.asarray(self.joint_confidence, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            return (np.isfinite(j3).all(-1) & np.isfinite(j2).all(-1) & np.isfinite(conf) & (conf > 0)
+                    & (conf >= min_confidence) & (j3[..., 2] > 0))
+
     def is_finite(self) -> bool:
         return all(np.isfinite(getattr(self, f.name)).all() for f in fields(self))
 

@@ -9,12 +9,12 @@ Header = the image header (acquisition stamp, optical frame).
 
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from das_core.overlay import track_color
 from das_core.persons import Persons
 from das_core.skeletons import Skeleton
 from das_ros.factory import MessageFactory
@@ -37,12 +37,6 @@ class MarkerSettings:
     joint_size: float = 0.06  # metres
     text_size: float = 0.15  # metres
     joint_confidence_threshold: float = 0.1
-
-
-def track_color(track_id: int) -> tuple[float, float, float]:
-    """A distinct, stable RGB colour per id: golden-ratio steps around the hue circle."""
-    hue = (0.61803398875 * (int(track_id) + 1)) % 1.0
-    return colorsys.hsv_to_rgb(hue, 0.85, 0.95)
 
 
 def _duration(make: MessageFactory, seconds: float) -> Any:

@@ -22,19 +22,8 @@ POSE_TYPE = "das_ros/msg/MultiPerson3DPose"
 
 
 def valid_joint_mask(persons: Persons, confidence_threshold: float) -> np.ndarray:
-    """(N, K) bool: joint is finite in 3D and 2D, has a finite confidence > 0 and ≥ threshold, and z > 0."""
-    j3 = np.asarray(persons.joints_3d, dtype=np.float64)
-    j2 = np.asarray(persons.joints_2d, dtype=np.float64)
-    conf = np.asarray(persons.joint_confidence, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return (
-            np.isfinite(j3).all(-1)
-            & np.isfinite(j2).all(-1)
-            & np.isfinite(conf)
-            & (conf > 0)
-            & (conf >= confidence_threshold)
-            & (j3[..., 2] > 0)
-        )
+    """(N, K) bool: the joints that may be published (``Persons.valid_joints``)."""
+    return persons.valid_joints(confidence_threshold)
 
 
 def _finite(x: float) -> float:

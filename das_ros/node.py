@@ -38,11 +38,11 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
+from das_core.overlay import draw_persons
 from das_ros import params as P
 from das_ros.conversions import CameraInfoError, intrinsics_from_camera_info, rgb_to_image_fields
 from das_ros.diagnostics import DiagnosticsMonitor
 from das_ros.factory import RclpyFactory
-from das_ros.overlay import draw_overlay
 from das_ros.pipeline import FramePipeline, PipelineSettings, load_estimator, skeleton_of, stamp_seconds
 
 __all__ = ["DASNode", "main"]
@@ -287,7 +287,7 @@ class DASNode(LifecycleNode):
         dbg = self._pubs.get("debug_image")
         if (self._values["debug_image"] and dbg is not None and dbg.get_subscription_count() > 0
                 and result.rgb is not None and result.persons is not None):
-            over = draw_overlay(result.rgb, result.persons, pipeline.skeleton,
+            over = draw_persons(result.rgb, result.persons, pipeline.skeleton,
                                 float(self._values["joint_confidence_threshold"]))
             fields = rgb_to_image_fields(over)
             # array.array: rclpy's fast path; bytes would be checked element by element in Python.

@@ -11,7 +11,7 @@ import pytest
 
 from das_core.camera import CameraError, Intrinsics
 from das_core.camera_file import intrinsics_for_image, load_intrinsics
-from das_core.overlay import draw_persons, track_color
+from das_core.overlay import draw_persons, track_color_u8
 from das_core.persons import Persons
 from das_core.skeletons import get_skeleton
 
@@ -65,8 +65,8 @@ def test_overlay_draws_in_the_track_colour_and_leaves_the_input_untouched() -> N
     sk = get_skeleton("panoptic15")
     img = np.zeros((120, 160, 3), np.uint8)
     uv = np.stack([np.linspace(40, 120, 15), np.linspace(20, 100, 15)], axis=1)[None].astype(np.float32)
-    p = Persons(np.array([0.9], np.float32), np.ones((1, 15, 3), np.float32), uv,
+    p = Persons(np.array([0.9], np.float32), np.full((1, 15, 3), 2.0, np.float32), uv,
                 np.ones((1, 15), np.float32), np.array([3]))
     out = draw_persons(img, p, sk)
     assert img.sum() == 0 and out.shape == img.shape
-    assert (out.reshape(-1, 3) == np.array(track_color(3), np.uint8)).all(axis=1).any()
+    assert (out.reshape(-1, 3) == np.array(track_color_u8(3), np.uint8)).all(axis=1).any()

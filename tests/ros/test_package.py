@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE = ["bag", "conversions", "diagnostics", "factory", "interfaces", "markers", "messages", "overlay", "params",
+PURE = ["bag", "conversions", "diagnostics", "factory", "interfaces", "markers", "messages", "params",
         "pipeline", "tracker"]
 
 

@@ -44,7 +44,7 @@ def test_three_d_slot_matches_the_reference_formula_with_log_sigma_twice_and_log
         for a in range(3)
     )
     assert count.item() == 1
-    assert total.item() == pytest.approx(expected, rel=1e-9)
+    assert total.item() == pytest.approx(float(expected), rel=1e-9)
 
 
 def test_two_d_only_slot_uses_the_2d_flow_zero_depth_and_sigmoid_one_depth_sigma() -> None:
@@ -59,7 +59,7 @@ def test_two_d_only_slot_uses_the_2d_flow_zero_depth_and_sigmoid_one_depth_sigma
         math.log(sig[a]) - log_phi + math.log(sig[a] * math.sqrt(2 * math.pi)) + res[a] / (math.sqrt(2) * sig[a] + 1e-9)
         for a in range(3)
     )
-    assert total.item() == pytest.approx(expected, rel=1e-9)
+    assert total.item() == pytest.approx(float(expected), rel=1e-9)
 
 
 def test_loss_decreases_as_predictions_move_to_the_target() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import array
 import gc
 import sys
-import threading
 import time
 from typing import Any
 
@@ -44,6 +43,7 @@ from das_ros.conversions import CameraInfoError, intrinsics_from_camera_info, rg
 from das_ros.diagnostics import DiagnosticsMonitor
 from das_ros.factory import RclpyFactory
 from das_ros.pipeline import FramePipeline, PipelineSettings, load_estimator, skeleton_of, stamp_seconds
+from das_ros.worker import LatestFrameWorker
 
 __all__ = ["DASNode", "main"]
 
@@ -102,10 +102,8 @@ class DASNode(LifecycleNode):
         self._pipeline: FramePipeline | None = None
         self._pubs: dict[str, Any] = {}
         self._subs: list[Any] = []
-        self._cond = threading.Condition()
-        self._pending: tuple[Any, bool] | None = None
-        self._stop = True
-        self._worker: threading.Thread | None = None
+        # Keep-last-1 slot + one inference thread (das_ros.worker: tested without ROS).
+        self._worker: LatestFrameWorker[tuple[Any, bool]] | None = None
         self._compressed = False
 
         self.monitor = DiagnosticsMonitor(name=f"{self.get_name()}: DAS 3D pose", hardware_id=self.get_fully_qualified_name())
@@ -182,8 +180,7 @@ class DASNode(LifecycleNode):
                                      self._on_camera_info, INPUT_QOS, qos_overriding_options=overrides,
                                      event_callbacks=_event_callbacks(self, "subscription", "camera_info")),
         ]
-        self._stop = False
-        self._worker = threading.Thread(target=self._work, name="das_worker", daemon=True)
+        self._worker = LatestFrameWorker(self._work, name="das_worker")
         self._worker.start()
         self.get_logger().info(f"active: subscribed to {self._subs[0].topic_name} and {self._subs[1].topic_name} "
                                "(best effort, keep last 1: matches reliable and best-effort publishers)")
@@ -193,12 +190,8 @@ class DASNode(LifecycleNode):
         for s in self._subs:
             self.destroy_subscription(s)
         self._subs = []
-        with self._cond:
-            self._stop = True
-            self._pending = None
-            self._cond.notify_all()
         if self._worker is not None:
-            self._worker.join(timeout=10.0)
+            self._worker.stop(timeout=10.0)  # finishes the frame in progress; a waiting one is dropped
             self._worker = None
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -247,28 +240,18 @@ class DASNode(LifecycleNode):
 
     def _on_image(self, msg: Any) -> None:
         self.monitor.on_received(self._now())
-        with self._cond:
-            if self._pending is not None:
-                self.monitor.on_dropped()
-            self._pending = (msg, self._compressed)
-            self._cond.notify()
+        worker = self._worker
+        if worker is not None and worker.submit((msg, self._compressed)):
+            self.monitor.on_dropped()  # it replaced a frame the worker had not started yet
 
     # ---- worker thread --------------------------------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._pending is not None or self._stop, timeout=0.5)
-                if self._stop:
-                    return
-                if self._pending is None:
-                    continue
-                msg, compressed = self._pending
-                self._pending = None
-            try:
-                self._process(msg, compressed)
-            except Exception as exc:  # noqa: BLE001 - never let one frame kill the worker
-                self.get_logger().error(f"unexpected error while publishing a frame: {exc!r}",
-                                        throttle_duration_sec=5.0)
+    def _work(self, item: tuple[Any, bool]) -> None:
+        msg, compressed = item
+        try:
+            self._process(msg, compressed)
+        except Exception as exc:  # noqa: BLE001 - never let one frame kill the worker
+            self.get_logger().error(f"unexpected error while publishing a frame: {exc!r}",
+                                    throttle_duration_sec=5.0)
 
     def _process(self, msg: Any, compressed: bool) -> None:
         pipeline = self._pipeline

@@ -17,23 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
+from cli_fixtures import tiny_checkpoint
 from rosbags.highlevel import AnyReader
 
 from das_core import cli, demo, infer
-from das_core.checkpoint import save_checkpoint
-from das_core.config import (
-    BackboneConfig,
-    DecodeConfig,
-    FPNConfig,
-    HeadConfig,
-    InputConfig,
-    ModelConfig,
-    TargetConfig,
-    UpdateConfig,
-)
 from das_core.data.synthetic import make_sequence
-from das_core.model.das import DAS
 from das_core.persons import Persons
 
 FRAMES, WIDTH, HEIGHT = 4, 160, 96
@@ -47,28 +35,6 @@ METRIC_KEYS = {"mpjpe_rel_mm", "mpjpe_abs_mm", "pck_abs_150mm", "root_depth_err_
 def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Default output folders (infer_out/, demo_out/) land in the test's folder, never in the checkout."""
     monkeypatch.chdir(tmp_path)
-
-
-def tiny_checkpoint(path: Path) -> Path:
-    """A tiny random ResNet-18 DAS (64×96 input) whose every cell scores high at a positive depth: persons in
-    every frame."""
-    cfg = ModelConfig(
-        strides=(8, 16, 32),
-        backbone=BackboneConfig(name="resnet18", frozen_stages=0),
-        fpn=FPNConfig(out_channels=32, num_outs=3),
-        head=HeadConfig(feat_channels=32, stacked_convs=1, num_groups=8, centerness_channels=16),
-        update=UpdateConfig(num_layers=1, num_points=2),
-        targets=TargetConfig(regress_ranges=((-1.0, 64.0), (64.0, 128.0), (128.0, 1e8))),
-        decode=DecodeConfig(nms_pre=30, nms_post=4),
-        input=InputConfig(short_side=64, long_side=96),
-    )
-    torch.manual_seed(0)
-    state = DAS.from_config(cfg).state_dict()
-    state["head.conv_cls.bias"].fill_(6.0)
-    state["head.conv_centerness.bias"].fill_(6.0)
-    state["head.conv_depth.bias"].fill_(100.0)  # Z/f · depth_factor: people a few metres away, not behind
-    save_checkpoint(path, state, cfg, {"recipe": "random, for tests"})
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE = ["bag", "conversions", "diagnostics", "factory", "interfaces", "markers", "messages", "params",
-        "pipeline", "tracker"]
+        "pipeline", "tracker", "worker"]
 
 
 def test_das_ros_init_is_empty_because_rosidl_generates_it() -> None:

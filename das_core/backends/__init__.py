@@ -55,7 +55,7 @@ def make_backend(
     """
     if precision != "fp32" and hasattr(model, "fp32_head"):
         # Reduced precision at inference covers the head too (see DAS.fp32_head).
-        model.fp32_head = False
+        setattr(model, "fp32_head", False)  # noqa: B010 - a plain attribute, not a submodule
     if name == "eager":
         from das_core.backends.eager import EagerBackend
 

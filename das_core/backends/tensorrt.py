@@ -49,7 +49,7 @@ def import_tensorrt():  # noqa: ANN201 - module object
 
 
 def _calibrator_class(trt):  # noqa: ANN001, ANN202 - built lazily because the base class lives in tensorrt
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[name-defined]  # tensorrt is optional
         """Feeds preprocessed calibration frames (one batch at a time, on the GPU). UNTESTED."""
 
         def __init__(self, batches: list[Tensor], cache_file: Path) -> None:

@@ -1,5 +1,8 @@
 """Score-threshold sweep of a checkpoint on a synthetic test split (precision/recall/MPJPE per threshold)."""
-import dataclasses, json, sys
+import dataclasses
+import json
+import sys
+
 from das_core.checkpoint import load_checkpoint
 from das_core.data.annotations import read_annotations
 from das_core.evaluation.run import evaluate_estimator

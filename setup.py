@@ -17,6 +17,9 @@ setup(
     packages=find_packages(include=["das_core", "das_core.*", "das_ros", "das_ros.*"]),
     package_data={"das_core": ["assets/*", "py.typed"]},
     include_package_data=True,
+    # The message definitions, where das_ros.interfaces looks for them after a non-editable install
+    # (a ROS build installs the same files under <prefix>/share/das_ros/msg through rosidl).
+    data_files=[("share/das_ros/msg", sorted(str(p) for p in __import__("pathlib").Path("msg").glob("*.msg")))],
     install_requires=[
         "torch>=2.1",
         "numpy>=1.23",

@@ -1,13 +1,15 @@
 """Our message definitions (``msg/*.msg``) for code that runs without a ROS build: rosbags typestores.
 
 The ``.msg`` files are the only source. They are found next to the package in a source checkout or editable
-install (``<repo>/msg``), or in the ament share directory of an installed ROS package
-(``<prefix>/share/das_ros/msg``, where rosidl installs them).
+install (``<repo>/msg``), in the ament share directory of an installed ROS package
+(``<prefix>/share/das_ros/msg``, where rosidl installs them), or where ``pip install`` put them
+(``setup.py`` installs them as data files under ``sys.prefix/share/das_ros/msg``).
 """
 
 from __future__ import annotations
 
 import os
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,8 @@ def typename(name: str) -> str:
 
 
 def find_msg_dir() -> Path:
-    candidates = [Path(__file__).resolve().parent.parent / "msg"]
+    candidates = [Path(__file__).resolve().parent.parent / "msg",
+                  Path(sysconfig.get_path("data")) / "share" / PACKAGE / "msg"]
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         if prefix:
             candidates.append(Path(prefix) / "share" / PACKAGE / "msg")

@@ -152,22 +152,15 @@ class LoadReport:
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    # One safe reader for foreign weight files (also used by MSPN and the official-checkpoint converter).
+    from das_core.official.pth import CheckpointFileError, read_torch_file
+
     if not path.is_file():
         raise PretrainedLoadError(f"{path}: pretrained weights file not found (weights are never downloaded)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(str(path), device="cpu"))
-        except Exception as exc:  # safetensors raises its own error types
-            raise PretrainedLoadError(f"{path}: not a readable safetensors file: {exc}") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PretrainedLoadError(
-            f"{path}: cannot be read with torch.load(weights_only=True) ({exc}); convert it to a plain "
-            "state dict or .safetensors"
-        ) from None
+        obj = read_torch_file(path)
+    except CheckpointFileError as exc:
+        raise PretrainedLoadError(f"{exc}; convert it to a plain state dict or .safetensors") from None
     # Unwrap {"state_dict": {...}} / {"model": {...}} containers, possibly nested.
     for _ in range(3):
         if isinstance(obj, Mapping):

@@ -12,7 +12,6 @@ marked in ``info``; it is never used for 2D-only people.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from das_core.camera import Intrinsics
 from das_core.data.annotations import AnnotationSet, ImageAnnotation, PersonAnnotation, write_annotations
+from das_core.data.converters.coco_json import read_coco_style_json
 from das_core.skeletons import get_skeleton
 
 __all__ = ["CocoFormatError", "convert_coco"]
@@ -41,14 +41,7 @@ def convert_coco(annotation_json: str | os.PathLike[str], image_root: str | os.P
     sk = get_skeleton(skeleton)
     if not sk.coco_map:
         raise ValueError(f"skeleton {skeleton!r} has no COCO mapping")
-    try:
-        doc = json.loads(src.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"COCO annotation file not found: {src}") from None
-    except json.JSONDecodeError as exc:
-        raise CocoFormatError(f"{src}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(doc, dict) or "images" not in doc or "annotations" not in doc:
-        raise CocoFormatError(f"{src}: expected a COCO object with 'images' and 'annotations'")
+    doc = read_coco_style_json(src, CocoFormatError, "COCO", "a COCO object")
     tgt_idx = np.array([t for t, _ in sk.coco_map])
     src_idx = np.array([s for _, s in sk.coco_map])
     out = Path(out)

@@ -12,7 +12,6 @@ visible in total (§2.3). ``keep_all_images`` keeps empty images (evaluation set
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from das_core.camera import CameraError, Intrinsics
 from das_core.data.annotations import AnnotationSet, ImageAnnotation, PersonAnnotation, write_annotations
+from das_core.data.converters.coco_json import read_coco_style_json
 from das_core.skeletons import get_skeleton
 
 __all__ = ["MuCoFormatError", "convert_muco"]
@@ -36,14 +36,7 @@ def convert_muco(annotation_json: str | os.PathLike[str], image_root: str | os.P
                  out: str | os.PathLike[str], keep_all_images: bool = False) -> AnnotationSet:
     """Convert one Moon-style JSON; ``image_root`` is the folder ``file_name`` is relative to."""
     src = Path(annotation_json)
-    try:
-        doc = json.loads(src.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"MuCo/MuPoTS annotation file not found: {src}") from None
-    except json.JSONDecodeError as exc:
-        raise MuCoFormatError(f"{src}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(doc, dict) or "images" not in doc or "annotations" not in doc:
-        raise MuCoFormatError(f"{src}: expected a COCO-style object with 'images' and 'annotations'")
+    doc = read_coco_style_json(src, MuCoFormatError, "MuCo/MuPoTS", "a COCO-style object")
     skeleton = get_skeleton("muco21")
     k_out, root = skeleton.num_joints, skeleton.root
     out = Path(out)

@@ -4,8 +4,6 @@ weights were made: recipe command, data, metrics). Never unpickles anything.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from das_core.atomic_file import atomic_write
 from das_core.config import ConfigError, ModelConfig, config_from_dict, config_to_dict
 
 __all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "checkpoint_paths"]
@@ -39,26 +38,14 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".yaml")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], config: ModelConfig,
                     record: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write weights + YAML atomically (temporary file, then rename). Returns both paths."""
     st_path, yaml_path = checkpoint_paths(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    _atomic_write(st_path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "das": "1"}))
+    atomic_write(st_path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "das": "1"}))
     doc = {"model": config_to_dict(config), "record": record or {}}
-    _atomic_write(yaml_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8"))
+    atomic_write(yaml_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8"))
     return st_path, yaml_path
 
 

@@ -44,6 +44,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from das_core.atomic_file import atomic_write_bytes, atomic_write_text
 from das_core.infer import (
     CAMERA_INFO_TOPIC,
     DEBUG_TOPIC,
@@ -52,8 +53,6 @@ from das_core.infer import (
     POSES_TOPIC,
     MessageWriter,
     VideoSink,
-    atomic_write_bytes,
-    atomic_write_text,
     camera_info_message,
     debug_image_message,
     ensure_output_dir,

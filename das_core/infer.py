@@ -33,7 +33,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from das_core.atomic_file import atomic_write_bytes, atomic_write_text, publish_temp
 from das_core.camera import CameraError, Intrinsics
 from das_core.persons import Persons
 
@@ -53,8 +54,6 @@ __all__ = [
     "OutputError",
     "VideoSink",
     "add_arguments",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "camera_info_message",
     "collect_inputs",
     "ensure_output_dir",
@@ -163,40 +162,6 @@ def ensure_output_dir(path: str | Path, option: str = "--out") -> Path:
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish(tmp: str | Path, path: Path) -> None:
-    """Rename a finished temporary file into place with ordinary permissions (mkstemp makes 0600 files)."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
-def _atomic(path: Path, write: Callable[[str], object], suffix: str = ".tmp") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename (readers never see a partial file)."""
-    return _atomic(Path(path), lambda tmp: Path(tmp).write_bytes(data))
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     """(H, W, 3) uint8 RGB → PNG, atomically."""
     ok, enc = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
@@ -269,7 +234,7 @@ class VideoSink:
             self.writer.release()
         try:
             if self.ok and self.frames and self.tmp.stat().st_size > 0:
-                _publish(self.tmp, self.path)
+                publish_temp(self.tmp, self.path)
                 return self.path
             return None
         finally:
@@ -367,7 +332,7 @@ class MessageWriter:
                 files = sorted(self.bagdir.glob("*.mcap"))
                 if len(files) != 1:
                     raise OutputError(f"expected one .mcap file in {self.bagdir}, found {len(files)}")
-                _publish(files[0], self.path)
+                publish_temp(files[0], self.path)
             else:
                 if self.path.is_dir():
                     shutil.rmtree(self.path)

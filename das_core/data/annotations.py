@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from das_core.atomic_file import atomic_write_text
 from das_core.camera import CameraError, Intrinsics
 from das_core.skeletons import get_skeleton
 
@@ -297,14 +297,4 @@ def write_annotations(path: str | os.PathLike[str], ann: AnnotationSet) -> None:
     """Write atomically: a temp file in the destination folder, then ``os.replace``."""
     path = Path(path)
     doc = annotations_to_json(ann)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, separators=(",", ":"))
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")

@@ -18,7 +18,6 @@ from das_core.overlay import track_color
 from das_core.persons import Persons
 from das_core.skeletons import Skeleton
 from das_ros.factory import MessageFactory
-from das_ros.messages import valid_joint_mask
 
 __all__ = ["MarkerSettings", "build_marker_array", "track_color"]
 
@@ -53,7 +52,7 @@ def build_marker_array(
 ) -> Any:
     """One ``MarkerArray``: DELETEALL, then 3 markers per person. ``persons.track_ids`` < 0 → frame index."""
     s = settings or MarkerSettings()
-    valid = valid_joint_mask(persons, s.joint_confidence_threshold)
+    valid = persons.valid_joints(s.joint_confidence_threshold)
     j3 = np.asarray(persons.joints_3d, dtype=np.float64)
     identity = make("geometry_msgs/msg/Pose",
                     position=make("geometry_msgs/msg/Point", x=0.0, y=0.0, z=0.0),

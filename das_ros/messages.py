@@ -16,14 +16,9 @@ from das_core.skeletons import Skeleton
 from das_ros.factory import MessageFactory
 from das_ros.tracker import OFF
 
-__all__ = ["build_pose_message", "valid_joint_mask"]
+__all__ = ["build_pose_message"]
 
 POSE_TYPE = "das_ros/msg/MultiPerson3DPose"
-
-
-def valid_joint_mask(persons: Persons, confidence_threshold: float) -> np.ndarray:
-    """(N, K) bool: the joints that may be published (``Persons.valid_joints``)."""
-    return persons.valid_joints(confidence_threshold)
 
 
 def _finite(x: float) -> float:
@@ -55,7 +50,7 @@ def build_pose_message(
     n, k = len(persons), skeleton.num_joints
     if n and persons.num_joints != k:
         raise ValueError(f"persons have {persons.num_joints} joints but skeleton {skeleton.name} has {k}")
-    valid = valid_joint_mask(persons, joint_confidence_threshold)
+    valid = persons.valid_joints(joint_confidence_threshold)
     j3 = np.asarray(persons.joints_3d, dtype=np.float64)
     j2 = np.asarray(persons.joints_2d, dtype=np.float64)
     conf = np.asarray(persons.joint_confidence, dtype=np.float64)

@@ -94,6 +94,8 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=450.0,
                         help="no backend is started when it would not fit in this many seconds")
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
+    parser.add_argument("--batch", type=int, default=None, help="frames per call for the batch-N throughput "
+                        "(default 8, 2 with --quick; 1 skips it)")
     parser.add_argument("--no-cudnn-benchmark", action="store_true",
                         help="keep cuDNN's heuristic algorithm choice (default: benchmark mode, for every backend "
                              "alike, since the input size is fixed)")
@@ -113,7 +115,7 @@ def main() -> int:
         repeats=5 if args.quick else 200,
         scene_repeats=3 if args.quick else 50,
         people=(1, 5, 10, 20),
-        batch=2 if args.quick else 8,
+        batch=args.batch or (2 if args.quick else 8),
         device=args.device,
         cache_dir=cache_dir,
     )

@@ -186,25 +186,57 @@ class ForcedPeople:
         self.offsets = torch.from_numpy(offsets).to(dev)[None]
         self.root_depth = torch.from_numpy(root).to(dev)[None]
 
-    def apply(self, dense: DenseOutputs) -> DenseOutputs:
-        """Add the patterns (broadcast over the batch). Shapes must be those of ``input_hw``."""
-        if dense.scores.shape[-1] != self.scores.shape[-1]:
-            raise ValueError(f"forced people were made for P={self.scores.shape[-1]} cells, outputs have "
-                             f"P={dense.scores.shape[-1]} (another input size?)")
-        return DenseOutputs(dense.scores + self.scores, dense.root_depth + self.root_depth,
-                            dense.offsets + self.offsets, dense.sigma)
-
 
 class ForcedPeopleBackend:
-    """A backend whose outputs get :class:`ForcedPeople` added; otherwise the wrapped backend unchanged."""
+    """A backend whose outputs get :class:`ForcedPeople` added; otherwise the wrapped backend unchanged.
+
+    The patterns live in fixed buffers that ``forced = …`` overwrites, so a CUDA graph that captured the
+    addition (the backend's own, or an Estimator frame graph) picks up a new scene without re-capture.
+    """
 
     def __init__(self, backend: Any, forced: ForcedPeople | None) -> None:
-        self.inner, self.forced = backend, forced
+        self.inner = backend
         self.name, self.device, self.precision = backend.name, backend.device, backend.precision
+        self.frame_graphs = bool(getattr(backend, "frame_graphs", False))
+        self.memory_format = getattr(backend, "memory_format", torch.contiguous_format)
+        self.compile_frame = bool(getattr(backend, "compile_frame", False))
+        self._buffers: tuple[Tensor, Tensor, Tensor] | None = None
+        self._forced: ForcedPeople | None = None
+        self.forced = forced
+
+    @property
+    def forced(self) -> ForcedPeople | None:
+        return self._forced
+
+    @forced.setter
+    def forced(self, value: ForcedPeople | None) -> None:
+        self._forced = value
+        if value is None:
+            if self._buffers is not None:
+                for buf in self._buffers:
+                    buf.zero_()
+            return
+        patterns = (value.scores, value.root_depth, value.offsets)
+        if self._buffers is None or any(b.shape != p.shape for b, p in zip(self._buffers, patterns, strict=True)):
+            self._buffers = tuple(p.clone() for p in patterns)  # type: ignore[assignment]
+        else:
+            for buf, pat in zip(self._buffers, patterns, strict=True):
+                buf.copy_(pat)
+
+    def _apply(self, dense: DenseOutputs) -> DenseOutputs:
+        if self._buffers is None:  # never had a pattern (zeros once ``forced`` is set to None)
+            return dense
+        if dense.scores.shape[-1] != self._buffers[0].shape[-1]:
+            raise ValueError(f"forced people were made for P={self._buffers[0].shape[-1]} cells, outputs have "
+                             f"P={dense.scores.shape[-1]} (another input size?)")
+        scores, root, offsets = self._buffers
+        return DenseOutputs(dense.scores + scores, dense.root_depth + root, dense.offsets + offsets, dense.sigma)
 
     def run(self, images: Tensor) -> DenseOutputs:
-        dense = self.inner.run(images)
-        return dense if self.forced is None else self.forced.apply(dense)
+        return self._apply(self.inner.run(images))
+
+    def capturable(self, images: Tensor) -> DenseOutputs:
+        return self._apply(self.inner.capturable(images))
 
 
 # ----------------------------------------------------------------------------------------------

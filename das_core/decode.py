@@ -44,8 +44,14 @@ __all__ = [
     "DecodeError",
     "DecodedPersons",
     "PixelMapping",
+    "camera_table",
     "decode",
+    "decode_batch",
+    "device_camera_table",
     "oks_nms",
+    "pack_decoded",
+    "packed_width",
+    "unpack_persons",
     "pairwise_oks",
     "pixel_mapping",
     "to_persons_batch",
@@ -252,8 +258,8 @@ class DecodedPersons(NamedTuple):
         return to_persons_batch([self])[0]
 
 
-def _camera_table(records: Sequence[ResizeRecord], cameras: Sequence[Intrinsics], device: torch.device) -> Tensor:
-    """(B, 7) float64→float32 [fx, fy, cx, cy, skew, sx, sy] on ``device`` in one host→device copy."""
+def camera_table(records: Sequence[ResizeRecord], cameras: Sequence[Intrinsics]) -> Tensor:
+    """(B, 7) float32 host table ``[fx, fy, cx, cy, skew, sx, sy]`` of each image's camera and resize."""
     rows = []
     for i, (rec, cam) in enumerate(zip(records, cameras, strict=True)):
         if not isinstance(cam, Intrinsics):
@@ -261,7 +267,12 @@ def _camera_table(records: Sequence[ResizeRecord], cameras: Sequence[Intrinsics]
         if not isinstance(rec, ResizeRecord):
             raise DecodeError(f"records[{i}]: expected ResizeRecord, got {type(rec).__name__}")
         rows.append([cam.fx, cam.fy, cam.cx, cam.cy, cam.skew, rec.sx, rec.sy])
-    table = torch.tensor(rows, dtype=torch.float32)
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def device_camera_table(records: Sequence[ResizeRecord], cameras: Sequence[Intrinsics], device: torch.device) -> Tensor:
+    """:func:`camera_table` on ``device``, copied without a host sync."""
+    table = camera_table(records, cameras)
     if device.type == "cuda":
         return table.pin_memory().to(device, non_blocking=True)  # a pageable copy would sync the stream
     return table.to(device)
@@ -297,13 +308,37 @@ def decode(
     Raises:
         DecodeError: batch sizes, cell counts or camera types do not fit.
     """
+    b = dense.scores.shape[0] if dense.scores.ndim == 2 else -1
+    if b >= 0 and (len(records) != b or len(cameras) != b):
+        raise DecodeError(f"batch of {b} images needs {b} records and cameras, got {len(records)} and {len(cameras)}")
+    cam = device_camera_table(records, cameras, dense.scores.device)
+    batch = decode_batch(dense, points, point_strides, level_sizes, cam, cfg, nms_iters=nms_iters)
+    return [DecodedPersons(*(t[i] for t in batch)) for i in range(cam.shape[0])]
+
+
+def decode_batch(
+    dense: DenseOutputs,
+    points: Tensor,
+    point_strides: Tensor,
+    level_sizes: Sequence[tuple[int, int]],
+    cam: Tensor,
+    cfg: ModelConfig,
+    *,
+    nms_iters: int | None = None,
+) -> DecodedPersons:
+    """:func:`decode` on tensors only: ``cam`` is the (B, 7) :func:`camera_table` on the device.
+
+    Returns one :class:`DecodedPersons` whose fields carry a leading batch axis (B, M, …). With an integer
+    ``nms_iters`` every shape is fixed and nothing waits for the host, so the call can be captured in a CUDA
+    graph together with the network (:mod:`das_core.frame_graph`).
+    """
     dc = cfg.decode
     scores = dense.scores
     if scores.ndim != 2:
         raise DecodeError(f"dense.scores: expected (B, P), got shape {tuple(scores.shape)}")
     b, p = scores.shape
-    if len(records) != b or len(cameras) != b:
-        raise DecodeError(f"batch of {b} images needs {b} records and cameras, got {len(records)} and {len(cameras)}")
+    if cam.shape != (b, 7):
+        raise DecodeError(f"batch of {b} images needs a ({b}, 7) camera table, got {tuple(cam.shape)}")
     cells = sum(h * w for h, w in level_sizes)
     if cells != p or points.shape != (p, 2) or point_strides.shape != (p,):
         raise DecodeError(
@@ -312,7 +347,6 @@ def decode(
         )
     device = scores.device
     mapping = pixel_mapping(cfg.compat)
-    cam = _camera_table(records, cameras, device)  # (B, 7)
     batch_ix = torch.arange(b, device=device)[:, None]  # (B, 1)
 
     # 1–2. Per-level pre-NMS top-k (DAS_SPEC §7): C = Σ_l min(nms_pre, H_l·W_l) candidates per image.
@@ -361,14 +395,59 @@ def decode(
     sig = dense.sigma[batch_ix, sel_cells].to(torch.float32)  # (B, M, K, 3)
     conf = (1.0 - sig.mean(dim=-1)).clamp(0.0, 1.0)
 
-    return [
-        DecodedPersons(out_scores[i], joints_3d[i], uv[i], conf[i], out_valid[i], converged[i]) for i in range(b)
-    ]
+    return DecodedPersons(out_scores, joints_3d, uv, conf, out_valid, converged)
 
 
 # ----------------------------------------------------------------------------------------------
 # Host transfer: the one sync of a frame
 # ----------------------------------------------------------------------------------------------
+
+
+def packed_width(m: int, k: int) -> int:
+    """Floats per frame in :func:`pack_decoded`: converged flag, then M valid flags, M scores, M·K·3, M·K·2, M·K."""
+    return 1 + m * (2 + 6 * k)
+
+
+def pack_decoded(batch: DecodedPersons) -> Tensor:
+    """A batched :class:`DecodedPersons` (B, M, …) → one (B, :func:`packed_width`) float32 tensor.
+
+    One contiguous block per batch means one device→host copy (here or captured in a CUDA graph).
+    """
+    b = batch.scores.shape[0]
+    return torch.cat(
+        [
+            batch.nms_converged.reshape(b, 1).to(torch.float32),
+            batch.valid.reshape(b, -1).to(torch.float32),
+            batch.scores.reshape(b, -1).to(torch.float32),
+            batch.joints_3d.reshape(b, -1).to(torch.float32),
+            batch.joints_2d.reshape(b, -1).to(torch.float32),
+            batch.joint_confidence.reshape(b, -1).to(torch.float32),
+        ],
+        dim=1,
+    )
+
+
+def unpack_persons(packed: np.ndarray, m: int, k: int) -> tuple[list[Persons], list[bool]]:
+    """Host side of :func:`pack_decoded`: (B, width) → one :class:`Persons` per frame (its valid rows,
+    best first, copied out of ``packed``) and whether its OKS-NMS had converged."""
+    if packed.ndim != 2 or packed.shape[1] != packed_width(m, k):
+        raise DecodeError(f"packed results: expected (B, {packed_width(m, k)}) for M={m}, K={k}, got {packed.shape}")
+    persons, converged = [], []
+    bounds = np.cumsum([0, 1, m, m, m * k * 3, m * k * 2, m * k])
+    for row in packed:
+        flag, valid, scores, j3, j2, conf = (row[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        n = int((valid > 0.5).sum())  # the valid rows are a prefix
+        converged.append(bool(flag[0] > 0.5))
+        persons.append(
+            Persons(
+                scores=scores[:n].copy(),
+                joints_3d=j3.reshape(m, k, 3)[:n].copy(),
+                joints_2d=j2.reshape(m, k, 2)[:n].copy(),
+                joint_confidence=conf.reshape(m, k)[:n].copy(),
+                track_ids=np.full((n,), -1, dtype=np.int64),
+            )
+        )
+    return persons, converged
 
 
 def transfer(decoded: Sequence[DecodedPersons]) -> tuple[list[Persons], list[bool]]:
@@ -380,43 +459,9 @@ def transfer(decoded: Sequence[DecodedPersons]) -> tuple[list[Persons], list[boo
     """
     if not decoded:
         return [], []
-    parts: list[Tensor] = []
-    for d in decoded:
-        parts += [
-            d.nms_converged.reshape(1).to(torch.float32),
-            d.valid.to(torch.float32),
-            d.scores.to(torch.float32),
-            d.joints_3d.reshape(-1).to(torch.float32),
-            d.joints_2d.reshape(-1).to(torch.float32),
-            d.joint_confidence.reshape(-1).to(torch.float32),
-        ]
-    flat = torch.cat(parts).cpu().numpy()  # the host sync
-    persons, converged, pos = [], [], 0
-    for d in decoded:
-        m, k = d.joints_3d.shape[:2]
-
-        def take(n: int) -> np.ndarray:
-            nonlocal pos
-            out = flat[pos : pos + n]
-            pos += n
-            return out
-
-        converged.append(bool(take(1)[0] > 0.5))
-        n = int((take(m) > 0.5).sum())  # the valid rows are a prefix
-        scores = take(m)[:n]
-        j3 = take(m * k * 3).reshape(m, k, 3)[:n]
-        j2 = take(m * k * 2).reshape(m, k, 2)[:n]
-        conf = take(m * k).reshape(m, k)[:n]
-        persons.append(
-            Persons(
-                scores=scores.copy(),
-                joints_3d=j3.copy(),
-                joints_2d=j2.copy(),
-                joint_confidence=conf.copy(),
-                track_ids=np.full((n,), -1, dtype=np.int64),
-            )
-        )
-    return persons, converged
+    batch = DecodedPersons(*(torch.stack(list(t)) for t in zip(*decoded, strict=True)))
+    m, k = batch.joints_3d.shape[1:3]
+    return unpack_persons(pack_decoded(batch).cpu().numpy(), m, k)  # .cpu(): the host sync
 
 
 def to_persons_batch(decoded: Sequence[DecodedPersons]) -> list[Persons]:

@@ -1,8 +1,10 @@
 """``Estimator``: image + intrinsics → :class:`~das_core.persons.Persons`, with any backend.
 
 One frame: :func:`~das_core.preprocess.preprocess_batch` (on the device) → ``backend.run`` →
-:func:`~das_core.decode.decode` (on the device) → :func:`~das_core.decode.transfer`, the only point where
-the host waits for the device. OKS-NMS runs a fixed number of steps so that it needs no sync; in the rare
+:func:`~das_core.decode.decode_batch` (on the device) → one device→host copy, the only point where
+the host waits for the device. With a backend that offers ``capturable`` and ``frame_graphs`` (the
+``compile`` backend on CUDA), host frames take a faster route: all of that is one CUDA graph per
+(batch, frame size) bucket (:mod:`das_core.frame_graph`). OKS-NMS runs a fixed number of steps so that it needs no sync; in the rare
 frame where that was not enough to reach the exact greedy answer, that frame is decoded again exactly
 (see :mod:`das_core.decode`) and ``timings.nms_fallbacks`` counts it.
 """
@@ -24,10 +26,12 @@ from das_core.backends import Backend, make_backend, resolve_device
 from das_core.camera import CameraError, Intrinsics
 from das_core.checkpoint import CheckpointError, load_checkpoint
 from das_core.config import ModelConfig
-from das_core.decode import NMS_ITERS_PER_BLOCK, decode, transfer
-from das_core.model.dense import cell_centers
+from das_core.decode import NMS_ITERS_PER_BLOCK, decode_batch, device_camera_table, pack_decoded, unpack_persons
+from das_core.frame_graph import FrameGraph
+from das_core.model.dense import cell_centers, level_sizes
+from das_core.model.outputs import DenseOutputs
 from das_core.persons import Persons
-from das_core.preprocess import ImageLike, preprocess_batch
+from das_core.preprocess import ImageLike, check_image, preprocess_batch
 
 __all__ = ["Estimator", "Timings", "level_sizes"]
 
@@ -38,7 +42,10 @@ logger = logging.getLogger(__name__)
 class Timings:
     """Milliseconds spent by the last call, per stage (device time on CUDA, measured with events).
 
-    ``decode_ms`` includes the device→host copy of the results.
+    ``decode_ms`` includes the device→host copy of the results. With ``frame_graph`` the stages are
+    different: ``preprocess_ms`` is the host copy of the frames into pinned memory, ``forward_ms`` the
+    device time of the whole graph (upload, preprocessing, network, decoding, download) and ``decode_ms``
+    the host unpacking into :class:`Persons`.
     """
 
     preprocess_ms: float = 0.0
@@ -47,14 +54,7 @@ class Timings:
     total_ms: float = 0.0
     batch_size: int = 0
     nms_fallbacks: int = 0
-
-
-def level_sizes(height: int, width: int, strides: Sequence[int]) -> list[tuple[int, int]]:
-    """Feature-map size of each level for a padded (H, W) input: ``ceil(H / S)`` × ``ceil(W / S)``.
-
-    Stride-2 convs with padding 1 (and the 3×3 max-pool) round up, and nested ceil divisions compose.
-    """
-    return [(-(-height // s), -(-width // s)) for s in strides]
+    frame_graph: bool = False
 
 
 class _Clock:
@@ -111,6 +111,18 @@ class Estimator:
         self.nms_iters: int | None = nms_iters
         self.timings = Timings()
         self._grids: dict[tuple[int, int], tuple[Tensor, Tensor, list[tuple[int, int]]]] = {}
+        self._frame_graphs: dict[tuple[int, int, int], FrameGraph] = {}
+        self.frame_graph_error: str | None = None
+
+    @property
+    def uses_frame_graphs(self) -> bool:
+        """Whether host frames go through whole-frame CUDA graphs (see :mod:`das_core.frame_graph`)."""
+        return (
+            self.frame_graph_error is None
+            and isinstance(self.nms_iters, int)
+            and bool(getattr(self.backend, "frame_graphs", False))
+            and callable(getattr(self.backend, "capturable", None))
+        )
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -191,6 +203,10 @@ class Estimator:
         if len(images) != len(intrinsics_list):
             raise ValueError(f"got {len(images)} images but {len(intrinsics_list)} intrinsics")
         cameras = [_as_intrinsics(c, i) for i, c in enumerate(intrinsics_list)]
+        if self.uses_frame_graphs and images and not isinstance(images, (np.ndarray, Tensor)):
+            graph = self._frame_graph(images)
+            if graph is not None:
+                return self._run_frame_graph(graph, images, cameras)
         clock = _Clock(self.device)
         with torch.inference_mode():
             clock.mark()
@@ -199,18 +215,62 @@ class Estimator:
             dense = self.backend.run(x)
             clock.mark()
             pts, strd, sizes = self._grid(x.shape[-2], x.shape[-1])
-            decoded = decode(dense, pts, strd, sizes, records, cameras, self.cfg, nms_iters=self.nms_iters)
-            persons, converged = transfer(decoded)  # the host sync
-            fallbacks = [i for i, ok in enumerate(converged) if not ok]
-            if fallbacks:
-                logger.debug("OKS-NMS needed more than %d steps in frames %s; decoding them exactly",
-                             self.nms_iters, fallbacks)
-                sub = type(dense)(*(t[fallbacks] for t in dense))
-                exact = decode(sub, pts, strd, sizes, [records[i] for i in fallbacks],
-                               [cameras[i] for i in fallbacks], self.cfg, nms_iters=None)
-                for i, p in zip(fallbacks, transfer(exact)[0], strict=True):
-                    persons[i] = p
+            cam = device_camera_table(records, cameras, self.device)
+            decoded = decode_batch(dense, pts, strd, sizes, cam, self.cfg, nms_iters=self.nms_iters)
+            m, k = decoded.joints_3d.shape[1:3]
+            persons, converged = unpack_persons(pack_decoded(decoded).cpu().numpy(), m, k)  # the host sync
+            fallbacks = self._redo_unconverged(persons, converged, dense, (pts, strd, sizes), cam)
             clock.mark()
         pre, fwd, dec = clock.elapsed_ms()
-        self.timings = Timings(pre, fwd, dec, pre + fwd + dec, len(images), len(fallbacks))
+        self.timings = Timings(pre, fwd, dec, pre + fwd + dec, len(images), fallbacks)
+        return persons
+
+    def _redo_unconverged(
+        self, persons: list[Persons], converged: list[bool], dense: DenseOutputs,
+        grid: tuple[Tensor, Tensor, list[tuple[int, int]]], cam: Tensor,
+    ) -> int:
+        """Decode again, exactly, the frames whose fixed-step OKS-NMS had not converged; returns how many."""
+        fallbacks = [i for i, ok in enumerate(converged) if not ok]
+        if fallbacks:
+            logger.debug("OKS-NMS needed more than %d steps in frames %s; decoding them exactly",
+                         self.nms_iters, fallbacks)
+            sub = DenseOutputs(*(t[fallbacks] for t in dense))
+            exact = decode_batch(sub, *grid, cam[fallbacks], self.cfg, nms_iters=None)
+            m, k = exact.joints_3d.shape[1:3]
+            for i, p in zip(fallbacks, unpack_persons(pack_decoded(exact).cpu().numpy(), m, k)[0], strict=True):
+                persons[i] = p
+        return len(fallbacks)
+
+    def _frame_graph(self, images: Sequence[ImageLike]) -> FrameGraph | None:
+        """The frame graph for this batch's bucket (built on first use), or None if it does not apply."""
+        sizes = [check_image(img, i) for i, img in enumerate(images)]
+        if len(set(sizes)) != 1 or any(isinstance(im, Tensor) and im.device.type != "cpu" for im in images):
+            return None  # mixed sizes or frames already on a device: the general path
+        key = (len(images), *sizes[0])
+        graph = self._frame_graphs.get(key)
+        if graph is None:
+            try:
+                graph = FrameGraph(
+                    self.backend.capturable,  # type: ignore[attr-defined]
+                    self.cfg, len(images), sizes[0], self.device,
+                    memory_format=getattr(self.backend, "memory_format", torch.contiguous_format),
+                    nms_iters=int(self.nms_iters or NMS_ITERS_PER_BLOCK),
+                    compile=bool(getattr(self.backend, "compile_frame", False)),
+                )
+            except RuntimeError as exc:
+                # Same backend without whole-frame graphs (its own network graph still runs); said loudly.
+                logger.warning("frame graph capture failed (%s); frames take the uncaptured path", exc)
+                self.frame_graph_error = str(exc)
+                return None
+            self._frame_graphs[key] = graph
+        return graph
+
+    def _run_frame_graph(self, graph: FrameGraph, images: Sequence[ImageLike], cameras: list[Intrinsics]) -> list[Persons]:
+        with torch.inference_mode():
+            persons, converged = graph(images, cameras)
+            assert graph.dense is not None
+            grid = (graph.points, graph.point_strides, graph.sizes)
+            fallbacks = self._redo_unconverged(persons, converged, graph.dense, grid, graph.cameras)
+        stage, device_ms, unpack = graph.last_ms
+        self.timings = Timings(stage, device_ms, unpack, stage + device_ms + unpack, len(images), fallbacks, True)
         return persons

@@ -23,7 +23,8 @@ from torch import Tensor
 from das_core.camera import ResizeRecord
 from das_core.config import InputConfig
 
-__all__ = ["MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "ImageError", "preprocess", "preprocess_batch"]
+__all__ = ["MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "ImageError", "check_image", "normalisation_tensors", "preprocess", "preprocess_batch",
+           "preprocess_frames", "resize_normalise"]
 
 # Largest accepted input: 8192 × 8192 pixels (≈ 200 MB as uint8 RGB, ≈ 800 MB as float32). Anything bigger
 # is refused from its shape alone, before any copy or allocation.
@@ -38,7 +39,7 @@ class ImageError(ValueError):
     """The image cannot be preprocessed: wrong shape, dtype, empty, too large. The message says which."""
 
 
-def _check_image(image: object, index: int | None = None) -> tuple[int, int]:
+def check_image(image: object, index: int | None = None) -> tuple[int, int]:
     """Validate an (H, W, 3) uint8 image (numpy or torch) from its metadata only; return (H, W)."""
     where = "image" if index is None else f"images[{index}]"
     if isinstance(image, np.ndarray):
@@ -98,16 +99,44 @@ def _norm_tensors(cfg: InputConfig, device: torch.device) -> tuple[Tensor, Tenso
     return hit
 
 
-def _resize_normalise(image: Tensor, record: ResizeRecord, cfg: InputConfig, out: Tensor) -> None:
-    """Write one resized, normalised (3, h', w') image into the top-left corner of ``out`` (3, Hp, Wp)."""
-    x = image.permute(2, 0, 1).unsqueeze(0).to(torch.float32)  # (H, W, 3) uint8 → (1, 3, H, W) float
+def _resized_normalised(x: Tensor, record: ResizeRecord, mean: Tensor, inv_std: Tensor) -> Tensor:
+    """(B, H, W, 3) uint8 → (B, 3, h', w') float32 resized to the record's size and normalised."""
+    y = x.permute(0, 3, 1, 2).to(torch.float32)
     if (record.resized_height, record.resized_width) != (record.height, record.width):
-        x = F.interpolate(
-            x, size=(record.resized_height, record.resized_width), mode="bilinear", align_corners=False,
+        y = F.interpolate(
+            y, size=(record.resized_height, record.resized_width), mode="bilinear", align_corners=False,
             antialias=False,
         )
+    return (y - mean) * inv_std
+
+
+def resize_normalise(image: Tensor, record: ResizeRecord, cfg: InputConfig, out: Tensor) -> None:
+    """Write one resized, normalised (3, h', w') image into the top-left corner of ``out`` (3, Hp, Wp).
+
+    ``image`` is (H, W, 3) uint8 on ``out``'s device. The padding of ``out`` is left untouched.
+    """
     mean, inv_std = _norm_tensors(cfg, out.device)
-    out[:, : record.resized_height, : record.resized_width] = ((x - mean) * inv_std)[0]
+    out[:, : record.resized_height, : record.resized_width] = _resized_normalised(image[None], record, mean, inv_std)[0]
+
+
+def preprocess_frames(frames: Tensor, record: ResizeRecord, mean: Tensor, inv_std: Tensor) -> Tensor:
+    """B same-size frames already on the device → the padded network input, as a pure function.
+
+    Args:
+        frames: (B, H, W, 3) uint8 RGB (all described by ``record``).
+        mean, inv_std: (1, 3, 1, 1) float32 on the same device (``InputConfig.mean`` and 1 / ``std``).
+
+    Returns:
+        (B, 3, Hp, Wp) float32, zero-padded bottom/right: the same numbers as :func:`preprocess_batch`,
+        with fixed shapes and no host sync (it is captured in frame graphs, :mod:`das_core.frame_graph`).
+    """
+    y = _resized_normalised(frames, record, mean, inv_std)
+    return F.pad(y, (0, record.padded_width - record.resized_width, 0, record.padded_height - record.resized_height))
+
+
+def normalisation_tensors(cfg: InputConfig, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(1, 3, 1, 1) mean and 1/std on ``device`` (cached per device)."""
+    return _norm_tensors(cfg, device)
 
 
 def _as_device(device: torch.device | str) -> torch.device:
@@ -153,7 +182,7 @@ def preprocess_batch(
         raise ImageError("preprocess_batch: expected a sequence of (H, W, 3) images, got a single array")
     if len(images) == 0:
         raise ImageError("preprocess_batch: the batch is empty (need at least one image)")
-    sizes = [_check_image(img, i) for i, img in enumerate(images)]
+    sizes = [check_image(img, i) for i, img in enumerate(images)]
     dev = _as_device(device)
     records = [
         ResizeRecord.for_image(w, h, cfg.long_side, cfg.short_side, cfg.size_divisor) for (h, w) in sizes
@@ -162,5 +191,5 @@ def preprocess_batch(
     wp = max(r.padded_width for r in records)
     out = torch.zeros((len(images), 3, hp, wp), dtype=torch.float32, device=dev)
     for i, (img, rec) in enumerate(zip(images, records, strict=True)):
-        _resize_normalise(_to_device(img, dev), rec, cfg, out[i])
+        resize_normalise(_to_device(img, dev), rec, cfg, out[i])
     return out, records

@@ -160,24 +160,30 @@ class DAS(nn.Module):
                 )
         self._sizes_checked = True
 
-    def forward(self, images: Tensor) -> HeadOutputs:
+    def forward_level(self, x: Tensor, level: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Head + update on one FPN level x (B, C, H, W).
+
+        Returns ``(cls_logits, centerness_logits, root_depth, offsets U^L, sigma, offsets_init U⁰)``, the
+        per-level entries of :class:`HeadOutputs`. Levels are independent given the pyramid, which lets an
+        inference engine run them concurrently.
+        """
+        keep_fp32 = self.fp32_head and _autocast_enabled(x.device.type)
+        fp32 = torch.autocast(x.device.type, enabled=False) if keep_fp32 else contextlib.nullcontext()
+        with fp32:
+            out = self.head.forward_level(x.float() if keep_fp32 else x, level)
+            final = out.offsets if self.update is None else self.update(out.pose_feat, out.offsets)
+        return out.cls_logits, out.centerness_logits, out.root_depth, final, out.sigma, out.offsets
+
+    def forward_pyramid(self, images: Tensor) -> list[Tensor]:
+        """Backbone + FPN: images (B, 3, H, W) → L × (B, C, H_l, W_l), sizes checked at the first call."""
         pyramid = self.fpn(self.backbone(images))
         if not self._sizes_checked and not torch.jit.is_tracing():  # type: ignore[attr-defined]
             self._check_sizes((int(images.shape[-2]), int(images.shape[-1])), pyramid)
-        device_type = images.device.type
-        keep_fp32 = self.fp32_head and _autocast_enabled(device_type)
-        fp32 = torch.autocast(device_type, enabled=False) if keep_fp32 else contextlib.nullcontext()
-        cls_l, ctr_l, depth_l, off_l, sigma_l, init_l = [], [], [], [], [], []
-        with fp32:
-            for level, x in enumerate(pyramid):
-                out = self.head.forward_level(x.float() if keep_fp32 else x, level)
-                final = out.offsets if self.update is None else self.update(out.pose_feat, out.offsets)
-                cls_l.append(out.cls_logits)
-                ctr_l.append(out.centerness_logits)
-                depth_l.append(out.root_depth)
-                off_l.append(final)
-                sigma_l.append(out.sigma)
-                init_l.append(out.offsets)
+        return pyramid
+
+    def forward(self, images: Tensor) -> HeadOutputs:
+        per_level = [self.forward_level(x, level) for level, x in enumerate(self.forward_pyramid(images))]
+        cls_l, ctr_l, depth_l, off_l, sigma_l, init_l = (list(t) for t in zip(*per_level, strict=True))
         return HeadOutputs(
             cls_logits=cls_l,
             centerness_logits=ctr_l,

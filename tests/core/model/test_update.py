@@ -65,9 +65,11 @@ def _loop_layer(layer, feat, offsets, multi):
     return feat, out.float()
 
 
+@pytest.mark.parametrize("sampler", ["grid_sample", "gather"])
 @pytest.mark.parametrize("mode", ["multi", "single"])
-def test_update_matches_per_cell_loop_reference(mode):
+def test_update_matches_per_cell_loop_reference(mode, sampler):
     upd = _make(mode, num_layers=2).eval()
+    upd.sampler = sampler
     g = torch.Generator().manual_seed(1)
     feat = torch.randn(2, C, H, W, generator=g)
     u0 = 1.5 * torch.randn(2, 3 * K, H, W, generator=g)
@@ -107,3 +109,33 @@ def test_update_runs_in_float32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = upd(torch.randn(1, C, H, W), torch.randn(1, 3 * K, H, W))
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_gather_sampler_equals_grid_sample_on_channels_last_maps_and_far_points():
+    from das_core.model.update import sample_grid_units, sample_joint_points
+
+    g = torch.Generator().manual_seed(3)
+    maps = torch.randn(2, H, W, K, 3, generator=g)  # (B, H, W, K, C)
+    pos = torch.randn(2, K, 7, 2, generator=g) * 3 + 2
+    pos[0, 0, 0] = torch.tensor([1e9, -1e9])  # far outside: reads zero, no overflow
+    pos[0, 0, 1] = torch.tensor([W + 0.2, 0.7])  # half a cell past the border: partly zero
+    got = sample_joint_points(maps, pos)
+    ref = sample_grid_units(maps.permute(0, 3, 4, 1, 2).reshape(2 * K, 3, H, W), pos.reshape(2 * K, 7, 1, 2))
+    ref = ref.reshape(2, K, 3, 7).permute(0, 1, 3, 2)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    assert got[0, 0, 0].abs().max() == 0
+
+
+def test_update_gives_the_same_offsets_with_either_sampler_and_memory_format():
+    upd = _make("multi", num_layers=2).eval()
+    g = torch.Generator().manual_seed(4)
+    feat, u0 = torch.randn(2, C, H, W, generator=g), 1.5 * torch.randn(2, 3 * K, H, W, generator=g)
+    with torch.no_grad():
+        ref = upd(feat, u0)
+        upd.sampler = "gather"
+        upd = upd.to(memory_format=torch.channels_last)
+        got = upd(feat.contiguous(memory_format=torch.channels_last), u0.contiguous(memory_format=torch.channels_last))
+        upd.sampler = "bilinear"
+        with pytest.raises(ValueError, match="sampler"):
+            upd(feat, u0)
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)

@@ -308,6 +308,9 @@ def export_aoti(
     model = model.to(device).eval()
     mem = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=mem)  # type: ignore[call-overload]
+    update = getattr(model, "update", None)
+    if update is not None:
+        update.sampler = "gather"  # what Inductor compiles well (das_core.model.update); same numbers
     wrapper = DenseExportWrapper(model, cfg.depth_factor, _DTYPES[precision]).eval()
     x = example_input(shape, device).contiguous(memory_format=mem)
     configs: dict[str, Any] = {"max_autotune": bool(max_autotune)}

@@ -84,15 +84,22 @@ class DenseExportWrapper(nn.Module):
         autocast: ``None`` for fp32, else the autocast dtype (fp16 / bf16). Autocast keeps GroupNorm,
             softmax and the sampling coordinates' arithmetic in fp32 where PyTorch's autocast lists say
             so, which is the mixed-precision split of DAS_SPEC §4.4.
+        input_dtype: cast the images to this dtype first — for a model whose weights were converted to
+            fp16 / bf16 (AOTInductor packages, see :func:`export_aoti`); the update's sampling still runs
+            in float32 because it casts explicitly.
     """
 
-    def __init__(self, model: nn.Module, depth_factor: float, autocast: torch.dtype | None = None) -> None:
+    def __init__(self, model: nn.Module, depth_factor: float, autocast: torch.dtype | None = None,
+                 input_dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.model = model
         self.depth_factor = float(depth_factor)
         self.autocast = autocast
+        self.input_dtype = input_dtype
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        if self.input_dtype is not None:
+            images = images.to(self.input_dtype)
         if self.autocast is not None:
             with torch.autocast(device_type=images.device.type, dtype=self.autocast):
                 dense = to_dense(self.model(images), self.depth_factor)
@@ -294,8 +301,8 @@ def export_aoti(
     """``torch.export`` + ``aoti_compile_and_package`` → a ``.pt2`` package for one input shape.
 
     The package embeds the weights and the compiled kernels; :class:`das_core.backends.aoti.AOTIBackend`
-    loads it in seconds with ``torch._inductor.aoti_load_package``. ``precision`` fp16 / bf16 traces the
-    model under autocast (outputs stay float32). A package only runs on the device type (and, for CUDA,
+    loads it in seconds with ``torch._inductor.aoti_load_package``. ``precision`` fp16 / bf16 converts the
+    weights to that dtype (the update's sampling stays float32; outputs are float32). A package only runs on the device type (and, for CUDA,
     the GPU architecture) it was compiled for — the backend cache keys on that.
     """
     if precision not in _DTYPES:
@@ -311,7 +318,13 @@ def export_aoti(
     update = getattr(model, "update", None)
     if update is not None:
         update.sampler = "gather"  # what Inductor compiles well (das_core.model.update); same numbers
-    wrapper = DenseExportWrapper(model, cfg.depth_factor, _DTYPES[precision]).eval()
+    dtype = _DTYPES[precision]
+    if dtype is not None:
+        # Reduced precision as converted weights, not autocast: an autocast region traced by torch.export
+        # (torch 2.11) came out of AOTInductor 200× further from eager than eager fp16 is (offsets off by
+        # 0.8 strides, people by 92 mm on an H100); strict export refused it outright.
+        model = model.to(dtype)
+    wrapper = DenseExportWrapper(model, cfg.depth_factor, input_dtype=dtype).eval()
     x = example_input(shape, device).contiguous(memory_format=mem)
     configs: dict[str, Any] = {"max_autotune": bool(max_autotune)}
     with torch.no_grad():

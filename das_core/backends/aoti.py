@@ -54,7 +54,7 @@ class AOTIBackend:
         model: a ``DAS`` (only needed when a package has to be built; may be None with ``package``).
         cfg: its config.
         device: ``cuda[:i]`` or ``cpu`` (CPU packages need a C++ compiler at build time).
-        precision: ``fp32`` | ``fp16`` | ``bf16`` (autocast traced into the graph).
+        precision: ``fp32`` | ``fp16`` | ``bf16`` (weights converted; see :func:`das_core.export.export_aoti`).
         cache_dir: cache root. ``package``: load this ``.pt2`` directly (no cache, no building); it must
             have been built for the same shape, device and precision.
         cuda_graphs: replay through a CUDA graph on CUDA.
@@ -111,6 +111,7 @@ class AOTIBackend:
             **device_fingerprint(self.device),
             "channels_last": self.channels_last,
             "max_autotune": self.max_autotune,
+            "reduced_precision": "weights",  # packages of autocast exports (disagreeing) are rebuilt
             "model_fingerprint": self._fingerprint,
         }
         entry = self.cache.entry("aoti", model=self.cfg.name, precision=self.precision, shape=shape, key=key,

@@ -57,7 +57,9 @@ class AOTIBackend:
         precision: ``fp32`` | ``fp16`` | ``bf16`` (weights converted; see :func:`das_core.export.export_aoti`).
         cache_dir: cache root. ``package``: load this ``.pt2`` directly (no cache, no building); it must
             have been built for the same shape, device and precision.
-        cuda_graphs: replay through a CUDA graph on CUDA.
+        cuda_graphs: try to replay through a CUDA graph on CUDA. Off by default: with torch 2.11 the
+            package's call does work that is not permitted while a stream is capturing, so the capture
+            fails (and is then dropped, the package reloaded, and the call run without a graph).
     """
 
     name = "aoti"
@@ -72,7 +74,7 @@ class AOTIBackend:
         cache_dir: str | Path | None = None,
         package: str | Path | None = None,
         channels_last: bool = True,
-        cuda_graphs: bool = True,
+        cuda_graphs: bool = False,
         max_autotune: bool = False,
     ) -> None:
         import torch._inductor
@@ -158,9 +160,13 @@ class AOTIBackend:
                 with torch.no_grad():
                     runner = CudaGraphRunner(lambda x: self._call(fn, x), images)
             except RuntimeError as exc:
-                # Same package, only without graph replay: logged and kept in ``graph_error``.
+                # Same package, only without graph replay: logged and kept in ``graph_error``. The loaded
+                # package is dropped and loaded again: a failed capture can leave its runtime state (e.g.
+                # constants folded during the capture attempt) corrupted.
                 log.warning("aoti: CUDA graph capture failed (%s); running the package without CUDA graphs", exc)
                 self.graph_error, self.cuda_graphs = str(exc), False
+                self._loaded.pop(shape, None)
+                fn = self._fn(shape)
                 with torch.no_grad():
                     return DenseOutputs(*self._call(fn, images))
             self._runners[shape] = runner

@@ -215,3 +215,25 @@ def test_bench_command_writes_a_report_with_agreement_for_each_backend(tmp_path,
         assert r["scenes"]["3"]["found"] == 3
         assert r["agreement"]["pass"], r["agreement"]
     assert "total p50" in capsys.readouterr().out
+
+
+def test_aoti_refuses_a_package_that_does_not_reproduce_the_eager_network(tmp_path) -> None:
+    """A package is checked against eager fp32 when loaded; a wrong one is an error, never silent output."""
+    from das_core.backends.aoti import AOTIBackend
+    from das_core.backends.eager import EagerBackend
+    from das_core.model.outputs import DenseOutputs
+
+    cfg, model = tiny_das()
+    backend = AOTIBackend(model, cfg, device="cpu", precision="fp32", cache_dir=tmp_path, channels_last=False)
+    shape = (1, 3, 64, 96)
+
+    def faithful(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(EagerBackend(model, cfg, device="cpu").run(x))
+
+    def drifting(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        d = DenseOutputs(*faithful(x))
+        return (d.scores, d.root_depth, d.offsets + 0.5, d.sigma)  # half a stride off, like the H100 fp16 build
+
+    backend._verify(faithful, shape, tmp_path / "ok.pt2")
+    with pytest.raises(BackendError, match="disagrees with the eager fp32 model.*offsets 0.5"):
+        backend._verify(drifting, shape, tmp_path / "bad.pt2")

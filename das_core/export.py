@@ -320,9 +320,9 @@ def export_aoti(
         update.sampler = "gather"  # what Inductor compiles well (das_core.model.update); same numbers
     dtype = _DTYPES[precision]
     if dtype is not None:
-        # Reduced precision as converted weights, not autocast: an autocast region traced by torch.export
-        # (torch 2.11) came out of AOTInductor 200× further from eager than eager fp16 is (offsets off by
-        # 0.8 strides, people by 92 mm on an H100); strict export refused it outright.
+        # Reduced precision as converted weights rather than a traced autocast region (strict export
+        # refuses that region on torch 2.11). On an H100 neither form reproduced eager (offsets 0.8 strides
+        # off, people 92 mm), which is why AOTIBackend verifies every package it loads.
         model = model.to(dtype)
     wrapper = DenseExportWrapper(model, cfg.depth_factor, input_dtype=dtype).eval()
     x = example_input(shape, device).contiguous(memory_format=mem)

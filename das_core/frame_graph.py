@@ -156,14 +156,6 @@ class FrameGraph:
 
     # -- running ----------------------------------------------------------------------------------
 
-    def matches(self, images: Sequence[object]) -> bool:
-        """True if these images fit this bucket (count, size, host memory)."""
-        return len(images) == self.batch and all(
-            isinstance(im, (np.ndarray, Tensor)) and tuple(im.shape[:2]) == self.frame_hw
-            and (isinstance(im, np.ndarray) or im.device.type == "cpu")
-            for im in images
-        )
-
     def __call__(self, images: Sequence[np.ndarray | Tensor], cameras: Sequence[Intrinsics]) -> tuple[list[Persons], list[bool]]:
         """People in B host frames (already validated by the caller) → ``(persons, nms_converged)``."""
         t0 = time.perf_counter()

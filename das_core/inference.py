@@ -4,8 +4,8 @@ One frame: :func:`~das_core.preprocess.preprocess_batch` (on the device) → ``b
 :func:`~das_core.decode.decode_batch` (on the device) → one device→host copy, the only point where
 the host waits for the device. With a backend that offers ``capturable`` and ``frame_graphs`` (the
 ``compile`` backend on CUDA), host frames take a faster route: all of that is one CUDA graph per
-(batch, frame size) bucket (:mod:`das_core.frame_graph`). OKS-NMS runs a fixed number of steps so that it needs no sync; in the rare
-frame where that was not enough to reach the exact greedy answer, that frame is decoded again exactly
+(batch, frame size) bucket (:mod:`das_core.frame_graph`). OKS-NMS runs a fixed number of steps so that
+it needs no sync; in the rare frame where that was not enough to reach the exact greedy answer, that frame is decoded again exactly
 (see :mod:`das_core.decode`) and ``timings.nms_fallbacks`` counts it.
 """
 

@@ -427,11 +427,12 @@ def pack_decoded(batch: DecodedPersons) -> Tensor:
     )
 
 
-def unpack_persons(packed: np.ndarray, m: int, k: int) -> tuple[list[Persons], list[bool]]:
+def unpack_persons(packed: np.ndarray, k: int) -> tuple[list[Persons], list[bool]]:
     """Host side of :func:`pack_decoded`: (B, width) → one :class:`Persons` per frame (its valid rows,
-    best first, copied out of ``packed``) and whether its OKS-NMS had converged."""
-    if packed.ndim != 2 or packed.shape[1] != packed_width(m, k):
-        raise DecodeError(f"packed results: expected (B, {packed_width(m, k)}) for M={m}, K={k}, got {packed.shape}")
+    best first, copied out of ``packed``) and whether its OKS-NMS had converged. M follows from the width."""
+    m = (packed.shape[-1] - 1) // (2 + 6 * k) if packed.ndim == 2 else -1
+    if packed.ndim != 2 or m < 0 or packed.shape[1] != packed_width(m, k):
+        raise DecodeError(f"packed results: expected (B, 1 + M·{2 + 6 * k}) for K={k}, got shape {packed.shape}")
     persons, converged = [], []
     bounds = np.cumsum([0, 1, m, m, m * k * 3, m * k * 2, m * k])
     for row in packed:
@@ -460,8 +461,7 @@ def transfer(decoded: Sequence[DecodedPersons]) -> tuple[list[Persons], list[boo
     if not decoded:
         return [], []
     batch = DecodedPersons(*(torch.stack(list(t)) for t in zip(*decoded, strict=True)))
-    m, k = batch.joints_3d.shape[1:3]
-    return unpack_persons(pack_decoded(batch).cpu().numpy(), m, k)  # .cpu(): the host sync
+    return unpack_persons(pack_decoded(batch).cpu().numpy(), batch.joints_3d.shape[2])  # .cpu(): the host sync
 
 
 def to_persons_batch(decoded: Sequence[DecodedPersons]) -> list[Persons]:

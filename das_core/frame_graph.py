@@ -38,7 +38,6 @@ from das_core.decode import (
     camera_table,
     decode_batch,
     pack_decoded,
-    packed_width,
     unpack_persons,
 )
 from das_core.model.dense import cell_centers, level_sizes
@@ -93,19 +92,17 @@ class FrameGraph:
         self.sizes = level_sizes(hp, wp, cfg.strides)
         self.points, self.point_strides = cell_centers(self.sizes, tuple(cfg.strides), device=device)
         self.num_joints = get_skeleton(cfg.skeleton).num_joints
-        self.max_people = min(cfg.decode.nms_post, sum(min(cfg.decode.nms_pre, a * b) for a, b in self.sizes))
         cuda = device.type == "cuda"
         # Host staging (pinned on CUDA so that the graph's copy nodes are true asynchronous DMA).
         self.host_frames = torch.empty((batch, h, w, 3), dtype=torch.uint8, pin_memory=cuda)
         self.host_cameras = torch.empty((batch, 7), dtype=torch.float32, pin_memory=cuda)
-        # Static device buffers; the padding of ``images`` is written once (zeros) and never touched again.
+        # Static device buffers, written by the graph's upload nodes.
         self.frames = torch.empty((batch, h, w, 3), dtype=torch.uint8, device=device)
         self.cameras = torch.empty((batch, 7), dtype=torch.float32, device=device)
         self.mean, self.inv_std = normalisation_tensors(cfg.input, device)
         self.capture_s = 0.0
         self.last_ms = (0.0, 0.0, 0.0)  # host staging copy, device time of the program, host unpacking
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.images: Tensor | None = None
         self.dense: DenseOutputs | None = None
         self._pre: Callable[[Tensor], Tensor] = self._preprocess
         self._post: Callable[[DenseOutputs, Tensor], Tensor] = self._decode
@@ -132,8 +129,7 @@ class FrameGraph:
         """Upload → preprocess → network → decode → packed (B, width) results, all on ``device``."""
         self.frames.copy_(self.host_frames, non_blocking=True)
         self.cameras.copy_(self.host_cameras, non_blocking=True)
-        self.images = self._pre(self.frames)
-        self.dense = self.network(self.images)
+        self.dense = self.network(self._pre(self.frames))
         return self._post(self.dense, self.cameras)
 
     def _capture(self) -> None:
@@ -142,10 +138,10 @@ class FrameGraph:
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):  # warm-up: lets cuDNN / Triton pick kernels and the allocator settle
             for _ in range(3):
-                self._program()
+                packed = self._program()
         torch.cuda.current_stream(self.device).wait_stream(side)
         torch.cuda.synchronize(self.device)
-        host = torch.empty((self.batch, packed_width(self.max_people, self.num_joints)), pin_memory=True)
+        host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)  # before capture: no allocation in it
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             packed = self._program()
@@ -178,6 +174,6 @@ class FrameGraph:
             packed = self._program().cpu().numpy()
             device_ms = (time.perf_counter() - t1) * 1e3
         t2 = time.perf_counter()
-        out = unpack_persons(packed, self.max_people, self.num_joints)
+        out = unpack_persons(packed, self.num_joints)
         self.last_ms = ((t1 - t0) * 1e3, device_ms, (time.perf_counter() - t2) * 1e3)
         return out

@@ -217,8 +217,8 @@ class Estimator:
             pts, strd, sizes = self._grid(x.shape[-2], x.shape[-1])
             cam = device_camera_table(records, cameras, self.device)
             decoded = decode_batch(dense, pts, strd, sizes, cam, self.cfg, nms_iters=self.nms_iters)
-            m, k = decoded.joints_3d.shape[1:3]
-            persons, converged = unpack_persons(pack_decoded(decoded).cpu().numpy(), m, k)  # the host sync
+            k = decoded.joints_3d.shape[2]
+            persons, converged = unpack_persons(pack_decoded(decoded).cpu().numpy(), k)  # the host sync
             fallbacks = self._redo_unconverged(persons, converged, dense, (pts, strd, sizes), cam)
             clock.mark()
         pre, fwd, dec = clock.elapsed_ms()
@@ -236,8 +236,8 @@ class Estimator:
                          self.nms_iters, fallbacks)
             sub = DenseOutputs(*(t[fallbacks] for t in dense))
             exact = decode_batch(sub, *grid, cam[fallbacks], self.cfg, nms_iters=None)
-            m, k = exact.joints_3d.shape[1:3]
-            for i, p in zip(fallbacks, unpack_persons(pack_decoded(exact).cpu().numpy(), m, k)[0], strict=True):
+            k = exact.joints_3d.shape[2]
+            for i, p in zip(fallbacks, unpack_persons(pack_decoded(exact).cpu().numpy(), k)[0], strict=True):
                 persons[i] = p
         return len(fallbacks)
 

@@ -15,6 +15,7 @@ import argparse
 import logging
 import multiprocessing as mp
 import os
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,7 @@ import cv2
 from das_core.data.annotations import AnnotationSet, ImageAnnotation, PersonAnnotation, write_annotations
 from das_core.data.synthetic import SPLIT_CODES, SceneConfig, make_scene
 
-__all__ = ["add_arguments", "generate", "run"]
+__all__ = ["add_arguments", "generate", "run", "scene_config"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", type=int, default=92, help="JPEG quality")
     parser.add_argument("--occluded-invisible", action="store_true",
                         help="mark joints hidden behind another person invisible (default: inside image = visible)")
+    parser.add_argument("--preset", choices=["basic", "realistic"], default="basic",
+                        help="scene recipe: basic (capsule people on procedural rooms) or realistic (wider cameras "
+                             "and people, clothing, furniture, photo backgrounds, camera effects; docs/RESULTS.md)")
+    parser.add_argument("--backgrounds", default=None,
+                        help="folder of photos WITHOUT people for --preset realistic (backgrounds and textures)")
+    parser.add_argument("--disable", default="",
+                        help="comma-separated realism features to leave out (ablations): "
+                             "camera, people, clothing, scene, photos, effects")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
@@ -100,16 +109,30 @@ def generate(out: str | Path, split: str, num: int, seed: int, cfg: SceneConfig,
         images.append(ImageAnnotation(id=f"{split}/{r['name']}", file=f"{split}/{r['name']}", width=r["width"],
                                       height=r["height"], camera=r["camera"], persons=persons))
     info = {"source": "das synthetic", "seed": seed, "split": split, "min_size": cfg.min_size,
-            "max_size": cfg.max_size, "visibility": "occluded-invisible" if cfg.occluded_invisible else "inside-image"}
+            "max_size": cfg.max_size, "visibility": "occluded-invisible" if cfg.occluded_invisible else "inside-image",
+            "scene_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}}
     ann_path = out / f"{split}.json"
     write_annotations(ann_path, AnnotationSet(skeleton="panoptic15", images=images, info=info))
     log.info("wrote %d images and %s", len(images), ann_path)
     return ann_path
 
 
+def scene_config(args: argparse.Namespace) -> SceneConfig:
+    """The :class:`SceneConfig` the command-line options describe."""
+    common = {"min_size": args.min_size, "max_size": args.max_size, "occluded_invisible": args.occluded_invisible}
+    disable = tuple(f for f in args.disable.split(",") if f)
+    if args.preset == "basic":
+        if args.backgrounds or disable:
+            raise ValueError("--backgrounds and --disable need --preset realistic")
+        return SceneConfig(people_range=(1, args.max_people), **common)
+    cfg = SceneConfig.realistic(args.backgrounds, disable=disable, **common)
+    if args.max_people != 8:  # an explicit --max-people wins over the preset's crowd size
+        cfg = replace(cfg, people_range=(1, args.max_people))
+    return cfg
+
+
 def run(args: argparse.Namespace) -> int:
-    cfg = SceneConfig(min_size=args.min_size, max_size=args.max_size, people_range=(1, args.max_people),
-                      occluded_invisible=args.occluded_invisible)
+    cfg = scene_config(args)
     path = generate(args.out, args.split, args.num, args.seed, cfg, workers=args.workers, quality=args.quality,
                     progress=not args.no_progress)
     print(path)

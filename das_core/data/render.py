@@ -16,7 +16,14 @@ import numpy as np
 
 from das_core.camera import Intrinsics
 
-__all__ = ["Appearance", "BodyGeometry", "draw_people", "joint_occlusion", "render_background"]
+__all__ = [
+    "PART_ACCESSORY", "PART_BOTTOM", "PART_HAIR", "PART_SHOES", "PART_SKIN", "PART_TOP",
+    "Appearance", "BodyGeometry", "draw_people", "joint_occlusion", "render_background",
+]
+
+# Part codes of the optional part map (what each pixel of a person is: clothing textures are applied per part).
+PART_TOP, PART_BOTTOM, PART_SKIN, PART_HAIR, PART_SHOES, PART_ACCESSORY = 1, 2, 3, 4, 5, 6
+_LOWER_KINDS = ("trousers", "skirt", "coat")
 
 # Sub-pixel precision for cv2 drawing (coordinates are passed as fixed point with this many bits).
 _SHIFT = 4
@@ -37,6 +44,13 @@ class Appearance:
     short_sleeves: bool = False
     seat: tuple[int, int, int] = (95, 75, 55)
     build: float = 1.0  # limb thickness multiplier
+    # Silhouette beyond the basic capsule body (the defaults draw exactly the basic body):
+    torso_width: float = 1.12                    # torso outline scale about its centre (coats, heavy builds)
+    lower: str = "trousers"                      # "trousers" | "skirt" (hips→knees) | "coat" (shoulders→knees)
+    long_hair: bool = False                      # hair falling from the head to the shoulders
+    hat: tuple[int, int, int] | None = None      # a cap on the head, this colour
+    bag: str | None = None                       # None | "handbag" (at a hip) | "backpack" (behind the torso)
+    bag_color: tuple[int, int, int] = (60, 50, 40)
 
 
 @dataclass(frozen=True)
@@ -69,99 +83,177 @@ def draw_people(
     camera: Intrinsics,
     light: np.ndarray,
     ambient: float = 0.55,
+    parts: np.ndarray | None = None,
+    objects: list[tuple[np.ndarray, tuple[int, int, int]]] | None = None,
 ) -> np.ndarray:
     """Draw people onto ``canvas`` (H, W, 3) uint8 RGB in place; return the (H, W) uint8 label map.
 
     Args:
         light: (3,) unit vector towards the light, camera frame (used for cheap Lambert shading).
         ambient: share of unlit brightness.
+        parts: optional (H, W) uint8 map, filled in place with the ``PART_*`` code of the front-most person
+            surface (0 elsewhere), for per-garment textures.
+        objects: optional non-person boxes ((8, 3) camera-frame corners, colour) depth-sorted with the people,
+            so furniture can stand in front of a person as well as behind.
     Returns:
         labels: (H, W) uint8, 0 background, i + 1 where person i is the front-most drawn surface, 255 objects.
     """
     h, w = canvas.shape[:2]
     labels = np.zeros((h, w), np.uint8)
     light = np.asarray(light, np.float64)
-    f = camera.focal
     lit = 1.0 - ambient
-    # (depth, kind, label, payload): kind 0 capsule, 1 disc, 2 convex polygon; payload in fixed-point px
-    prims: list[tuple[float, int, int, tuple]] = []
+    # (depth, kind, label, part, payload): kind 0 capsule, 1 disc, 2 convex polygon; payload in fixed-point px
+    prims: list[tuple[float, int, int, int, tuple]] = []
     for i, (b, a) in enumerate(zip(bodies, appearances, strict=True)):
-        j, hgt, t = b.joints, b.height, a.build
-        # render points: 0..14 joints, 15 head, 16/17 feet, 18 hair, 19/20 spine capsule ends
-        hair = b.head + (b.head - j[_NOSE]) * 0.35  # behind and above the face centre
-        pts = np.concatenate([j, b.head[None], b.feet, hair[None],
-                              (j[_NECK] * 0.8 + j[_HIP] * 0.2)[None], (j[_HIP] * 0.8 + j[_NECK] * 0.2)[None]])
-        z = pts[:, 2]
-        uv = camera.project(np.concatenate([pts[:, :2], np.maximum(z, _NEAR)[:, None]], axis=1))
-        ok = (z >= _NEAR) & np.all(np.abs(uv) < 1e5, axis=1)
-        fx = np.round(uv * _ONE).astype(np.int64).tolist()
-        arm_lo = a.skin if a.short_sleeves else a.top
-        caps = (
-            (_LSH, _LEL, 0.030 * t, a.top), (_RSH, _REL, 0.030 * t, a.top),
-            (_LEL, _LWR, 0.024 * t, arm_lo), (_REL, _RWR, 0.024 * t, arm_lo),
-            (_LHP, _LKN, 0.050 * t, a.bottom), (_RHP, _RKN, 0.050 * t, a.bottom),
-            (_LKN, _LAN, 0.036 * t, a.bottom), (_RKN, _RAN, 0.036 * t, a.bottom),
-            (_LAN, 16, 0.026, a.shoes), (_RAN, 17, 0.026, a.shoes), (_NECK, 15, 0.032, a.skin),
-            (19, 20, 0.085 * t, a.top),  # a torso seen from the side still has thickness
-        )
-        ia = np.array([c[0] for c in caps])
-        ib = np.array([c[1] for c in caps])
-        d = pts[ib] - pts[ia]
-        dn = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
-        # Lambert-ish: a cylinder's brightest side faces the light; brightness ~ sin(limb, light)
-        lam = np.sqrt(np.clip(1.0 - (dn @ light) ** 2, 0.0, 1.0))
-        zm = 0.5 * (z[ia] + z[ib])
-        for c_i, (pa, pb, r, col) in enumerate(caps):
-            if ok[pa] and ok[pb]:
-                rad = r * hgt * f / zm[c_i]
-                prims.append((float(zm[c_i]), 0, i + 1, (fx[pa], fx[pb], rad, _shade(col, ambient + lit * lam[c_i]))))
-        for k, r, col, dz in ((_LWR, 0.03, a.skin, -0.01), (_RWR, 0.03, a.skin, -0.01), (15, 0.064, a.skin, 0.0),
-                              (18, 0.062, a.hair, 0.02)):
-            if ok[k]:
-                prims.append((float(z[k]) + dz, 1, i + 1, (fx[k], r * hgt * f / z[k], col)))
-        torso = [_LSH, _RSH, _RHP, _LHP]
-        if ok[torso].all():
-            tuv = uv[torso]
-            cen = tuv.mean(axis=0)
-            hull = cv2.convexHull(np.round((cen + (tuv - cen) * 1.12) * _ONE).astype(np.int32))
-            normal = np.cross(pts[_RSH] - pts[_LSH], pts[_LHP] - pts[_LSH])
-            nn = float(np.linalg.norm(normal))
-            lam_t = abs(float(normal @ light)) / nn if nn > 1e-9 else 0.5
-            prims.append((float(z[torso].mean()), 2, i + 1, (hull, _shade(a.top, ambient + lit * lam_t))))
-
-        if b.seat is not None and np.all(b.seat[:, 2] >= _NEAR):
-            suv = camera.project(b.seat)
-            if np.all(np.abs(suv) < 1e5):
-                hull = cv2.convexHull(np.round(suv * _ONE).astype(np.int32))
-                # drawn just behind its sitter (who always covers it) and labelled as an object, not a person
-                prims.append((float(z.max()) + 0.05, 2, _OBJECT, (hull, _shade(a.seat, ambient + lit * 0.6))))
-
+        prims += _person_prims(i + 1, b, a, camera, light, ambient, lit)
+    for corners, color in objects or ():
+        if np.all(corners[:, 2] >= _NEAR):
+            ouv = camera.project(corners)
+            if np.all(np.abs(ouv) < 1e5):
+                hull = cv2.convexHull(np.round(ouv * _ONE).astype(np.int32))
+                prims.append((float(corners[:, 2].mean()), 2, _OBJECT, 0, (hull, _shade(color, ambient + lit * 0.7))))
     prims.sort(key=lambda x: -x[0])
-    lx, ly = float(light[0]), float(light[1])
-    for _, kind, label, payload in prims:
-        if kind == 0:
-            pa, pb, rad, color = payload
-            thick = max(1, int(round(2.0 * rad)))
-            cv2.line(canvas, tuple(pa), tuple(pb), color, thick, cv2.LINE_AA, _SHIFT)
-            cv2.line(labels, tuple(pa), tuple(pb), label, thick, cv2.LINE_8, _SHIFT)
-            if rad > 2.5:  # a lighter, thinner stripe towards the light reads as a rounded surface
-                ox, oy = int(lx * rad * 0.35 * _ONE), int(ly * rad * 0.35 * _ONE)
-                cv2.line(canvas, (pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy), _shade(color, 1.18),
-                         max(1, int(round(0.9 * rad))), cv2.LINE_AA, _SHIFT)
-        elif kind == 1:
-            c, rad, col = payload
-            r_fx = max(1, int(round(rad * _ONE)))
-            cv2.circle(canvas, tuple(c), r_fx, _shade(col, ambient + lit * 0.8), -1, cv2.LINE_AA, _SHIFT)
-            cv2.circle(labels, tuple(c), r_fx, label, -1, cv2.LINE_8, _SHIFT)
-            if rad > 3.0:
-                ox, oy = int(lx * rad * 0.3 * _ONE), int(ly * rad * 0.3 * _ONE)
-                cv2.circle(canvas, (c[0] + ox, c[1] + oy), max(1, int(round(rad * 0.55 * _ONE))),
-                           _shade(col, ambient + lit * 1.15), -1, cv2.LINE_AA, _SHIFT)
-        else:
-            hull, color = payload
-            cv2.fillConvexPoly(canvas, hull, color, cv2.LINE_AA, _SHIFT)
-            cv2.fillConvexPoly(labels, hull, label, cv2.LINE_8, _SHIFT)
+    for _, kind, label, part, payload in prims:
+        _draw_prim(canvas, labels, parts, kind, label, part, payload, light)
     return labels
+
+
+def _person_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics, light: np.ndarray,
+                  ambient: float, lit: float) -> list[tuple[float, int, int, int, tuple]]:
+    """The depth-tagged primitives of one person (capsule limbs, discs, torso and clothing polygons)."""
+    f = camera.focal
+    j, hgt, t = b.joints, b.height, a.build
+    # render points: 0..14 joints, 15 head, 16/17 feet, 18 hair, 19/20 spine capsule ends
+    hair = b.head + (b.head - j[_NOSE]) * 0.35  # behind and above the face centre
+    pts = np.concatenate([j, b.head[None], b.feet, hair[None],
+                          (j[_NECK] * 0.8 + j[_HIP] * 0.2)[None], (j[_HIP] * 0.8 + j[_NECK] * 0.2)[None]])
+    z = pts[:, 2]
+    uv = camera.project(np.concatenate([pts[:, :2], np.maximum(z, _NEAR)[:, None]], axis=1))
+    ok = (z >= _NEAR) & np.all(np.abs(uv) < 1e5, axis=1)
+    fx = np.round(uv * _ONE).astype(np.int64).tolist()
+    arm_lo = a.skin if a.short_sleeves else a.top
+    arm_lo_part = PART_SKIN if a.short_sleeves else PART_TOP
+    caps = (
+        (_LSH, _LEL, 0.030 * t, a.top, PART_TOP), (_RSH, _REL, 0.030 * t, a.top, PART_TOP),
+        (_LEL, _LWR, 0.024 * t, arm_lo, arm_lo_part), (_REL, _RWR, 0.024 * t, arm_lo, arm_lo_part),
+        (_LHP, _LKN, 0.050 * t, a.bottom, PART_BOTTOM), (_RHP, _RKN, 0.050 * t, a.bottom, PART_BOTTOM),
+        (_LKN, _LAN, 0.036 * t, a.bottom, PART_BOTTOM), (_RKN, _RAN, 0.036 * t, a.bottom, PART_BOTTOM),
+        (_LAN, 16, 0.026, a.shoes, PART_SHOES), (_RAN, 17, 0.026, a.shoes, PART_SHOES),
+        (_NECK, 15, 0.032, a.skin, PART_SKIN),
+        (19, 20, 0.085 * t, a.top, PART_TOP),  # a torso seen from the side still has thickness
+    )
+    ia = np.array([c[0] for c in caps])
+    ib = np.array([c[1] for c in caps])
+    d = pts[ib] - pts[ia]
+    dn = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
+    # Lambert-ish: a cylinder's brightest side faces the light; brightness ~ sin(limb, light)
+    lam = np.sqrt(np.clip(1.0 - (dn @ light) ** 2, 0.0, 1.0))
+    zm = 0.5 * (z[ia] + z[ib])
+    prims: list[tuple[float, int, int, int, tuple]] = []
+    for c_i, (pa, pb, r, col, part) in enumerate(caps):
+        if ok[pa] and ok[pb]:
+            rad = r * hgt * f / zm[c_i]
+            prims.append((float(zm[c_i]), 0, label, part, (fx[pa], fx[pb], rad, _shade(col, ambient + lit * lam[c_i]))))
+    discs = [(_LWR, 0.03, a.skin, -0.01, PART_SKIN), (_RWR, 0.03, a.skin, -0.01, PART_SKIN),
+             (15, 0.064, a.skin, 0.0, PART_SKIN), (18, 0.062, a.hair, 0.02, PART_HAIR)]
+    if a.hat is not None:  # a cap sits on top of the hair, slightly in front of it
+        discs.append((18, 0.058, a.hat, 0.015, PART_ACCESSORY))
+    for k, r, col, dz, part in discs:
+        if ok[k]:
+            prims.append((float(z[k]) + dz, 1, label, part, (fx[k], r * hgt * f / z[k], _shade(col, ambient + lit * 0.8),
+                                                             _shade(col, ambient + lit * 1.15))))
+    prims += _clothing_prims(label, pts, uv, ok, a, ambient, lit, light)
+    if b.seat is not None and np.all(b.seat[:, 2] >= _NEAR):
+        suv = camera.project(b.seat)
+        if np.all(np.abs(suv) < 1e5):
+            hull = cv2.convexHull(np.round(suv * _ONE).astype(np.int32))
+            # drawn just behind its sitter (who always covers it) and labelled as an object, not a person
+            prims.append((float(z.max()) + 0.05, 2, _OBJECT, 0, (hull, _shade(a.seat, ambient + lit * 0.6))))
+    return prims
+
+
+def _polygon(points_uv: np.ndarray) -> np.ndarray:
+    return cv2.convexHull(np.round(points_uv * _ONE).astype(np.int32))
+
+
+def _clothing_prims(label: int, pts: np.ndarray, uv: np.ndarray, ok: np.ndarray, a: Appearance, ambient: float,
+                    lit: float, light: np.ndarray) -> list[tuple[float, int, int, int, tuple]]:
+    """Torso outline, then the optional skirt / coat, long hair and bag polygons (image-space hulls)."""
+    prims: list[tuple[float, int, int, int, tuple]] = []
+    z = pts[:, 2]
+    torso = [_LSH, _RSH, _RHP, _LHP]
+    if not ok[torso].all():
+        return prims
+    tuv = uv[torso]
+    cen = tuv.mean(axis=0)
+    normal = np.cross(pts[_RSH] - pts[_LSH], pts[_LHP] - pts[_LSH])
+    nn = float(np.linalg.norm(normal))
+    lam_t = abs(float(normal @ light)) / nn if nn > 1e-9 else 0.5
+    shade_top = _shade(a.top, ambient + lit * lam_t)
+    prims.append((float(z[torso].mean()), 2, label, PART_TOP, (_polygon(cen + (tuv - cen) * a.torso_width), shade_top)))
+    if a.lower in ("skirt", "coat") and ok[[_LKN, _RKN]].all():
+        # a flared shell from the hips (or shoulders) to just below the knees, in front of the thighs
+        knees = uv[[_LKN, _RKN]]
+        kc = knees.mean(axis=0)
+        hem = kc + (knees - kc) * 1.9 + (knees - uv[[_LHP, _RHP]]) * 0.15
+        top_pts = uv[[_LSH, _RSH]] if a.lower == "coat" else uv[[_LHP, _RHP]]
+        top_c = top_pts.mean(axis=0)
+        poly = np.concatenate([top_c + (top_pts - top_c) * 1.2, hem])
+        col, part = (shade_top, PART_TOP) if a.lower == "coat" else (_shade(a.bottom, ambient + lit * lam_t), PART_BOTTOM)
+        depth = float(min(z[[_LHP, _RHP, _LKN, _RKN]].mean(), z[torso].mean())) - 0.03
+        prims.append((depth, 2, label, part, (_polygon(poly), col)))
+    if a.long_hair and ok[[15, 18, _LSH, _RSH]].all():
+        # hair from the crown down to the shoulders, behind the head and neck
+        sh = uv[[_LSH, _RSH]]
+        poly = np.concatenate([uv[[18]], uv[[15]] + (uv[[15]] - uv[[_NOSE]]) * 0.2,
+                               sh.mean(axis=0) + (sh - sh.mean(axis=0)) * 0.55])
+        prims.append((float(z[18]) + 0.04, 2, label, PART_HAIR, (_polygon(poly), _shade(a.hair, ambient + lit * 0.5))))
+    if a.bag is not None:
+        side = _LHP if a.bag == "handbag" else _NECK
+        lo = _LKN if a.bag == "handbag" else _HIP
+        if ok[[side, lo]].all():
+            c0, c1 = uv[side], uv[side] * 0.45 + uv[lo] * 0.55
+            half = 0.35 * float(np.linalg.norm(c1 - c0)) + 1.0
+            perp = np.array([-(c1 - c0)[1], (c1 - c0)[0]])
+            perp = perp / max(float(np.linalg.norm(perp)), 1e-6) * half
+            poly = np.stack([c0 + perp, c0 - perp, c1 - perp, c1 + perp])
+            # a backpack hangs behind the torso (visible from behind), a handbag at the hip in front
+            depth = float(z[torso].mean()) + (0.12 if a.bag == "backpack" else -0.05)
+            prims.append((depth, 2, label, PART_ACCESSORY, (_polygon(poly), _shade(a.bag_color, ambient + lit * 0.6))))
+    return prims
+
+
+def _draw_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, kind: int, label: int, part: int,
+               payload: tuple, light: np.ndarray) -> None:
+    lx, ly = float(light[0]), float(light[1])
+    if kind == 0:
+        pa, pb, rad, color = payload
+        thick = max(1, int(round(2.0 * rad)))
+        cv2.line(canvas, tuple(pa), tuple(pb), color, thick, cv2.LINE_AA, _SHIFT)
+        cv2.line(labels, tuple(pa), tuple(pb), label, thick, cv2.LINE_8, _SHIFT)
+        if parts is not None:
+            cv2.line(parts, tuple(pa), tuple(pb), part, thick, cv2.LINE_8, _SHIFT)
+        if rad > 2.5:  # a lighter, thinner stripe towards the light reads as a rounded surface
+            ox, oy = int(lx * rad * 0.35 * _ONE), int(ly * rad * 0.35 * _ONE)
+            cv2.line(canvas, (pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy), _shade(color, 1.18),
+                     max(1, int(round(0.9 * rad))), cv2.LINE_AA, _SHIFT)
+    elif kind == 1:
+        c, rad, col, highlight = payload
+        r_fx = max(1, int(round(rad * _ONE)))
+        cv2.circle(canvas, tuple(c), r_fx, col, -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(labels, tuple(c), r_fx, label, -1, cv2.LINE_8, _SHIFT)
+        if parts is not None:
+            cv2.circle(parts, tuple(c), r_fx, part, -1, cv2.LINE_8, _SHIFT)
+        if rad > 3.0:
+            ox, oy = int(lx * rad * 0.3 * _ONE), int(ly * rad * 0.3 * _ONE)
+            cv2.circle(canvas, (c[0] + ox, c[1] + oy), max(1, int(round(rad * 0.55 * _ONE))), highlight, -1,
+                       cv2.LINE_AA, _SHIFT)
+    else:
+        hull, color = payload
+        cv2.fillConvexPoly(canvas, hull, color, cv2.LINE_AA, _SHIFT)
+        cv2.fillConvexPoly(labels, hull, label, cv2.LINE_8, _SHIFT)
+        if parts is not None:
+            cv2.fillConvexPoly(parts, hull, part, cv2.LINE_8, _SHIFT)
 
 
 def joint_occlusion(labels: np.ndarray, uv: np.ndarray) -> np.ndarray:

@@ -21,18 +21,30 @@ so train / val / test never share a random stream.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
 from das_core.camera import Intrinsics
-from das_core.data.render import Appearance, BodyGeometry, draw_people, joint_occlusion, render_background
+from das_core.data.backgrounds import PhotoLibrary
+from das_core.data.camera_effects import apply_camera_effects
+from das_core.data.render import (
+    PART_BOTTOM,
+    PART_TOP,
+    Appearance,
+    BodyGeometry,
+    draw_people,
+    joint_occlusion,
+    render_background,
+)
 
 __all__ = [
     "POSE_KINDS",
+    "REALISM_FEATURES",
     "SPLIT_CODES",
     "PoseAngles",
     "SceneConfig",
@@ -241,6 +253,41 @@ class SceneConfig:
     camera_height_range: tuple[float, float] = (1.1, 2.0)
     pitch_range: tuple[float, float] = (-2.0, 14.0)   # positive = looking down
     occluded_invisible: bool = False
+    # Realism (the defaults are the basic recipe, image for image; ``SceneConfig.realistic()`` turns them on)
+    child_prob: float = 0.0                              # share of people drawn from child_height_range
+    child_height_range: tuple[float, float] = (1.0, 1.5)
+    closeup_prob: float = 0.0                            # one person close to the camera (often cut by the frame)
+    closeup_depth_range: tuple[float, float] = (0.9, 2.5)
+    clothing: bool = False                               # fabric patterns, skirts/coats, long hair, hats, bags
+    shadows: bool = False                                # contact shadows on the floor
+    max_objects: int = 0                                 # furniture boxes and poles (behind or in front of people)
+    background_dir: str | None = None                    # folder of photos without people (PhotoLibrary)
+    photo_background_prob: float = 0.0                   # the whole background is a photo crop
+    photo_texture_prob: float = 0.0                      # the procedural room is textured by a photo
+    camera_effects: bool = False                         # blur, exposure, white balance, noise, JPEG
+    min_unoccluded_joints: int = 0                       # label a person only if this many joints show
+
+    @classmethod
+    def realistic(cls, background_dir: str | None = None, disable: tuple[str, ...] = (), **overrides: Any) -> SceneConfig:
+        """The recipe for real-camera transfer: every :data:`REALISM_FEATURES` on except those in ``disable``.
+
+        ``background_dir`` is needed for the photo features; without it they are off.
+        """
+        unknown = sorted(set(disable) - set(REALISM_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown realism feature(s) {unknown}; choose from {list(REALISM_FEATURES)}")
+        values: dict[str, Any] = {}
+        for feature, settings in REALISM_FEATURES.items():
+            if feature not in disable and not (feature == "photos" and background_dir is None):
+                values.update(settings)
+        if background_dir is not None and "photos" not in disable:
+            values["background_dir"] = str(background_dir)
+        values.update(overrides)
+        names = {f.name for f in fields(cls)}
+        bad = sorted(set(values) - names)
+        if bad:
+            raise ValueError(f"unknown SceneConfig field(s) {bad}")
+        return cls(**values)
 
     def __post_init__(self) -> None:
         if not (16 <= self.min_size <= self.max_size):
@@ -251,6 +298,22 @@ class SceneConfig:
             raise ValueError(f"people_range must satisfy 1 <= lo <= hi, got {self.people_range}")
         if not (0.5 <= self.depth_range[0] < self.depth_range[1]):
             raise ValueError(f"depth_range must satisfy 0.5 <= lo < hi, got {self.depth_range}")
+
+
+# The realism recipe, feature by feature (what ``SceneConfig.realistic(disable=...)`` switches; ablations
+# in docs/RESULTS.md). "camera" randomises what a network could otherwise learn depth from besides a person's
+# size and the focal length: camera height and pitch (the floor-contact / horizon cue) and the principal point.
+REALISM_FEATURES: dict[str, dict[str, Any]] = {
+    "camera": {"hfov_range": (35.0, 110.0), "principal_jitter": 0.08, "camera_height_range": (0.3, 2.6),
+               "pitch_range": (-20.0, 30.0)},
+    "people": {"people_range": (1, 12), "depth_range": (1.0, 14.0), "height_range": (1.5, 2.0), "child_prob": 0.15,
+               "closeup_prob": 0.2},
+    "clothing": {"clothing": True},
+    # a person hidden behind furniture or others is drawn but not labelled: no reward for hallucinating people
+    "scene": {"shadows": True, "max_objects": 6, "min_unoccluded_joints": 4},
+    "photos": {"photo_background_prob": 0.45, "photo_texture_prob": 0.25},
+    "effects": {"camera_effects": True},
+}
 
 
 @dataclass
@@ -316,6 +379,171 @@ def _sample_appearance(rng: np.random.Generator) -> Appearance:
     )
 
 
+# Neutral clothing colours (RGB) that real crowds mostly wear: black, greys, navy, denim, beige, white, brown, olive.
+_NEUTRALS = np.array([[25, 25, 28], [60, 60, 65], [110, 110, 115], [170, 170, 170], [35, 45, 80], [70, 95, 140],
+                      [200, 185, 160], [235, 235, 230], [90, 65, 45], [85, 90, 55]], np.float64)
+
+
+def _sample_appearance_realistic(rng: np.random.Generator) -> Appearance:
+    """Wider skin tones and builds, mostly neutral clothes, skirts and coats, long hair, hats and bags."""
+
+    def garment() -> tuple[int, int, int]:
+        if rng.random() < 0.6:
+            base = _NEUTRALS[int(rng.integers(len(_NEUTRALS)))] + rng.normal(0, 12, 3)
+        else:
+            base = rng.uniform(15, 240, 3)
+        return tuple(int(v) for v in np.clip(base, 5, 250))  # type: ignore[return-value]
+
+    tone = rng.uniform(0.05, 1.0)
+    skin = tuple(int(v) for v in np.clip(np.array([70, 45, 30]) + tone * np.array([175, 160, 140])
+                                         + rng.normal(0, 6, 3), 0, 255))
+    build = float(rng.uniform(0.8, 1.45))
+    hair = tuple(int(v) for v in np.clip(rng.choice([[20, 15, 12], [60, 40, 25], [120, 85, 50], [180, 150, 100],
+                                                     [150, 150, 150]]) + rng.normal(0, 10, 3), 0, 255))
+    lower = str(rng.choice(["trousers", "skirt", "coat"], p=[0.65, 0.15, 0.2]))
+    bag = None if rng.random() < 0.75 else str(rng.choice(["handbag", "backpack"]))
+    return Appearance(
+        top=garment(), bottom=garment(), skin=skin, shoes=garment(), hair=hair,  # type: ignore[arg-type]
+        short_sleeves=bool(rng.random() < 0.35), seat=garment(), build=build,
+        torso_width=float(1.05 + 0.25 * (build - 0.8) / 0.65 + rng.uniform(0.0, 0.1)), lower=lower,
+        long_hair=bool(rng.random() < 0.3), hat=garment() if rng.random() < 0.12 else None, bag=bag,
+        bag_color=garment(),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _library(folder: str) -> PhotoLibrary:
+    """One decoded photo library per folder and process (workers each load theirs once)."""
+    return PhotoLibrary(folder)
+
+
+def _fabric(rng: np.random.Generator, h: int, w: int, period: float, library: PhotoLibrary | None) -> np.ndarray:
+    """(H, W, 3) float32 multiplicative fabric pattern: stripes, checks, blotches or a photo texture."""
+    kinds = ["stripes", "checks", "blotches"] + (["photo"] if library is not None else [])
+    kind = kinds[int(rng.integers(len(kinds)))]
+    if kind == "photo" and library is not None:
+        lum = library.texture(rng, w, h) ** float(rng.uniform(0.5, 1.0))
+        return np.repeat(lum[..., None], 3, axis=2)
+    if kind == "blotches":
+        gh, gw = min(48, max(2, int(h / period))), min(48, max(2, int(w / period)))
+        small = rng.normal(0, 1, (gh, gw, 3)).astype(np.float32)
+        big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+        return 1.0 + big * float(rng.uniform(0.1, 0.3))
+    y = np.arange(h, dtype=np.float32) / period
+    x = np.arange(w, dtype=np.float32) / period
+    angle = float(rng.choice([0.0, math.pi / 2])) + float(rng.normal(0, 0.15))
+    ca, sa = np.float32(math.cos(angle)), np.float32(math.sin(angle))
+    duty = float(rng.uniform(0.3, 0.6))
+    band = np.mod(np.add.outer(y * sa, x * ca), 1.0) < duty
+    if kind == "checks":
+        band ^= np.mod(np.add.outer(y * ca, -x * sa), 1.0) < duty
+    other = rng.uniform(0.35, 1.5, 3).astype(np.float32)
+    lut = np.stack([np.ones(3, np.float32), other])
+    return lut[band.astype(np.uint8)]
+
+
+def _apply_textures(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray, parts: np.ndarray,
+                    bodies: list[BodyGeometry], camera: Intrinsics, library: PhotoLibrary | None) -> None:
+    """Lay a fabric pattern over some people's tops and bottoms, in place (plain garments stay plain)."""
+    h, w = labels.shape
+    for i, body in enumerate(bodies):
+        z = float(body.joints[_HIP, 2])
+        if z < 0.3:
+            continue
+        px_per_m = camera.focal / z
+        uv = camera.project(body.joints[body.joints[:, 2] > 0.2])
+        if len(uv) == 0:
+            continue
+        margin = 0.3 * body.height * px_per_m
+        x0, y0 = (np.floor(uv.min(axis=0) - margin)).astype(int)
+        x1, y1 = (np.ceil(uv.max(axis=0) + margin)).astype(int)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        for part in (PART_TOP, PART_BOTTOM):
+            if rng.random() < 0.45:
+                continue
+            mask = (labels[y0:y1, x0:x1] == i + 1) & (parts[y0:y1, x0:x1] == part)
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            if len(rows) == 0:
+                continue
+            r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            mask = mask[r0:r1, c0:c1]
+            period = max(2.0, float(rng.uniform(0.02, 0.12)) * px_per_m)
+            pattern = _fabric(rng, r1 - r0, c1 - c0, period, library)
+            crop = image[y0 + r0:y0 + r1, x0 + c0:x0 + c1]
+            crop[mask] = np.clip(crop[mask].astype(np.float32) * pattern[mask], 0, 255).astype(np.uint8)
+
+
+def _floor_to_image(points_xz: np.ndarray, rot: np.ndarray, centre: np.ndarray, camera: Intrinsics) -> np.ndarray | None:
+    """(P, 2) floor points (world x, z) → (P, 2) pixels, or None when a point is behind the camera."""
+    world = np.stack([points_xz[:, 0], np.zeros(len(points_xz)), points_xz[:, 1]], axis=1)
+    cam = (world - centre) @ rot.T
+    if np.any(cam[:, 2] < 0.2):
+        return None
+    return camera.project(cam)
+
+
+def _draw_shadows(rng: np.random.Generator, image: np.ndarray, world: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  heights: list[float], rot: np.ndarray, centre: np.ndarray, camera: Intrinsics) -> None:
+    """Soft dark contact ellipses on the floor under each person (in place), stretched away from the light."""
+    h, w = image.shape[:2]
+    stretch, angle = float(rng.uniform(1.0, 2.5)), float(rng.uniform(0, 2 * np.pi))
+    t = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    polys = []
+    for (joints, _, _), hgt in zip(world, heights, strict=True):
+        r = 0.22 * hgt
+        ex, ez = r * stretch * np.cos(t), r * np.sin(t)
+        xz = np.stack([joints[_HIP, 0] + ex * math.cos(angle) - ez * math.sin(angle),
+                       joints[_HIP, 2] + ex * math.sin(angle) + ez * math.cos(angle)], axis=1)
+        uv = _floor_to_image(xz, rot, centre, camera)
+        if uv is not None and np.all(np.abs(uv) < 1e5):
+            polys.append(uv)
+    if not polys:
+        return
+    # work on the shadows' bounding box only (a full-frame blur and multiply would dominate the scene's cost)
+    blur = max(1.0, 0.01 * w)
+    pad = int(3 * blur) + 1
+    lo = np.floor(np.min([p.min(axis=0) for p in polys], axis=0)).astype(int) - pad
+    hi = np.ceil(np.max([p.max(axis=0) for p in polys], axis=0)).astype(int) + pad
+    x0, y0, x1, y1 = max(0, lo[0]), max(0, lo[1]), min(w, hi[0]), min(h, hi[1])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+    for p in polys:  # one call each: overlapping contours in one fillPoly call would cancel out
+        cv2.fillPoly(mask, [np.round(p - [x0, y0]).astype(np.int32)], 1.0, cv2.LINE_AA)
+    mask = cv2.GaussianBlur(mask, (0, 0), blur)
+    strength = float(rng.uniform(0.25, 0.6))
+    region = image[y0:y1, x0:x1]
+    region[:] = np.clip(region * (1.0 - strength * mask[..., None]), 0, 255).astype(np.uint8)
+
+
+def _sample_objects(rng: np.random.Generator, max_objects: int, placed: list[np.ndarray], half_fov: float,
+                    rot: np.ndarray, centre: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+    """Boxes (furniture) and poles standing on the floor, as (8, 3) camera-frame corners and a colour."""
+    objects = []
+    for _ in range(int(rng.integers(0, max_objects + 1))):
+        z = float(np.exp(rng.uniform(math.log(1.0), math.log(15.0))))
+        x = float(rng.uniform(-1.1, 1.1)) * z * math.tan(half_fov)
+        if any(np.linalg.norm(np.array([x, z]) - p) < 0.45 for p in placed):
+            continue
+        if rng.random() < 0.35:  # a pole, lamp post or door frame: a limb-like hard negative
+            sx = sz = float(rng.uniform(0.04, 0.15))
+            sy = float(rng.uniform(0.8, 2.6))
+        else:
+            sx, sy, sz = float(rng.uniform(0.3, 1.6)), float(rng.uniform(0.3, 1.8)), float(rng.uniform(0.3, 1.0))
+        yaw = float(rng.uniform(0, np.pi))
+        c, s = math.cos(yaw), math.sin(yaw)
+        corners = []
+        for y in (0.0, -sy):
+            for a, b in ((-1, -1), (-1, 1), (1, 1), (1, -1)):
+                dx, dz = a * sx / 2, b * sz / 2
+                corners.append([x + dx * c - dz * s, y, z + dx * s + dz * c])
+        cam = (np.asarray(corners) - centre) @ rot.T
+        objects.append((cam, tuple(int(v) for v in rng.uniform(20, 235, 3))))
+    return objects  # type: ignore[return-value]
+
+
 def _light(rng: np.random.Generator) -> np.ndarray:
     v = np.array([rng.normal(0, 0.6), -abs(rng.normal(0.8, 0.3)), -abs(rng.normal(0.5, 0.3))])
     return v / np.linalg.norm(v)
@@ -324,13 +552,20 @@ def _light(rng: np.random.Generator) -> np.ndarray:
 def _finish(
     rng: np.random.Generator, image: np.ndarray, camera: Intrinsics, bodies: list[BodyGeometry],
     appearances: list[Appearance], cfg: SceneConfig, track_ids: np.ndarray,
+    objects: list[tuple[np.ndarray, tuple[int, int, int]]] | None = None, library: PhotoLibrary | None = None,
 ) -> SyntheticScene:
     h, w = image.shape[:2]
-    labels = draw_people(image, bodies, appearances, camera, _light(rng), ambient=float(rng.uniform(0.45, 0.7)))
+    parts = np.zeros((h, w), np.uint8) if cfg.clothing else None
+    labels = draw_people(image, bodies, appearances, camera, _light(rng), ambient=float(rng.uniform(0.45, 0.7)),
+                         parts=parts, objects=objects)
+    if parts is not None:
+        _apply_textures(rng, image, labels, parts, bodies, camera, library)
     # global lighting: brightness / contrast gain on the whole frame (cheap LUT)
     gain, bias = float(rng.uniform(0.75, 1.2)), float(rng.uniform(-20, 20))
     lut = np.clip(np.arange(256) * gain + bias, 0, 255).astype(np.uint8)
     image = cv2.LUT(image, lut)
+    if cfg.camera_effects:
+        image = apply_camera_effects(image, rng)
     if not bodies:
         z = np.zeros((0, NUM_JOINTS), bool)
         return SyntheticScene(image, camera, np.zeros((0, NUM_JOINTS, 3)), z, z.copy(), track_ids)
@@ -341,6 +576,8 @@ def _finish(
     occluded = joint_occlusion(labels, uv)
     visible = inside & ~occluded if cfg.occluded_invisible else inside
     keep = visible.any(axis=1)
+    if cfg.min_unoccluded_joints > 0:
+        keep &= (inside & ~occluded).sum(axis=1) >= cfg.min_unoccluded_joints
     return SyntheticScene(image, camera, joints[keep], visible[keep], occluded[keep], track_ids[keep])
 
 
@@ -380,32 +617,59 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
     placed: list[np.ndarray] = []
     world, heights = [], []
     seats: list[np.ndarray | None] = []
+    closeup = cfg.closeup_prob > 0 and rng.random() < cfg.closeup_prob
+    z_lo = min(cfg.depth_range[0], cfg.closeup_depth_range[0]) if closeup else cfg.depth_range[0]
     for _ in range(n_target * 6):  # rejection sampling of non-overlapping floor positions
         if len(placed) >= n_target:
             break
-        # log-uniform depth: as many people between 1.5 and 3 m as between 6 and 12 m
-        z = float(np.exp(rng.uniform(math.log(cfg.depth_range[0]), math.log(cfg.depth_range[1]))))
-        x_lim = z * math.tan(half_fov) * 1.05
+        if closeup and not placed:  # the first person stands close, near the optical axis
+            z = float(rng.uniform(*cfg.closeup_depth_range))
+            x_lim = z * math.tan(half_fov) * 0.6
+        else:
+            # log-uniform depth: as many people between 1.5 and 3 m as between 6 and 12 m
+            z = float(np.exp(rng.uniform(math.log(cfg.depth_range[0]), math.log(cfg.depth_range[1]))))
+            x_lim = z * math.tan(half_fov) * 1.05
         x = float(rng.uniform(-x_lim, x_lim))
         pos = np.array([x, z])
         if any(np.linalg.norm(pos - p) < 0.55 for p in placed):
             continue
-        hgt = float(rng.uniform(*cfg.height_range))
+        if cfg.child_prob > 0 and rng.random() < cfg.child_prob:
+            hgt = float(rng.uniform(*cfg.child_height_range))
+        else:
+            hgt = float(rng.uniform(*cfg.height_range))
         heading = float(rng.uniform(-np.pi, np.pi))
         angles = sample_pose(rng)
         person = make_person(hgt, angles, pos, heading)
         root_cam = (person[0][_HIP] - centre) @ rot.T
-        if not (cfg.depth_range[0] * 0.9 <= root_cam[2] <= cfg.depth_range[1] * 1.1):
+        if not (z_lo * 0.9 <= root_cam[2] <= cfg.depth_range[1] * 1.1):
             continue
         placed.append(pos)
         world.append(person)
         heights.append(hgt)
         seats.append(_seat(person[0], hgt, heading) if angles.kind == "sitting" else None)
-    image = render_background(rng, w, h, camera, cam_height, pitch)
+    library = _library(cfg.background_dir) if cfg.background_dir else None
+    image = _background(rng, cfg, library, w, h, camera, cam_height, pitch)
+    if cfg.shadows:
+        _draw_shadows(rng, image, world, heights, rot, centre, camera)
     bodies = _bodies_to_camera(world, heights, rot, centre)
     bodies = [b if st is None else replace(b, seat=(st - centre) @ rot.T) for b, st in zip(bodies, seats, strict=True)]
-    return _finish(rng, image, camera, bodies, [_sample_appearance(rng) for _ in bodies], cfg,
-                   np.arange(len(bodies), dtype=np.int64))
+    objects = _sample_objects(rng, cfg.max_objects, placed, half_fov, rot, centre) if cfg.max_objects else None
+    sample = _sample_appearance_realistic if cfg.clothing else _sample_appearance
+    return _finish(rng, image, camera, bodies, [sample(rng) for _ in bodies], cfg,
+                   np.arange(len(bodies), dtype=np.int64), objects, library)
+
+
+def _background(rng: np.random.Generator, cfg: SceneConfig, library: PhotoLibrary | None, w: int, h: int,
+                camera: Intrinsics, cam_height: float, pitch: float) -> np.ndarray:
+    """A photo crop, the procedural room textured by a photo, or the procedural room (by the config's odds)."""
+    u = float(rng.random()) if library is not None else 1.0
+    if library is not None and u < cfg.photo_background_prob:
+        return library.crop(rng, w, h)
+    image = render_background(rng, w, h, camera, cam_height, pitch)
+    if library is not None and u < cfg.photo_background_prob + cfg.photo_texture_prob:
+        tex = library.texture(rng, w, h) ** float(rng.uniform(0.4, 1.0))
+        image = np.clip(image * tex[..., None], 0, 255).astype(np.uint8)
+    return image
 
 
 # ----------------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def build_estimator(args: argparse.Namespace) -> Any:
     import torch
 
     from das_core.config import load_config
-    from das_core.inference import Estimator
+    from das_core.engine.estimator import Estimator
     from das_core.model.das import DAS
 
     if args.checkpoint:

@@ -16,12 +16,12 @@ __all__ = ["main"]
 
 # (name, module, one-line help). Modules are named explicitly so "go to definition" works.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("demo", "das_core.demo", "render a synthetic crowd, run the full node pipeline, write bag/video/plots"),
-    ("infer", "das_core.infer", "run on images, a folder or a video; write overlays, JSON and optional MCAP"),
-    ("train", "das_core.trainer", "train a model from a YAML experiment config"),
+    ("demo", "das_ros.apps.demo", "render a synthetic crowd, run the full node pipeline, write bag/video/plots"),
+    ("infer", "das_ros.apps.infer", "run on images, a folder or a video; write overlays, JSON and optional MCAP"),
+    ("train", "das_core.training.trainer", "train a model from a YAML experiment config"),
     ("evaluate", "das_core.evaluation.run", "evaluate a checkpoint on an annotation file"),
-    ("export", "das_core.export", "export a checkpoint to ONNX / AOTInductor / TensorRT"),
-    ("bench", "das_core.bench", "benchmark the inference engine (latency, throughput, memory)"),
+    ("export", "das_core.engine.export", "export a checkpoint to ONNX / AOTInductor / TensorRT"),
+    ("bench", "das_core.engine.bench", "benchmark the inference engine (latency, throughput, memory)"),
     ("bag", "das_ros.bag", "run the node pipeline on a rosbag2 (MCAP/sqlite3) and write an MCAP bag"),
     ("make-synthetic", "das_core.data.make_synthetic", "render a synthetic multi-person 3D dataset"),
     ("convert-official", "das_core.official.convert", "convert the authors' released checkpoint"),

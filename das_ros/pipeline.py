@@ -57,7 +57,7 @@ def load_estimator(model: str, device: str, backend: str, precision: str) -> Any
     """``das_core.inference.Estimator.from_checkpoint`` with a clear error when no model is given."""
     if not model:
         raise ValueError("no model given: set the 'model' parameter (node) or --model (das bag) to a checkpoint")
-    from das_core.inference import Estimator  # heavy (torch): imported only when a model is loaded
+    from das_core.engine.estimator import Estimator  # heavy (torch): imported only when a model is loaded
 
     return Estimator.from_checkpoint(model, device=device, backend=backend, precision=precision)
 

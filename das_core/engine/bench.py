@@ -1,7 +1,7 @@
 """Benchmark the inference engine: latency per stage, throughput, GPU memory, people-count scaling, and
 agreement of every backend with eager fp32.
 
-What is timed is what a user gets: :class:`~das_core.inference.Estimator` on a ``W×H`` uint8 RGB frame in
+What is timed is what a user gets: :class:`~das_core.engine.estimator.Estimator` on a ``W×H`` uint8 RGB frame in
 host memory → :class:`~das_core.persons.Persons` in host memory (upload, resize/normalise/pad on the
 device, network, decode, one device→host copy). *total* is host wall-clock per frame; *preprocess /
 forward / decode* are the Estimator's per-stage CUDA-event times (CPU clock on the CPU).
@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from das_core.camera import Intrinsics, ResizeRecord
 from das_core.config import ModelConfig
-from das_core.decode import pixel_mapping
+from das_core.engine.decode import pixel_mapping
 from das_core.model.dense import cell_centers
 from das_core.model.outputs import DenseOutputs
 
@@ -129,7 +129,7 @@ class ForcedPeople:
         num_people: int,
         device: torch.device | str,
     ) -> None:
-        from das_core.inference import level_sizes
+        from das_core.engine.estimator import level_sizes
 
         h, w = input_hw
         strides = tuple(cfg.strides)
@@ -247,7 +247,7 @@ class ForcedPeopleBackend:
 def lift_all_cells(dense: DenseOutputs, cfg: ModelConfig, input_hw: tuple[int, int], record: ResizeRecord,
                    camera: Intrinsics) -> Tensor:
     """Every cell's candidate pose in metres, (B, P, K, 3) — the decoder's lift without selection/NMS."""
-    from das_core.inference import level_sizes
+    from das_core.engine.estimator import level_sizes
 
     sizes = level_sizes(*input_hw, tuple(cfg.strides))
     pts, strd = cell_centers(sizes, tuple(cfg.strides), dense.offsets.device)
@@ -312,10 +312,10 @@ def bench_backend(
 
     Returns a JSON-ready dict; a failure to build/run is recorded as ``{"error": message}``, not raised.
     """
-    from das_core.backends import make_backend, resolve_device
-    from das_core.export import compare_dense, network_input_shape
-    from das_core.inference import Estimator
-    from das_core.preprocess import preprocess
+    from das_core.engine.backends import make_backend, resolve_device
+    from das_core.engine.estimator import Estimator
+    from das_core.engine.export import compare_dense, network_input_shape
+    from das_core.engine.preprocess import preprocess
 
     device = resolve_device(settings.device)
     w, h = settings.frame_size
@@ -431,10 +431,10 @@ def bench_backend(
 
 def eager_reference(model: nn.Module, cfg: ModelConfig, settings: BenchSettings) -> dict[str, Any]:
     """Eager fp32 dense outputs for the benchmark frame and the people of the forced 5-person scene."""
-    from das_core.backends import make_backend, resolve_device
-    from das_core.export import network_input_shape
-    from das_core.inference import Estimator
-    from das_core.preprocess import preprocess
+    from das_core.engine.backends import make_backend, resolve_device
+    from das_core.engine.estimator import Estimator
+    from das_core.engine.export import network_input_shape
+    from das_core.engine.preprocess import preprocess
     from das_core.skeletons import get_skeleton
 
     device = resolve_device(settings.device)
@@ -488,7 +488,7 @@ def run_suite(source: str, specs: list[tuple[str, str]], settings: BenchSettings
     ``on_result(report)`` is called after each backend (e.g. to write partial JSON, so a killed run keeps
     what it measured).
     """
-    from das_core.export import load_model
+    from das_core.engine.export import load_model
 
     start = time.perf_counter()
     deadline = start + budget_s if budget_s else None
@@ -585,7 +585,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from das_core.export import parse_size
+    from das_core.engine.export import parse_size
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,12 +1,12 @@
 """``Estimator``: image + intrinsics → :class:`~das_core.persons.Persons`, with any backend.
 
-One frame: :func:`~das_core.preprocess.preprocess_batch` (on the device) → ``backend.run`` →
-:func:`~das_core.decode.decode_batch` (on the device) → one device→host copy, the only point where
+One frame: :func:`~das_core.engine.preprocess.preprocess_batch` (on the device) → ``backend.run`` →
+:func:`~das_core.engine.decode.decode_batch` (on the device) → one device→host copy, the only point where
 the host waits for the device. With a backend that offers ``capturable`` and ``frame_graphs`` (the
 ``compile`` backend on CUDA), host frames take a faster route: all of that is one CUDA graph per
-(batch, frame size) bucket (:mod:`das_core.frame_graph`). OKS-NMS runs a fixed number of steps so that
+(batch, frame size) bucket (:mod:`das_core.engine.frame_graph`). OKS-NMS runs a fixed number of steps so that
 it needs no sync; in the rare frame where that was not enough to reach the exact greedy answer, that frame is decoded again exactly
-(see :mod:`das_core.decode`) and ``timings.nms_fallbacks`` counts it.
+(see :mod:`das_core.engine.decode`) and ``timings.nms_fallbacks`` counts it.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from das_core.backends import Backend, make_backend, resolve_device
 from das_core.camera import CameraError, Intrinsics
 from das_core.checkpoint import CheckpointError, load_checkpoint
 from das_core.config import ModelConfig
-from das_core.decode import NMS_ITERS_PER_BLOCK, decode_batch, device_camera_table, pack_decoded, unpack_persons
-from das_core.frame_graph import FrameGraph
+from das_core.engine.backends import Backend, make_backend, resolve_device
+from das_core.engine.decode import NMS_ITERS_PER_BLOCK, decode_batch, device_camera_table, pack_decoded, unpack_persons
+from das_core.engine.frame_graph import FrameGraph
+from das_core.engine.preprocess import ImageLike, check_image, preprocess_batch
 from das_core.model.dense import cell_centers, level_sizes
 from das_core.model.outputs import DenseOutputs
 from das_core.persons import Persons
-from das_core.preprocess import ImageLike, check_image, preprocess_batch
 
 __all__ = ["Estimator", "Timings", "level_sizes"]
 
@@ -92,9 +92,9 @@ class Estimator:
 
     Args:
         cfg: the model config (input size, decoding settings, ``compat``).
-        backend: a ready :class:`~das_core.backends.Backend`.
-        nms_iters: OKS-NMS steps run without a host sync (see :mod:`das_core.decode`); ``"auto"`` = a fixed
-            :data:`~das_core.decode.NMS_ITERS_PER_BLOCK` on CUDA, exact (``None``) on the CPU, where a host
+        backend: a ready :class:`~das_core.engine.backends.Backend`.
+        nms_iters: OKS-NMS steps run without a host sync (see :mod:`das_core.engine.decode`); ``"auto"`` = a fixed
+            :data:`~das_core.engine.decode.NMS_ITERS_PER_BLOCK` on CUDA, exact (``None``) on the CPU, where a host
             "sync" costs nothing and counting the valid candidates keeps the OKS matrix small.
 
     Use :meth:`from_checkpoint` or :meth:`from_model` to build one.
@@ -116,7 +116,7 @@ class Estimator:
 
     @property
     def uses_frame_graphs(self) -> bool:
-        """Whether host frames go through whole-frame CUDA graphs (see :mod:`das_core.frame_graph`)."""
+        """Whether host frames go through whole-frame CUDA graphs (see :mod:`das_core.engine.frame_graph`)."""
         return (
             self.frame_graph_error is None
             and isinstance(self.nms_iters, int)

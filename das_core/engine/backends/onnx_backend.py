@@ -3,7 +3,7 @@
 Device ``cpu`` uses the CPU execution provider. Device ``cuda`` needs the CUDA execution provider
 (``pip install onnxruntime-gpu``); when it is missing this backend raises instead of quietly running on
 the CPU. On CUDA, inputs and outputs stay on the GPU (I/O binding to torch tensors), so no host copy is
-made. The ONNX file is built from the model on first use and cached (:mod:`das_core.backends.cache`).
+made. The ONNX file is built from the model on first use and cached (:mod:`das_core.engine.backends.cache`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from das_core.backends.base import BackendError, check_precision, resolve_device
-from das_core.backends.cache import ArtifactCache, model_fingerprint
 from das_core.config import ModelConfig, dump_config
+from das_core.engine.backends.base import BackendError, check_precision, resolve_device
+from das_core.engine.backends.cache import ArtifactCache, model_fingerprint
 from das_core.model.outputs import DenseOutputs
 
 __all__ = ["OnnxBackend"]
@@ -91,7 +91,7 @@ class OnnxBackend:
     def _file_for(self, shape: tuple[int, ...]) -> Path:
         if self.onnx_path is not None:
             return self.onnx_path
-        from das_core.export import export_onnx
+        from das_core.engine.export import export_onnx
 
         if self._fingerprint is None:
             self._fingerprint = model_fingerprint(self.model, dump_config(self.cfg))

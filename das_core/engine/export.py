@@ -2,8 +2,8 @@
 
 Every exported artefact computes exactly :class:`~das_core.model.outputs.DenseOutputs` — four tensors
 ``scores (B,P)``, ``root_depth (B,P)``, ``offsets (B,P,K,3)``, ``sigma (B,P,K,3)`` — from one normalised,
-padded image batch ``(B,3,H,W)``; preprocessing and decoding stay in Python (``das_core.preprocess`` /
-``das_core.decode``) so that every backend shares them. Shapes are fixed at export time (one artefact per
+padded image batch ``(B,3,H,W)``; preprocessing and decoding stay in Python (``das_core.engine.preprocess`` /
+``das_core.engine.decode``) so that every backend shares them. Shapes are fixed at export time (one artefact per
 input-size bucket); ``--dynamic-batch`` makes the ONNX batch axis symbolic.
 
 ONNX uses the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``): the ``dynamo=True``
@@ -58,7 +58,7 @@ INPUT_NAME = "images"
 OUTPUT_NAMES: tuple[str, ...] = DenseOutputs._fields  # ("scores", "root_depth", "offsets", "sigma")
 DEFAULT_OPSET = 17
 _DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config" / "model"
+_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "model"
 
 # Allowed |a − b| ≤ atol + rtol·|b| per output when an fp32 artefact is compared with eager fp32 PyTorch.
 # scores are probabilities; root_depth is Z/f (≈ 1e-3 … 1e-2 m/px); offsets are in stride units (1e-3 of a
@@ -300,7 +300,7 @@ def export_aoti(
 ) -> Path:
     """``torch.export`` + ``aoti_compile_and_package`` → a ``.pt2`` package for one input shape.
 
-    The package embeds the weights and the compiled kernels; :class:`das_core.backends.aoti.AOTIBackend`
+    The package embeds the weights and the compiled kernels; :class:`das_core.engine.backends.aoti.AOTIBackend`
     loads it in seconds with ``torch._inductor.aoti_load_package``. ``precision`` fp16 / bf16 converts the
     weights to that dtype (the update's sampling stays float32; outputs are float32). A package only runs on the device type (and, for CUDA,
     the GPU architecture) it was compiled for — the backend cache keys on that.
@@ -387,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
         path = export_aoti(model, cfg, out, shape, device=device, precision=args.precision,
                            max_autotune=args.max_autotune)
     else:
-        from das_core.backends.tensorrt import build_engine_from_model
+        from das_core.engine.backends.tensorrt import build_engine_from_model
 
         if args.precision == "bf16":
             raise ExportError("TensorRT engines here support fp32 / fp16 / int8")

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from das_core.backends.base import PRECISIONS, Backend, BackendError, resolve_device
 from das_core.config import ModelConfig
+from das_core.engine.backends.base import PRECISIONS, Backend, BackendError, resolve_device
 
 __all__ = ["BACKEND_NAMES", "PLANNED_BACKENDS", "PRECISIONS", "Backend", "BackendError", "make_backend",
            "resolve_device"]
@@ -57,26 +57,26 @@ def make_backend(
         # Reduced precision at inference covers the head too (see DAS.fp32_head).
         setattr(model, "fp32_head", False)  # noqa: B010 - a plain attribute, not a submodule
     if name == "eager":
-        from das_core.backends.eager import EagerBackend
+        from das_core.engine.backends.eager import EagerBackend
 
         if options:
             raise BackendError(f"backend 'eager' takes no options, got {sorted(options)}")
         return EagerBackend(model, cfg, device=device, precision=precision, channels_last=channels_last)
     # Extension point: one explicit branch per backend name, each importing its own module lazily.
     if name == "compile":
-        from das_core.backends.compiled import CompiledBackend
+        from das_core.engine.backends.compiled import CompiledBackend
 
         return CompiledBackend(model, cfg, device=device, precision=precision, channels_last=channels_last, **options)
     if name == "aoti":
-        from das_core.backends.aoti import AOTIBackend
+        from das_core.engine.backends.aoti import AOTIBackend
 
         return AOTIBackend(model, cfg, device=device, precision=precision, channels_last=channels_last, **options)
     if name == "onnx":
-        from das_core.backends.onnx_backend import OnnxBackend
+        from das_core.engine.backends.onnx_backend import OnnxBackend
 
         return OnnxBackend(model, cfg, device=device, precision=precision, **options)
     if name == "tensorrt":
-        from das_core.backends.tensorrt import TensorRTBackend
+        from das_core.engine.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(model, cfg, device=device, precision=precision, **options)
     if name in PLANNED_BACKENDS:

@@ -23,8 +23,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from das_core.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
 from das_core.config import ModelConfig
+from das_core.engine.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
 from das_core.model.dense import concat_levels, level_to_dense
 from das_core.model.outputs import DenseOutputs
 
@@ -80,8 +80,8 @@ class CompiledBackend:
         mode: ``torch.compile`` mode without CUDA graphs: ``default`` or ``max-autotune-no-cudagraphs``.
         cuda_graphs: capture one CUDA graph per bucket (CUDA only).
         level_streams: run levels 1… on their own CUDA streams, concurrently with level 0.
-        frame_graphs: let the :class:`~das_core.inference.Estimator` capture whole frames (upload,
-            preprocessing, network, decoding) in one graph per frame size (:mod:`das_core.frame_graph`).
+        frame_graphs: let the :class:`~das_core.engine.estimator.Estimator` capture whole frames (upload,
+            preprocessing, network, decoding) in one graph per frame size (:mod:`das_core.engine.frame_graph`).
     """
 
     name = "compile"

@@ -14,8 +14,9 @@ import yaml
 from cli_fixtures import tiny_checkpoint
 from rosbags.highlevel import AnyReader
 
-from das_core import cli, infer
+from das_core import cli
 from das_core.data.synthetic import make_sequence
+from das_ros.apps import infer
 
 W, H = 128, 80
 PERSON_KEYS = {"track_id", "score", "root", "joints_3d", "joints_2d", "confidence"}
@@ -113,7 +114,7 @@ def test_video_frames_are_tracked_and_hfov_warns_about_depth(tmp_path: Path, ckp
         writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     writer.release()
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="das_core.infer"):
+    with caplog.at_level(logging.WARNING, logger="das_ros.apps.infer"):
         rc, _, err = das_infer([str(video), "--hfov", "70", "--checkpoint", str(ckpt), "--out", str(out),
                                 "--json", str(tmp_path / "walk.json")], capsys)
     assert rc == 0, err

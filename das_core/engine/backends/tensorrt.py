@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from das_core.backends.base import BackendError, check_precision, resolve_device
-from das_core.backends.cache import ArtifactCache, device_fingerprint, model_fingerprint
 from das_core.config import ModelConfig, dump_config
+from das_core.engine.backends.base import BackendError, check_precision, resolve_device
+from das_core.engine.backends.cache import ArtifactCache, device_fingerprint, model_fingerprint
 from das_core.model.outputs import DenseOutputs
 
 __all__ = ["TensorRTBackend", "build_engine", "build_engine_from_model", "import_tensorrt"]
@@ -86,7 +86,7 @@ def calibration_batches(
     """
     import cv2
 
-    from das_core.preprocess import preprocess
+    from das_core.engine.preprocess import preprocess
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
     if not files:
@@ -156,7 +156,7 @@ def build_engine_from_model(
 ) -> Path:
     """Model → verified fp32 ONNX (next to the engine) → TensorRT engine. UNTESTED beyond the ONNX step."""
     import_tensorrt()  # fail before the (slow) ONNX export if TensorRT is missing
-    from das_core.export import export_onnx
+    from das_core.engine.export import export_onnx
 
     engine_path = Path(engine_path)
     onnx_path = export_onnx(copy.deepcopy(model).cpu().float(), cfg, engine_path.with_suffix(".onnx"), shape)
@@ -248,6 +248,6 @@ class TensorRTBackend:
         stream = torch.cuda.current_stream(self.device)
         if not context.execute_async_v3(stream.cuda_stream):  # type: ignore[attr-defined]
             raise RuntimeError("TensorRT execute_async_v3 failed")
-        from das_core.export import OUTPUT_NAMES
+        from das_core.engine.export import OUTPUT_NAMES
 
         return DenseOutputs(*(outputs[n].float() for n in OUTPUT_NAMES))

@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from das_core.config import ModelConfig
-from das_core.losses.flows import RealNVP
-from das_core.losses.focal import sigmoid_focal_loss
-from das_core.losses.l1 import l1_pose_loss
-from das_core.losses.rle import rle_loss
 from das_core.model.outputs import HeadOutputs
-from das_core.targets import Targets
+from das_core.training.losses.flows import RealNVP
+from das_core.training.losses.focal import sigmoid_focal_loss
+from das_core.training.losses.l1 import l1_pose_loss
+from das_core.training.losses.rle import rle_loss
+from das_core.training.targets import Targets
 
 __all__ = ["DASLoss"]
 
@@ -111,7 +111,7 @@ class DASLoss(nn.Module):
 
         Args:
             outputs: per-level head maps (see :class:`HeadOutputs`).
-            targets: from :func:`das_core.targets.assign_targets` on the same level sizes and strides.
+            targets: from :func:`das_core.training.targets.assign_targets` on the same level sizes and strides.
 
         Returns:
             0-dim float32 tensors ``loss_cls``, ``loss_centerness``, ``loss_depth``, ``loss_pose`` and the

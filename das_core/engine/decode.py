@@ -22,7 +22,7 @@ Two modes:
   frame reports ``nms_converged`` = "the last step changed nothing and no valid candidate was beyond T".
 * ``nms_iters=None`` (the default here; the CPU default in the Estimator): exact. It counts the valid
   candidates (a sync) so T is as small as possible, and iterates until converged (a sync per block of
-  :data:`NMS_ITERS_PER_BLOCK` steps). :class:`~das_core.inference.Estimator` also uses it to redo the rare
+  :data:`NMS_ITERS_PER_BLOCK` steps). :class:`~das_core.engine.estimator.Estimator` also uses it to redo the rare
   frame whose fixed-step result had not converged, so its results are always the exact greedy answer.
 """
 
@@ -330,7 +330,7 @@ def decode_batch(
 
     Returns one :class:`DecodedPersons` whose fields carry a leading batch axis (B, M, …). With an integer
     ``nms_iters`` every shape is fixed and nothing waits for the host, so the call can be captured in a CUDA
-    graph together with the network (:mod:`das_core.frame_graph`).
+    graph together with the network (:mod:`das_core.engine.frame_graph`).
     """
     dc = cfg.decode
     scores = dense.scores

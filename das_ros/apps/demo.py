@@ -45,7 +45,9 @@ import cv2
 import numpy as np
 
 from das_core.atomic_file import atomic_write_bytes, atomic_write_text
-from das_core.infer import (
+from das_core.persons import Persons
+from das_core.skeletons import Skeleton
+from das_ros.apps.infer import (
     CAMERA_INFO_TOPIC,
     DEBUG_TOPIC,
     IMAGE_TOPIC,
@@ -63,8 +65,6 @@ from das_core.infer import (
     typestore,
     write_strip,
 )
-from das_core.persons import Persons
-from das_core.skeletons import Skeleton
 
 __all__ = ["MIN_VISIBLE_JOINTS", "DemoSettings", "add_arguments", "format_summary", "plot_3d", "run", "run_demo"]
 

@@ -4,7 +4,7 @@
 ``torch.export`` + ``torch._inductor.aoti_compile_and_package``; later starts only
 ``aoti_load_package`` it, so a robot's node is ready in seconds instead of recompiling for minutes.
 Packages are cached per (torch version, GPU model / compute capability, precision, input shape, model
-fingerprint) — see :mod:`das_core.backends.cache`. On CUDA the loaded package is replayed through a
+fingerprint) — see :mod:`das_core.engine.backends.cache`. On CUDA the loaded package is replayed through a
 CUDA graph (one launch per frame) unless ``cuda_graphs=False``.
 
 Like the compiled backend, CUDA results are static buffers overwritten by the next ``run``.
@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from das_core.backends.base import BackendError, check_precision, resolve_device
-from das_core.backends.cache import ArtifactCache, device_fingerprint, model_fingerprint
-from das_core.backends.compiled import CudaGraphRunner
 from das_core.config import ModelConfig, dump_config
+from das_core.engine.backends.base import BackendError, check_precision, resolve_device
+from das_core.engine.backends.cache import ArtifactCache, device_fingerprint, model_fingerprint
+from das_core.engine.backends.compiled import CudaGraphRunner
 from das_core.model.outputs import DenseOutputs
 
 __all__ = ["AOTIBackend", "load_package"]
@@ -54,7 +54,7 @@ class AOTIBackend:
         model: a ``DAS`` (only needed when a package has to be built; may be None with ``package``).
         cfg: its config.
         device: ``cuda[:i]`` or ``cpu`` (CPU packages need a C++ compiler at build time).
-        precision: ``fp32`` | ``fp16`` | ``bf16`` (weights converted; see :func:`das_core.export.export_aoti`).
+        precision: ``fp32`` | ``fp16`` | ``bf16`` (weights converted; see :func:`das_core.engine.export.export_aoti`).
         cache_dir: cache root. ``package``: load this ``.pt2`` directly (no cache, no building); it must
             have been built for the same shape, device and precision.
         cuda_graphs: try to replay through a CUDA graph on CUDA. Off by default: with torch 2.11 the
@@ -105,7 +105,7 @@ class AOTIBackend:
         """The cached package for ``shape``, built now if missing or stale."""
         if self.package is not None:
             return self.package
-        from das_core.export import export_aoti
+        from das_core.engine.export import export_aoti
 
         assert self.model is not None
         if self._fingerprint is None:
@@ -149,9 +149,9 @@ class AOTIBackend:
         Why: on torch 2.11 / H100 a das_r50_fpn fp16 package gave offsets 0.8 strides (people 92 mm) away
         from eager, while eager fp16 and ``compile`` fp16 stay within 0.004 strides (0.3 mm).
         """
-        from das_core.backends.eager import EagerBackend
-        from das_core.bench import AGREEMENT
-        from das_core.export import compare_dense
+        from das_core.engine.backends.eager import EagerBackend
+        from das_core.engine.bench import AGREEMENT
+        from das_core.engine.export import compare_dense
 
         assert self.model is not None
         gen = torch.Generator().manual_seed(0)

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from das_core.losses.flows import RealNVP
+from das_core.training.losses.flows import RealNVP
 
 __all__ = ["rle_loss"]
 

@@ -6,16 +6,16 @@ than running them, and every stage boundary that waits for the host leaves the G
 copy of the frame into pinned memory, one graph replay and one wait:
 
 * the frame is copied into a pinned staging buffer; the graph's first node uploads it (and the (B, 7)
-  camera table, :func:`~das_core.decode.camera_table`) to static device buffers;
-* resize + normalise + pad (:func:`~das_core.preprocess.resize_normalise`) into a static, zero-padded
+  camera table, :func:`~das_core.engine.decode.camera_table`) to static device buffers;
+* resize + normalise + pad (:func:`~das_core.engine.preprocess.resize_normalise`) into a static, zero-padded
   network input;
 * the backend's ``capturable`` network (no host syncs, fixed shapes);
-* :func:`~das_core.decode.decode_batch` with a fixed number of OKS-NMS steps, packed into one block
-  (:func:`~das_core.decode.pack_decoded`), which the graph's last node downloads into pinned memory.
+* :func:`~das_core.engine.decode.decode_batch` with a fixed number of OKS-NMS steps, packed into one block
+  (:func:`~das_core.engine.decode.pack_decoded`), which the graph's last node downloads into pinned memory.
 
-The host then unpacks the block (:func:`~das_core.decode.unpack_persons`). Every buffer is reused by the
+The host then unpacks the block (:func:`~das_core.engine.decode.unpack_persons`). Every buffer is reused by the
 next call, so a :class:`FrameGraph` serves one caller at a time, and the results of the last call
-(``dense``, ``cameras``) stay valid only until the next one — the :class:`~das_core.inference.Estimator`
+(``dense``, ``cameras``) stay valid only until the next one — the :class:`~das_core.engine.estimator.Estimator`
 decodes a frame whose fixed-step NMS had not converged again from them, exactly.
 
 On the CPU (and with ``capture=False``) the same program runs eagerly: that is how CI checks it.
@@ -33,17 +33,17 @@ from torch import Tensor
 
 from das_core.camera import Intrinsics, ResizeRecord
 from das_core.config import ModelConfig
-from das_core.decode import (
+from das_core.engine.decode import (
     NMS_ITERS_PER_BLOCK,
     camera_table,
     decode_batch,
     pack_decoded,
     unpack_persons,
 )
+from das_core.engine.preprocess import normalisation_tensors, preprocess_frames
 from das_core.model.dense import cell_centers, level_sizes
 from das_core.model.outputs import DenseOutputs
 from das_core.persons import Persons
-from das_core.preprocess import normalisation_tensors, preprocess_frames
 from das_core.skeletons import get_skeleton
 
 __all__ = ["FrameGraph", "Network"]
@@ -63,7 +63,7 @@ class FrameGraph:
         batch: B frames per call. frame_hw: (H, W) of every frame, original pixels.
         device: where everything runs. capture: record a CUDA graph (CUDA only).
         memory_format: the memory format the network wants its input in.
-        nms_iters: fixed OKS-NMS steps (see :mod:`das_core.decode`).
+        nms_iters: fixed OKS-NMS steps (see :mod:`das_core.engine.decode`).
         compile: compile preprocessing and decoding with ``torch.compile`` (Inductor fuses decoding's
             ~150 small kernels: 1.3 → 0.5 ms on an H100). Off on the CPU, where it would need a C++
             compiler and minutes.

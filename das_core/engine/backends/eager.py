@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from das_core.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
 from das_core.config import ModelConfig
+from das_core.engine.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
 from das_core.model.dense import to_dense
 from das_core.model.outputs import DenseOutputs, HeadOutputs
 

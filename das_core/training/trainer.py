@@ -42,10 +42,10 @@ from torch import Tensor, nn
 
 from das_core.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from das_core.config import ConfigError, OptimConfig, TrainConfig, dump_config, load_train_config, parse_overrides
-from das_core.losses.criterion import DASLoss
 from das_core.model.das import DAS
 from das_core.pose25d import Pose25D
-from das_core.targets import Targets, assign_targets
+from das_core.training.losses.criterion import DASLoss
+from das_core.training.targets import Targets, assign_targets
 
 __all__ = [
     "NonFiniteLossError",

@@ -97,7 +97,9 @@ class OutputError(RuntimeError):
 
 def shipped_checkpoint() -> Path:
     """``das_core/assets/das_demo`` next to the installed package (NAME of NAME.safetensors + NAME.yaml)."""
-    return Path(__file__).resolve().parent / "assets" / "das_demo"
+    import das_core
+
+    return Path(das_core.__file__).resolve().parent / "assets" / "das_demo"
 
 
 def _check_checkpoint(path: str | Path | None) -> Path:
@@ -133,7 +135,7 @@ def load_demo_estimator(path: str | Path | None, device: str = "auto", backend: 
         CheckpointError: corrupt files or weights that do not fit the config (names the file or keys).
     """
     from das_core.checkpoint import CheckpointError
-    from das_core.inference import Estimator
+    from das_core.engine.estimator import Estimator
 
     name = _check_checkpoint(path)
     try:

@@ -1,8 +1,8 @@
 """The contract every inference backend fulfils, and the checks they share.
 
 A backend turns a normalised, padded image batch into :class:`~das_core.model.outputs.DenseOutputs`;
-preprocessing and decoding are shared by all backends and live in :mod:`das_core.preprocess` and
-:mod:`das_core.decode`.
+preprocessing and decoding are shared by all backends and live in :mod:`das_core.engine.preprocess` and
+:mod:`das_core.engine.decode`.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def preprocess_frames(frames: Tensor, record: ResizeRecord, mean: Tensor, inv_st
 
     Returns:
         (B, 3, Hp, Wp) float32, zero-padded bottom/right: the same numbers as :func:`preprocess_batch`,
-        with fixed shapes and no host sync (it is captured in frame graphs, :mod:`das_core.frame_graph`).
+        with fixed shapes and no host sync (it is captured in frame graphs, :mod:`das_core.engine.frame_graph`).
     """
     y = _resized_normalised(frames, record, mean, inv_std)
     return F.pad(y, (0, record.padded_width - record.resized_width, 0, record.padded_height - record.resized_height))

@@ -20,9 +20,9 @@ import pytest
 from cli_fixtures import tiny_checkpoint
 from rosbags.highlevel import AnyReader
 
-from das_core import cli
 from das_core.data.synthetic import make_sequence
 from das_core.persons import Persons
+from das_ros import cli
 from das_ros.apps import demo, infer
 
 FRAMES, WIDTH, HEIGHT = 4, 160, 96

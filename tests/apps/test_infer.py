@@ -14,8 +14,8 @@ import yaml
 from cli_fixtures import tiny_checkpoint
 from rosbags.highlevel import AnyReader
 
-from das_core import cli
 from das_core.data.synthetic import make_sequence
+from das_ros import cli
 from das_ros.apps import infer
 
 W, H = 128, 80

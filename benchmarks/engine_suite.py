@@ -6,7 +6,7 @@ the issue's targets:
 
 * fastest backend total p50 ≤ 5 ms, and ≥ 4× faster than eager fp32 measured in the same run;
 * 20 forced people ≤ 1.15× the total time of 1 person (fastest backend);
-* every backend agrees with eager fp32 (dense outputs within ``das_core.engine.bench.AGREEMENT`` tolerances, same
+* every backend agrees with eager fp32 (dense outputs within ``das_core.engine.export.AGREEMENT`` tolerances, same
   people, joints within the stated mm).
 
 It also times an AOTInductor *cold start* (a fresh backend loading the cached ``.pt2``: what a restarted

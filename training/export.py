@@ -76,12 +76,12 @@ def main() -> int:
                           shape, device=args.device, precision=args.precision)
         manifest["files"]["aoti"] = {"path": pt2.name, "precision": args.precision, "device": args.device}
     if args.tensorrt:
-        from das_core.engine.backends.tensorrt import build_engine
+        from das_core.engine.export import build_engine
 
         trt_precision = "fp16" if args.precision == "bf16" else args.precision
         batches = None
         if trt_precision == "int8":
-            from das_core.engine.backends.tensorrt import calibration_batches
+            from das_core.engine.export import calibration_batches
 
             if args.calib_images is None:
                 raise SystemExit("TensorRT int8 needs --calib-images")

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from das_core.camera import Intrinsics, ResizeRecord
 from das_core.config import ModelConfig
 from das_core.engine.decode import pixel_mapping
+from das_core.engine.export import AGREEMENT
 from das_core.model.dense import cell_centers
 from das_core.model.outputs import DenseOutputs
 
@@ -59,20 +60,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# Agreement with eager fp32, per precision: dense-output tolerances (atol, rtol) and the largest allowed
-# 3D joint difference (mm) of the decoded people of the forced 5-person scene (:func:`people_for_agreement`). fp32 backends may differ
-# by kernel choice (TF32 on Ampere+ in both), fp16/bf16 by rounding of the backbone/FPN activations.
-AGREEMENT: dict[str, dict[str, Any]] = {
-    "fp32": {"dense": {"scores": (1e-4, 1e-3), "root_depth": (1e-6, 1e-3), "offsets": (1e-3, 1e-3),
-                       "sigma": (1e-4, 1e-3)}, "joints_mm": 1.0},
-    "fp16": {"dense": {"scores": (2e-3, 2e-2), "root_depth": (1e-5, 2e-2), "offsets": (2e-2, 2e-2),
-                       "sigma": (2e-3, 2e-2)}, "joints_mm": 10.0},
-    "bf16": {"dense": {"scores": (1e-2, 5e-2), "root_depth": (5e-5, 5e-2), "offsets": (1e-1, 5e-2),
-                       "sigma": (1e-2, 5e-2)}, "joints_mm": 30.0},
-    "int8": {"dense": {"scores": (3e-2, 1e-1), "root_depth": (1e-4, 1e-1), "offsets": (2e-1, 1e-1),
-                       "sigma": (3e-2, 1e-1)}, "joints_mm": 50.0},
-}
 
 # A standing person, panoptic15 joint order (skeletons.PANOPTIC15), in units of body height relative to
 # the mid-hip root: (x right, y down).

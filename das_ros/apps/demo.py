@@ -47,23 +47,20 @@ import numpy as np
 from das_core.atomic_file import atomic_write_bytes, atomic_write_text
 from das_core.persons import Persons
 from das_core.skeletons import Skeleton
-from das_ros.apps.infer import (
+from das_ros.apps.infer import VideoSink, ensure_output_dir, load_demo_estimator, shipped_checkpoint, write_strip
+from das_ros.interfaces import typestore
+from das_ros.recording import (
+    APP_TOPICS,
     CAMERA_INFO_TOPIC,
     DEBUG_TOPIC,
     IMAGE_TOPIC,
     MARKERS_TOPIC,
     POSES_TOPIC,
-    MessageWriter,
-    VideoSink,
+    McapWriter,
     camera_info_message,
     debug_image_message,
-    ensure_output_dir,
     header_message,
     image_message,
-    load_demo_estimator,
-    shipped_checkpoint,
-    typestore,
-    write_strip,
 )
 
 __all__ = ["MIN_VISIBLE_JOINTS", "DemoSettings", "add_arguments", "format_summary", "plot_3d", "run", "run_demo"]
@@ -210,7 +207,7 @@ def run_demo(estimator: Any, out_dir: str | Path, settings: DemoSettings | None 
                                                  s.width, s.height))
     estimator(seq.frames[0].image, seq.camera)  # warm-up (lazy allocations), not timed
 
-    bag = MessageWriter(out / BAG_NAME, ts, distro=s.distro)
+    bag = McapWriter(out / BAG_NAME, ts, topics=APP_TOPICS, distro=s.distro)
     sink = VideoSink(out / VIDEO_NAME, s.fps)
     eval_frames: list[EvalFrame] = []
     overlays: list[np.ndarray] = []

@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,29 +43,37 @@ import numpy as np
 from das_core.atomic_file import atomic_write_bytes, atomic_write_text, publish_temp
 from das_core.camera import CameraError, Intrinsics
 from das_core.persons import Persons
+from das_ros.interfaces import typestore
+from das_ros.recording import (
+    APP_TOPICS,
+    CAMERA_INFO_TOPIC,
+    DEBUG_TOPIC,
+    IMAGE_TOPIC,
+    MARKERS_TOPIC,
+    POSES_TOPIC,
+    McapWriter,
+    camera_info_message,
+    debug_image_message,
+    header_message,
+    image_message,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "InferError",
     "InferSummary",
-    "MessageWriter",
     "OutputError",
     "VideoSink",
     "add_arguments",
-    "camera_info_message",
     "collect_inputs",
     "ensure_output_dir",
-    "debug_image_message",
-    "header_message",
-    "image_message",
     "infer",
     "load_demo_estimator",
     "persons_to_json",
     "read_image",
     "run",
     "shipped_checkpoint",
-    "typestore",
     "write_png",
     "write_strip",
 ]
@@ -75,11 +82,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
-IMAGE_TOPIC, CAMERA_INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
-POSES_TOPIC, MARKERS_TOPIC = "/das/poses", "/das/markers"
-DEBUG_TOPIC, COMPRESSED_TYPE = "/das/debug_image/compressed", "sensor_msgs/msg/CompressedImage"
-POSE_TYPE, MARKERS_TYPE = "das_ros/msg/MultiPerson3DPose", "visualization_msgs/msg/MarkerArray"
-IMAGE_TYPE, CAMERA_INFO_TYPE = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
 
 
 class InferError(ValueError):
@@ -241,118 +243,6 @@ class VideoSink:
             return None
         finally:
             self.tmp.unlink(missing_ok=True)
-
-
-# ----------------------------------------------------------------------------------------------
-# Messages and bags (rosbags; no ROS installation needed)
-# ----------------------------------------------------------------------------------------------
-
-
-def typestore(distro: str = "jazzy") -> Any:
-    """A rosbags typestore of ``distro`` with our message types registered."""
-    from rosbags.typesys import Stores, get_typestore
-
-    from das_ros.interfaces import register_types
-
-    stores = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
-    if distro not in stores:
-        raise ValueError(f"distro must be one of {sorted(stores)}, got {distro!r}")
-    ts = get_typestore(stores[distro])
-    register_types(ts)
-    return ts
-
-
-def header_message(make: Any, stamp_s: float, frame_id: str) -> Any:
-    """``std_msgs/Header`` at ``stamp_s`` seconds."""
-    ns = int(round(stamp_s * 1e9))
-    return make("std_msgs/msg/Header", stamp=make("builtin_interfaces/msg/Time", sec=ns // 10**9,
-                                                  nanosec=ns % 10**9), frame_id=frame_id)
-
-
-def image_message(make: Any, header: Any, rgb: np.ndarray) -> Any:
-    """(H, W, 3) uint8 RGB → ``sensor_msgs/Image`` (rgb8)."""
-    from das_ros.conversions import rgb_to_image_fields
-
-    fields = rgb_to_image_fields(rgb)
-    fields["data"] = np.frombuffer(fields["data"], np.uint8)
-    return make(IMAGE_TYPE, header=header, **fields)
-
-
-def debug_image_message(make: Any, header: Any, rgb: np.ndarray, persons: Persons, skeleton: Any,
-                        joint_confidence_threshold: float) -> Any:
-    """The node's debug overlay (``das_core.overlay.draw_persons``) as a JPEG ``sensor_msgs/CompressedImage``
-    (the ``compressed`` transport of the node's ``debug_image`` topic; ~20× smaller than raw in a bag)."""
-    from das_core.overlay import draw_persons
-    from das_ros.conversions import rgb_to_compressed_fields
-
-    fields = rgb_to_compressed_fields(draw_persons(rgb, persons, skeleton, joint_confidence_threshold))
-    fields["data"] = np.frombuffer(fields["data"], np.uint8)
-    return make(COMPRESSED_TYPE, header=header, **fields)
-
-
-def camera_info_message(make: Any, header: Any, intrinsics: Intrinsics, width: int, height: int) -> Any:
-    """``sensor_msgs/CameraInfo`` of an undistorted pinhole camera (K, P from ``intrinsics``, R = I)."""
-    k = intrinsics.matrix()
-    p = np.concatenate([k, np.zeros((3, 1))], axis=1)
-    return make(CAMERA_INFO_TYPE, header=header, height=int(height), width=int(width), distortion_model="plumb_bob",
-                d=[0.0] * 5, k=k.ravel().tolist(), r=np.eye(3).ravel().tolist(), p=p.ravel().tolist())
-
-
-class MessageWriter:
-    """A rosbag2 MCAP writer with the demo/infer topics: input image + camera_info, poses, markers and the
-    debug overlay.
-
-    Written into a temporary folder beside ``path`` and moved into place by ``close`` (so a crash never
-    leaves a half bag). ``bare_file=True`` moves only the ``.mcap`` file to ``path`` (Foxglove and
-    ``ros2 bag play FILE.mcap`` open it); otherwise ``path`` becomes a rosbag2 folder with metadata.yaml.
-    """
-
-    def __init__(self, path: str | Path, ts: Any, *, bare_file: bool = False, distro: str = "jazzy") -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
-
-        self.path = Path(path)
-        self.ts = ts
-        self.bare_file = bare_file
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        name = self.path.stem if bare_file else self.path.name
-        self.bagdir = self.tmpdir / name
-        self.writer = Writer(self.bagdir, version=9 if distro == "jazzy" else 8, storage_plugin=StoragePlugin.MCAP)
-        self.writer.open()
-        self.types = {IMAGE_TOPIC: IMAGE_TYPE, CAMERA_INFO_TOPIC: CAMERA_INFO_TYPE, POSES_TOPIC: POSE_TYPE,
-                      MARKERS_TOPIC: MARKERS_TYPE, DEBUG_TOPIC: COMPRESSED_TYPE}
-        self.conns = {topic: self.writer.add_connection(topic, msgtype, typestore=ts)
-                      for topic, msgtype in self.types.items()}
-
-    def write(self, topic: str, t_ns: int, msg: Any) -> None:
-        self.writer.write(self.conns[topic], int(t_ns), self.ts.serialize_cdr(msg, self.types[topic]))
-
-    def close(self) -> Path:
-        try:
-            self.writer.close()
-            if self.bare_file:
-                files = sorted(self.bagdir.glob("*.mcap"))
-                if len(files) != 1:
-                    raise OutputError(f"expected one .mcap file in {self.bagdir}, found {len(files)}")
-                publish_temp(files[0], self.path)
-            else:
-                if self.path.is_dir():
-                    shutil.rmtree(self.path)
-                elif self.path.exists():
-                    self.path.unlink()
-                os.replace(self.bagdir, self.path)
-        finally:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the partial bag (after an error)."""
-        try:
-            self.writer.close()
-        except Exception:  # noqa: BLE001 - already failing; the temp folder goes either way
-            log.debug("closing the partial bag failed", exc_info=True)
-        finally:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -530,7 +420,7 @@ def infer(
     source = camera_source if camera is not None else f"--hfov {hfov_deg:g} deg guess"
     summary = InferSummary()
     records: list[dict[str, Any]] = []
-    bag = MessageWriter(mcap_path, ts, bare_file=True) if mcap_path else None
+    bag = McapWriter(mcap_path, ts, topics=APP_TOPICS, bare_file=True) if mcap_path else None
     used: set[str] = set()
     cameras: dict[tuple[int, int], Intrinsics] = {}
     t_bag = 0.0  # bag time (s): images 0.1 s apart, video frames at their rate, one after another

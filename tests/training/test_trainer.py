@@ -14,7 +14,8 @@ from torch import nn
 
 from das_core import cli
 from das_core.config import OptimConfig
-from das_core.training.trainer import EpochBatches, NonFiniteLossError, RunBatches, lr_factor, param_groups, train
+from das_core.training.batching import EpochBatches, RunBatches
+from das_core.training.trainer import NonFiniteLossError, lr_factor, param_groups, train
 
 # ---------------------------------------------------------------- schedule and optimiser (DAS_SPEC §8)
 

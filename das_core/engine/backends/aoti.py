@@ -150,8 +150,7 @@ class AOTIBackend:
         from eager, while eager fp16 and ``compile`` fp16 stay within 0.004 strides (0.3 mm).
         """
         from das_core.engine.backends.eager import EagerBackend
-        from das_core.engine.bench import AGREEMENT
-        from das_core.engine.export import compare_dense
+        from das_core.engine.export import AGREEMENT, compare_dense
 
         assert self.model is not None
         gen = torch.Generator().manual_seed(0)

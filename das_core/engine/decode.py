@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from das_core.camera import Intrinsics, ResizeRecord
+from das_core.camera import Intrinsics, ResizeRecord, from_resized, to_resized
 from das_core.config import ModelConfig
 from das_core.model.outputs import DenseOutputs
 from das_core.persons import Persons
@@ -83,14 +83,6 @@ class PixelMapping(NamedTuple):
     to_network: Callable[[Tensor, Tensor], Tensor]
 
 
-def _centre_to_original(uv: Tensor, s: Tensor) -> Tensor:
-    return (uv + 0.5) / s - 0.5
-
-
-def _centre_to_network(uv: Tensor, s: Tensor) -> Tensor:
-    return (uv + 0.5) * s - 0.5
-
-
 def _official_to_original(uv: Tensor, s: Tensor) -> Tensor:
     return uv / s
 
@@ -102,8 +94,8 @@ def _official_to_network(uv: Tensor, s: Tensor) -> Tensor:
 def pixel_mapping(compat: str) -> PixelMapping:
     """The coordinate mapping for ``ModelConfig.compat``.
 
-    * ``"native"``: pixel centres, ``x_orig = (x_net + 0.5) / s − 0.5`` — the convention of
-      :mod:`das_core.camera` and of ``cv2.resize``; exact for our own training pipeline.
+    * ``"native"``: pixel centres, ``x_orig = (x_net + 0.5) / s − 0.5`` — :func:`das_core.camera.from_resized`,
+      the convention of ``cv2.resize`` and of the whole library; exact for our own training pipeline.
     * ``"official"``: ``x_orig = x_net / s`` — what the released DAS code does (mmdet rescales labels and
       predictions by multiplying/dividing by the scale factor, no half-pixel terms; DAS_SPEC §3.2, §7). A
       checkpoint trained that way learnt targets in this convention, so it must be decoded with it; the
@@ -112,7 +104,7 @@ def pixel_mapping(compat: str) -> PixelMapping:
     This is the only place where the two conventions differ in decoding.
     """
     if compat == "native":
-        return PixelMapping(_centre_to_original, _centre_to_network)
+        return PixelMapping(from_resized, to_resized)
     if compat == "official":
         return PixelMapping(_official_to_original, _official_to_network)
     raise DecodeError(f"compat: unknown pixel convention {compat!r}; expected 'native' or 'official'")

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from das_core.config import ModelConfig
-from das_core.model.dense import cell_centers
+from das_core.model.dense import cell_center, cell_centers
 from das_core.pose25d import Pose25D
 from das_core.skeletons import get_skeleton
 
@@ -159,10 +159,10 @@ def _candidates(
         if people.numel() == 0:
             continue
         c = centers[people]  # (n, 2) px
-        base = torch.floor(c / stride - 0.5)  # (n, 2) the cell whose centre is at or before c
+        base = torch.floor(c / stride - 0.5)  # (n, 2) the cell whose centre (cell_center) is at or before c
         cols = base[:, 0:1] + steps  # (n, S) candidate j
         rows = base[:, 1:2] + steps  # (n, S) candidate i
-        px, py = stride * (cols + 0.5), stride * (rows + 0.5)
+        px, py = cell_center(cols, stride), cell_center(rows, stride)
         ok_x = ((px - c[:, 0:1]).abs() < radius * stride) & (cols >= 0) & (cols < w)
         ok_y = ((py - c[:, 1:2]).abs() < radius * stride) & (rows >= 0) & (rows < h)
         n_idx, a, b = (ok_y[:, :, None] & ok_x[:, None, :]).nonzero(as_tuple=True)  # (q,) each

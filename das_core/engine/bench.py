@@ -271,11 +271,6 @@ class BenchSettings:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backend name
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _time_frames(est: Any, frames: list[np.ndarray], cams: list[Intrinsics], n: int) -> tuple[list[float], list[Any]]:
     totals, stages = [], []
     for _ in range(n):

@@ -13,7 +13,12 @@ from das_core.data.annotations import AnnotationError, read_annotations
 from das_core.data.dataset import DASDataset, collate
 from das_core.data.make_synthetic import generate
 from das_core.data.synthetic import SceneConfig
-from das_core.pose25d import lift_to_3d
+
+
+def lift_to_3d(joints_uv, root_depth, joints_dz, camera):  # noqa: ANN001, ANN201 - test oracle
+    """Inverse of ``pose25d_from_3d``: ``Z_root = root_depth · f``, ``Z_k = Z_root + dz_k``, back-project."""
+    z = np.asarray(root_depth, np.float64)[..., None] * camera.focal + np.asarray(joints_dz, np.float64)
+    return camera.backproject(joints_uv, z)
 
 
 @pytest.fixture(scope="module")

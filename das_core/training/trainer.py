@@ -348,6 +348,199 @@ def _validate(model: nn.Module, cfg: TrainConfig, device: torch.device) -> dict[
     return metrics
 
 
+@dataclass
+class _Run:
+    """The state one training run advances and checkpoints (model, optimiser, schedule, position)."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    dev: torch.device
+    out: Path
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    # The schedule's length lives in a mutable horizon so that a wall-clock budget can shorten it.
+    horizon: dict[str, int]
+    iteration: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed_before: float = 0.0
+
+    @property
+    def max_iters(self) -> int:
+        return self.horizon["max_iters"]
+
+    def advance(self, batches_per_epoch: int) -> None:
+        self.iteration += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch >= batches_per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def state(self, elapsed: float) -> dict[str, Any]:
+        """Everything but the model weights that an exact resume needs (``last.train.pt``)."""
+        return {
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            **({"budget_max_iters": self.max_iters} if self.max_iters != self.cfg.max_iters else {}),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "criterion": self.criterion.state_dict(),
+            "rng": _gather_rng(self.dev, self.info),
+            "elapsed_s": self.elapsed_before + elapsed,
+        }
+
+
+def _build_run(cfg: TrainConfig, info: DistInfo, dev: torch.device, out: Path) -> _Run:
+    """Model, loss, optimiser, schedule. Same seed on every rank → same initial weights."""
+    torch.manual_seed(cfg.seed)
+    model = DAS.from_config(cfg.model)
+    criterion = DASLoss.from_config(cfg.model)
+    if cfg.sync_bn and info.distributed:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(dev)
+    criterion.to(dev)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = build_optimizer([model, criterion], cfg.optim)
+    horizon = {"max_iters": cfg.max_iters}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, horizon["max_iters"], cfg.optim))
+    scaler = torch.amp.GradScaler("cuda", init_scale=512.0, enabled=cfg.amp == "fp16" and dev.type == "cuda")
+    return _Run(cfg, info, dev, out, model, criterion, optimizer, scheduler, scaler, horizon)
+
+
+def _resume(run: _Run) -> None:
+    """Model weights from last.safetensors, everything else from last.train.pt."""
+    ckpt = load_checkpoint(run.out / "last", device=run.dev)
+    run.model.load_state_dict(ckpt.state_dict)
+    state = load_train_state(run.out / f"last{TRAIN_STATE_SUFFIX}")
+    run.criterion.load_state_dict(state["criterion"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.iteration, run.epoch = int(state["iteration"]), int(state["epoch"])
+    run.batch_in_epoch = int(state["batch_in_epoch"])
+    if "budget_max_iters" in state:  # a budgeted run keeps its shortened schedule
+        run.horizon["max_iters"] = min(run.cfg.max_iters, int(state["budget_max_iters"]))
+    run.elapsed_before = float(state.get("elapsed_s", 0.0))
+    _set_rng_state(state["rng"][min(run.info.rank, len(state["rng"]) - 1)], run.dev)
+    logger.info("resumed from %s at iteration %d of %d", run.out / "last", run.iteration, run.max_iters)
+
+
+def _seed_step_rngs(cfg: TrainConfig, info: DistInfo) -> None:
+    """Per-rank RNG for anything random in the step itself (data RNG is per sample, see SeededDataset)."""
+    torch.manual_seed(cfg.seed + 1 + info.rank)
+    np.random.seed(cfg.seed + 1 + info.rank)
+    random.seed(cfg.seed + 1 + info.rank)
+
+
+def _step_module(run: _Run) -> nn.Module:
+    step_module: nn.Module = TrainStep(run.model, run.criterion, run.cfg.model)
+    if run.info.distributed:
+        # find_unused_parameters: the ablations switch off parts of the head / loss (DAS_SPEC §8).
+        step_module = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[run.dev.index] if run.dev.type == "cuda" else None, find_unused_parameters=True
+        )
+    return step_module
+
+
+def _optimisation_step(run: _Run, step_module: nn.Module, batch: Any) -> tuple[dict[str, float], int]:
+    """Forward, backward, clip, step on one batch; returns the logged numbers and the batch size."""
+    cfg, dev = run.cfg, run.dev
+    images, gts, targets = _unpack(batch)
+    images = images.to(dev, non_blocking=True)
+    if targets is not None:
+        targets = targets.to(dev)
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with _amp_context(cfg.amp, dev):
+        losses = step_module(images, gts, targets)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(losses["loss"]).backward()
+    logged = {k: v.detach().float() for k, v in losses.items()}
+    if cfg.optim.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        params = [p for g in run.optimizer.param_groups for p in g["params"]]
+        logged["grad_norm"] = nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip).float()
+    # One host sync per iteration for all the logged numbers; nothing has been stepped yet.
+    values = dict(zip(logged, torch.stack(list(logged.values())).tolist(), strict=True))
+    if not math.isfinite(values["loss"]):
+        raise NonFiniteLossError(
+            f"non-finite loss at iteration {run.iteration}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        )
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    return values, int(images.shape[0])
+
+
+class _BudgetFit:
+    """Fits the LR schedule into ``max_minutes``: measures the speed over iterations 20..60 of this process,
+    then shortens max_iters (rank 0 decides, everyone follows)."""
+
+    def __init__(self, start_iteration: int) -> None:
+        self.start_iteration = start_iteration
+        self.calib_start: float | None = None
+
+    def update(self, run: _Run, elapsed: float, bar: Any) -> None:
+        done_here = run.iteration - self.start_iteration
+        if done_here == _CALIB_FROM:
+            self.calib_start = elapsed
+        elif done_here == _CALIB_TO and self.calib_start is not None:
+            per_iter = (elapsed - self.calib_start) / (_CALIB_TO - _CALIB_FROM)
+            fit = fit_max_iters(run.iteration, per_iter, elapsed, run.cfg.max_minutes, run.max_iters)
+            fit = int(_all_reduce_max(float(fit) if run.info.is_main else 0.0, run.info, run.dev))
+            if fit < run.max_iters:
+                logger.info("budget: %.3f s/iteration → schedule shortened to %d iterations", per_iter, fit)
+                run.horizon["max_iters"] = fit
+                if bar is not None:
+                    bar.total = run.max_iters
+
+
+class _Meter:
+    """Loss averages and images/s over each logging window; rank 0 logs them."""
+
+    def __init__(self) -> None:
+        self.window_start, self.window_images, self.total_images = time.monotonic(), 0, 0
+        self.sums: dict[str, float] = {}
+        self.images_per_s = 0.0
+
+    def add(self, values: dict[str, float], images: int) -> None:
+        self.window_images += images
+        self.total_images += images
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def log(self, run: _Run, writer: Any, bar: Any) -> None:
+        now = time.monotonic()
+        interval, iteration = run.cfg.log_interval, run.iteration
+        self.images_per_s = self.window_images / max(now - self.window_start, 1e-9)
+        n = max(1, interval if iteration % interval == 0 else iteration % interval)
+        avg = {k: v / n for k, v in self.sums.items()}
+        lr = run.optimizer.param_groups[0]["lr"]
+        if run.info.is_main:
+            logger.info("iter %d/%d  %s  lr %.3g  %.1f img/s", iteration, run.max_iters,
+                        "  ".join(f"{k} {v:.4f}" for k, v in avg.items()), lr, self.images_per_s)
+            if bar is not None:
+                bar.set_postfix(loss=f"{avg.get('loss', float('nan')):.3f}", img_s=f"{self.images_per_s:.1f}")
+            _log_scalars(writer, run.out, iteration, {**{f"train/{k}": v for k, v in avg.items()},
+                                                      "train/lr": lr, "train/images_per_s": self.images_per_s})
+        self.sums, self.window_start, self.window_images = {}, now, 0
+
+
+def _stop_reason(run: _Run, elapsed: float, stop_at: int | None) -> str:
+    """"max_minutes" / "stop_at" when the run must stop now, else "max_iters" (agreed by every rank)."""
+    over_budget = run.cfg.max_minutes > 0 and elapsed >= run.cfg.max_minutes * 60.0
+    if _all_reduce_max(float(over_budget), run.info, run.dev) > 0:
+        return "max_minutes"
+    if stop_at is not None and run.iteration >= stop_at:
+        return "stop_at"
+    return "max_iters"
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
           command: str | None = None, progress: bool = True, stop_at: int | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data.train``; see the module docstring for what is written where.
@@ -362,190 +555,78 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-
-    # 1. Model, loss, optimiser, schedule. Same seed on every rank → same initial weights.
-    torch.manual_seed(cfg.seed)
-    model = DAS.from_config(cfg.model)
-    criterion = DASLoss.from_config(cfg.model)
-    if cfg.sync_bn and info.distributed:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(dev)
-    criterion.to(dev)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    optimizer = build_optimizer([model, criterion], cfg.optim)
-    # The schedule's length lives in a mutable horizon so that a wall-clock budget can shorten it.
-    horizon = {"max_iters": cfg.max_iters}
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, horizon["max_iters"], cfg.optim))
-    scaler = torch.amp.GradScaler("cuda", init_scale=512.0, enabled=cfg.amp == "fp16" and dev.type == "cuda")
-
-    # 2. Resume: model weights from last.safetensors, everything else from last.train.pt.
-    iteration, epoch, batch_in_epoch, elapsed_before = 0, 0, 0, 0.0
+    run = _build_run(cfg, info, dev, out)
     if resume:
-        ckpt = load_checkpoint(out / "last", device=dev)
-        model.load_state_dict(ckpt.state_dict)
-        state = load_train_state(out / f"last{TRAIN_STATE_SUFFIX}")
-        criterion.load_state_dict(state["criterion"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        iteration, epoch, batch_in_epoch = int(state["iteration"]), int(state["epoch"]), int(state["batch_in_epoch"])
-        if "budget_max_iters" in state:  # a budgeted run keeps its shortened schedule
-            horizon["max_iters"] = min(cfg.max_iters, int(state["budget_max_iters"]))
-        elapsed_before = float(state.get("elapsed_s", 0.0))
-        _set_rng_state(state["rng"][min(info.rank, len(state["rng"]) - 1)], dev)
-        logger.info("resumed from %s at iteration %d of %d", out / "last", iteration, horizon["max_iters"])
+        _resume(run)
     else:
-        # Per-rank RNG for anything random in the step itself (data RNG is per sample, see SeededDataset).
-        torch.manual_seed(cfg.seed + 1 + info.rank)
-        np.random.seed(cfg.seed + 1 + info.rank)
-        random.seed(cfg.seed + 1 + info.rank)
-
-    step_module: nn.Module = TrainStep(model, criterion, cfg.model)
-    if info.distributed:
-        # find_unused_parameters: the ablations switch off parts of the head / loss (DAS_SPEC §8).
-        step_module = nn.parallel.DistributedDataParallel(
-            step_module, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True
-        )
-
+        _seed_step_rngs(cfg, info)
+    step_module = _step_module(run)
     dataset = _build_dataset(cfg, cfg.data.train, train=True)
     batches = RunBatches(_aspect_groups(dataset), cfg.data.batch_size, cfg.seed, info.rank, info.world_size,
-                         start_epoch=epoch, skip=batch_in_epoch)
+                         start_epoch=run.epoch, skip=run.batch_in_epoch)
     loader = _loader(dataset, batches, cfg, pin=dev.type == "cuda")
     writer = _summary_writer(out) if info.is_main else None
     bar = None
     if info.is_main and progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=horizon["max_iters"], initial=iteration, desc="train", dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=run.max_iters, initial=run.iteration, desc="train", dynamic_ncols=True, file=sys.stderr)
 
-    start_iteration = iteration
-    # 3. The loop: per-rank batches, epoch after epoch, until max_iters, stop_at or the wall-clock budget.
+    # The loop: per-rank batches, epoch after epoch, until max_iters, stop_at or the wall-clock budget.
+    budget, meter = _BudgetFit(run.iteration), _Meter()
     start = time.monotonic()
-    window_start, window_images, total_images = time.monotonic(), 0, 0
-    calib_start: float | None = None
-    sums: dict[str, float] = {}
     metrics: dict[str, float] = {}
     stopped_by = "max_iters"
-    images_per_s = 0.0
-    model.train()
-    for batch in loader if iteration < horizon["max_iters"] else ():
-        images, gts, targets = _unpack(batch)
-        images = images.to(dev, non_blocking=True)
-        if targets is not None:
-            targets = targets.to(dev)
-        if cfg.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with _amp_context(cfg.amp, dev):
-            losses = step_module(images, gts, targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["loss"]).backward()
-        logged = {k: v.detach().float() for k, v in losses.items()}
-        if cfg.optim.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            params = [p for g in optimizer.param_groups for p in g["params"]]
-            logged["grad_norm"] = nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip).float()
-        # One host sync per iteration for all the logged numbers; nothing has been stepped yet.
-        values = dict(zip(logged, torch.stack(list(logged.values())).tolist(), strict=True))
-        if not math.isfinite(values["loss"]):
-            raise NonFiniteLossError(
-                f"non-finite loss at iteration {iteration}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-            )
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        iteration += 1
-        batch_in_epoch += 1
-        if batch_in_epoch >= batches.per_epoch:
-            epoch, batch_in_epoch = epoch + 1, 0
-        n_img = int(images.shape[0]) * info.world_size
-        window_images += n_img
-        total_images += n_img
-        for k, v in values.items():
-            sums[k] = sums.get(k, 0.0) + v
+    run.model.train()
+    for batch in loader if run.iteration < run.max_iters else ():
+        values, n_img = _optimisation_step(run, step_module, batch)
+        run.advance(batches.per_epoch)
+        meter.add(values, n_img * info.world_size)
         if bar is not None:
             bar.update(1)
         elapsed = time.monotonic() - start
-
         if cfg.max_minutes > 0 and cfg.budget_schedule:
-            # Fit the LR schedule into the budget: measure the speed over iterations 20..60 of this
-            # process, then shorten max_iters (rank 0 decides, everyone follows).
-            done_here = iteration - start_iteration
-            if done_here == _CALIB_FROM:
-                calib_start = elapsed
-            elif done_here == _CALIB_TO and calib_start is not None:
-                per_iter = (elapsed - calib_start) / (_CALIB_TO - _CALIB_FROM)
-                fit = fit_max_iters(iteration, per_iter, elapsed, cfg.max_minutes, horizon["max_iters"])
-                fit = int(_all_reduce_max(float(fit) if info.is_main else 0.0, info, dev))
-                if fit < horizon["max_iters"]:
-                    logger.info("budget: %.3f s/iteration → schedule shortened to %d iterations", per_iter, fit)
-                    horizon["max_iters"] = fit
-                    if bar is not None:
-                        bar.total = horizon["max_iters"]
-
-        if iteration % cfg.log_interval == 0 or iteration == horizon["max_iters"]:
-            now = time.monotonic()
-            images_per_s = window_images / max(now - window_start, 1e-9)
-            n = max(1, cfg.log_interval if iteration % cfg.log_interval == 0 else iteration % cfg.log_interval)
-            avg = {k: v / n for k, v in sums.items()}
-            lr = optimizer.param_groups[0]["lr"]
+            budget.update(run, elapsed, bar)
+        if run.iteration % cfg.log_interval == 0 or run.iteration == run.max_iters:
+            meter.log(run, writer, bar)
+        stopped_by = _stop_reason(run, elapsed, stop_at)
+        finished = run.iteration >= run.max_iters or stopped_by != "max_iters"
+        if cfg.val_interval > 0 and cfg.data.val and (run.iteration % cfg.val_interval == 0 or finished):
+            metrics = _validate_all_ranks(run.model, cfg, dev, info)
             if info.is_main:
-                logger.info("iter %d/%d  %s  lr %.3g  %.1f img/s", iteration, horizon["max_iters"],
-                            "  ".join(f"{k} {v:.4f}" for k, v in avg.items()), lr, images_per_s)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{avg.get('loss', float('nan')):.3f}", img_s=f"{images_per_s:.1f}")
-                _log_scalars(writer, out, iteration, {**{f"train/{k}": v for k, v in avg.items()},
-                                                      "train/lr": lr, "train/images_per_s": images_per_s})
-            sums, window_start, window_images = {}, now, 0
-
-        over_budget = cfg.max_minutes > 0 and elapsed >= cfg.max_minutes * 60.0
-        if _all_reduce_max(float(over_budget), info, dev) > 0:
-            stopped_by = "max_minutes"
-        elif stop_at is not None and iteration >= stop_at:
-            stopped_by = "stop_at"
-        finished = iteration >= horizon["max_iters"] or stopped_by != "max_iters"
-        if cfg.val_interval > 0 and cfg.data.val and (iteration % cfg.val_interval == 0 or finished):
-            metrics = _validate_all_ranks(model, cfg, dev, info)
+                _log_scalars(writer, out, run.iteration, metrics)
+            run.model.train()
+        if run.iteration % cfg.ckpt_interval == 0 or finished:
+            state_out = run.state(elapsed)
             if info.is_main:
-                _log_scalars(writer, out, iteration, metrics)
-            model.train()
-        if iteration % cfg.ckpt_interval == 0 or finished:
-            state_out = {
-                "iteration": iteration,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                **({"budget_max_iters": horizon["max_iters"]} if horizon["max_iters"] != cfg.max_iters else {}),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "criterion": criterion.state_dict(),
-                "rng": _gather_rng(dev, info),
-                "elapsed_s": elapsed_before + elapsed,
-            }
-            if info.is_main:
-                record = _record(cfg, command, iteration, metrics, images_per_s)
-                save_training_checkpoint(out, "last", model, cfg, record, state_out)
+                record = _record(cfg, command, run.iteration, metrics, meter.images_per_s)
+                save_training_checkpoint(out, "last", run.model, cfg, record, state_out)
         if finished:
             break
 
     if bar is not None:
         bar.close()
-    if info.is_main:
-        record = _record(cfg, command, iteration, metrics, images_per_s)
-        save_training_checkpoint(out, "final", model, cfg, record, None)
-        took = time.monotonic() - start
+    _finish(run, command, metrics, meter, stopped_by, time.monotonic() - start, writer)
+    return TrainResult(run.iteration, stopped_by, out, run.model, run.criterion, metrics, meter.images_per_s)
+
+
+def _finish(run: _Run, command: str | None, metrics: dict[str, float], meter: _Meter, stopped_by: str,
+            took: float, writer: Any) -> None:
+    """Write final.*, log the summary, close the writer; under DDP every rank ends with rank 0's buffers."""
+    if run.info.is_main:
+        record = _record(run.cfg, command, run.iteration, metrics, meter.images_per_s)
+        save_training_checkpoint(run.out, "final", run.model, run.cfg, record, None)
         logger.info("stopped by %s at iteration %d after %.1f min; %d images (%.1f img/s overall); checkpoint %s",
-                    stopped_by, iteration, took / 60.0, total_images, total_images / max(took, 1e-9),
-                    checkpoint_paths(out / "final")[0])
+                    stopped_by, run.iteration, took / 60.0, meter.total_images, meter.total_images / max(took, 1e-9),
+                    checkpoint_paths(run.out / "final")[0])
     if writer is not None:
         writer.close()
-    if info.distributed:
+    if run.info.distributed:
         # DDP keeps parameters in sync; BN running statistics of the last step are per rank. Hand every
         # rank rank 0's (the ones saved), so all ranks end with the same model.
-        for buf in model.buffers():
+        for buf in run.model.buffers():
             dist.broadcast(buf, src=0)
         dist.barrier()
-    return TrainResult(iteration, stopped_by, out, model, criterion, metrics, images_per_s)
 
 
 def _gather_rng(device: torch.device, info: DistInfo) -> list[dict[str, Any]]:

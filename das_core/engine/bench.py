@@ -281,6 +281,131 @@ def _time_frames(est: Any, frames: list[np.ndarray], cams: list[Intrinsics], n: 
     return totals, stages
 
 
+@dataclass
+class _Case:
+    """One (backend, precision) under test: the estimator around it, the frame and the forced scenes."""
+
+    cfg: ModelConfig
+    device: torch.device
+    frame: np.ndarray
+    cam: Intrinsics
+    hw: tuple[int, int]
+    record: ResizeRecord
+    k: int
+    backend: Any
+    wrapped: ForcedPeopleBackend
+    forced: dict[int, ForcedPeople]
+    est: Any
+
+
+def _latency(case: _Case, settings: BenchSettings) -> dict[str, Any]:
+    """Batch-1 latency percentiles per stage over ``settings.repeats`` frames."""
+    totals, stages = _time_frames(case.est, [case.frame], [case.cam], settings.repeats)
+    return {
+        "total_p50": _pct(totals, 50), "total_p99": _pct(totals, 99),
+        # min: the least-disturbed frame (on a shared machine, the best estimate of the uncontended cost)
+        "total_min": min(totals), "forward_min": min(t.forward_ms for t in stages),
+        **{f"{s}_p50": _pct([getattr(t, f"{s}_ms") for t in stages], 50) for s in ("preprocess", "forward", "decode")},
+        **{f"{s}_p99": _pct([getattr(t, f"{s}_ms") for t in stages], 99) for s in ("preprocess", "forward", "decode")},
+    }
+
+
+def _scene_scaling(case: _Case, settings: BenchSettings) -> dict[str, Any]:
+    """People-count scaling: total latency for each forced scene."""
+    scenes = {}
+    for n in settings.people:
+        case.wrapped.forced = case.forced[n]
+        for _ in range(3):
+            people = case.est(case.frame, case.cam)
+        t, _ = _time_frames(case.est, [case.frame], [case.cam], settings.scene_repeats)
+        scenes[str(n)] = {"total_p50": _pct(t, 50), "total_p99": _pct(t, 99), "found": len(people)}
+    return scenes
+
+
+def _agreement(case: _Case, precision: str, reference: dict[str, Any]) -> dict[str, Any]:
+    """Agreement with eager fp32 on the same preprocessed input: dense outputs, every cell lifted to 3D,
+    and the decoded people of the forced reference scene."""
+    from das_core.engine.export import compare_dense
+    from das_core.engine.preprocess import preprocess
+
+    cfg, hw, record, cam = case.cfg, case.hw, case.record, case.cam
+    x, _ = preprocess(case.frame, cfg.input, case.device)
+    with torch.inference_mode():
+        dense = DenseOutputs(*(t.clone() for t in case.backend.run(x)))
+    tol = AGREEMENT[precision]
+    cmp = compare_dense(dense, reference["dense"], tol["dense"])
+    j_got = lift_all_cells(dense, cfg, hw, record, cam)
+    j_ref = lift_all_cells(reference["dense"], cfg, hw, record, cam)
+    cell_mm = (j_got - j_ref).norm(dim=-1).amax(dim=-1).flatten() * 1e3  # (P,) worst joint per cell
+    n_cmp = reference["people_n"]
+    case.wrapped.forced = case.forced.get(n_cmp) or ForcedPeople(cfg, case.k, hw, record, cam, n_cmp, case.device)
+    people = case.est(case.frame, cam)
+    ref_people = reference["people"]
+    same = len(people) == len(ref_people)
+    joints_mm = float(np.abs(people.joints_3d - ref_people.joints_3d).max() * 1e3) if same and len(people) else float("nan")
+    return {
+        "dense_max_abs": cmp.max_abs,
+        "dense_within_tol": cmp.ok,
+        "all_cells_joint_mm_max": float(cell_mm.max()),
+        "all_cells_joint_mm_p99": float(torch.quantile(cell_mm.double().cpu(), 0.99)),
+        "people_same_count": same,
+        "people_count": [len(people), len(ref_people)],
+        "people_joints_mm_max": joints_mm,
+        "tolerance_joints_mm": tol["joints_mm"],
+        "pass": bool(cmp.ok and same and joints_mm <= tol["joints_mm"]),
+    }
+
+
+def _batch_throughput(case: _Case, settings: BenchSettings) -> dict[str, Any]:
+    """Throughput at batch N (a new input-size bucket: compiled backends build it now, not timed)."""
+    case.wrapped.forced = case.forced[settings.people[0]] if settings.people else None
+    frames, cams = [case.frame] * settings.batch, [case.cam] * settings.batch
+    tb = time.perf_counter()
+    case.est.batch(frames, cams)
+    first_call_s = round(time.perf_counter() - tb, 2)
+    for _ in range(3):
+        case.est.batch(frames, cams)
+    t, _ = _time_frames(case.est, frames, cams, max(10, settings.repeats // 5))
+    return {"batch_first_call_s": first_call_s, "batch": settings.batch, "batch_total_p50_ms": _pct(t, 50),
+            "throughput_bN_fps": settings.batch * 1e3 / _pct(t, 50)}
+
+
+def _backend_facts(backend: Any) -> dict[str, Any]:
+    """What a backend reports about itself: CUDA graphs in use, build and load times."""
+    facts: dict[str, Any] = {}
+    if hasattr(backend, "cuda_graphs"):
+        facts["cuda_graphs"] = bool(backend.cuda_graphs)
+        facts["graph_error"] = getattr(backend, "graph_error", None)
+    if hasattr(backend, "build_seconds"):
+        facts["build_s"] = round(backend.build_seconds, 2)
+        facts["load_s"] = round(getattr(backend, "load_seconds", 0.0), 2)
+    return facts
+
+
+def _build_case(name: str, precision: str, model: nn.Module, cfg: ModelConfig, settings: BenchSettings,
+                device: torch.device, frame: np.ndarray) -> _Case:
+    from das_core.engine.backends import make_backend
+    from das_core.engine.estimator import Estimator
+    from das_core.engine.export import network_input_shape
+    from das_core.skeletons import get_skeleton
+
+    w, h = settings.frame_size
+    cam = default_camera(w, h)
+    hw = network_input_shape(cfg, w, h)
+    record = ResizeRecord.for_image(w, h, cfg.input.long_side, cfg.input.short_side, cfg.input.size_divisor)
+    k = get_skeleton(cfg.skeleton).num_joints
+    opts = dict(settings.options.get(name, {}))
+    if name in ("aoti", "onnx", "tensorrt") and settings.cache_dir:
+        opts.setdefault("cache_dir", settings.cache_dir)
+    channels_last = device.type == "cuda" and name in ("eager", "compile", "aoti") and precision != "fp32"
+    backend = make_backend(name, copy.deepcopy(model), cfg, device=device, precision=precision,
+                           channels_last=channels_last, **opts)
+    forced = {n: ForcedPeople(cfg, k, hw, record, cam, n, device) for n in settings.people}
+    wrapped = ForcedPeopleBackend(backend, forced[settings.people[0]] if settings.people else None)
+    est = Estimator(cfg, wrapped)  # type: ignore[arg-type]
+    return _Case(cfg, device, frame, cam, hw, record, k, backend, wrapped, forced, est)
+
+
 def bench_backend(
     name: str,
     precision: str,
@@ -294,116 +419,41 @@ def bench_backend(
 
     Returns a JSON-ready dict; a failure to build/run is recorded as ``{"error": message}``, not raised.
     """
-    from das_core.engine.backends import make_backend, resolve_device
-    from das_core.engine.estimator import Estimator
-    from das_core.engine.export import compare_dense, network_input_shape
-    from das_core.engine.preprocess import preprocess
+    from das_core.engine.backends import resolve_device
+    from das_core.engine.export import network_input_shape
 
     device = resolve_device(settings.device)
     w, h = settings.frame_size
     frame = synthetic_frame(w, h)
-    cam = default_camera(w, h)
-    hw = network_input_shape(cfg, w, h)
-    record = ResizeRecord.for_image(w, h, cfg.input.long_side, cfg.input.short_side, cfg.input.size_divisor)
-    from das_core.skeletons import get_skeleton
-
-    k = get_skeleton(cfg.skeleton).num_joints
     result: dict[str, Any] = {"backend": name, "precision": precision, "device": str(device),
-                              "input": [1, 3, *hw], "frame": [w, h]}
-    opts = dict(settings.options.get(name, {}))
-    if name in ("aoti", "onnx", "tensorrt") and settings.cache_dir:
-        opts.setdefault("cache_dir", settings.cache_dir)
-    channels_last = device.type == "cuda" and name in ("eager", "compile", "aoti") and precision != "fp32"
+                              "input": [1, 3, *network_input_shape(cfg, w, h)], "frame": [w, h]}
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     try:
-        backend = make_backend(name, copy.deepcopy(model), cfg, device=device, precision=precision,
-                               channels_last=channels_last, **opts)
-        forced = {n: ForcedPeople(cfg, k, hw, record, cam, n, device) for n in settings.people}
-        wrapped = ForcedPeopleBackend(backend, forced[settings.people[0]] if settings.people else None)
-        est = Estimator(cfg, wrapped)  # type: ignore[arg-type]
-        est(frame, cam)  # first call: compiles / builds / loads
+        case = _build_case(name, precision, model, cfg, settings, device, frame)
+        case.est(case.frame, case.cam)  # first call: compiles / builds / loads
         result["first_call_s"] = round(time.perf_counter() - t0, 2)
         for _ in range(settings.warmup):
-            est(frame, cam)
-        totals, stages = _time_frames(est, [frame], [cam], settings.repeats)
+            case.est(case.frame, case.cam)
         result["scene_people"] = settings.people[0] if settings.people else 0
-        result["latency_ms"] = {
-            "total_p50": _pct(totals, 50), "total_p99": _pct(totals, 99),
-            # min: the least-disturbed frame (on a shared machine, the best estimate of the uncontended cost)
-            "total_min": min(totals), "forward_min": min(t.forward_ms for t in stages),
-            **{f"{s}_p50": _pct([getattr(t, f"{s}_ms") for t in stages], 50) for s in ("preprocess", "forward", "decode")},
-            **{f"{s}_p99": _pct([getattr(t, f"{s}_ms") for t in stages], 99) for s in ("preprocess", "forward", "decode")},
-        }
+        result["latency_ms"] = _latency(case, settings)
         result["throughput_b1_fps"] = 1e3 / result["latency_ms"]["total_p50"]
         if device.type == "cuda":
             result["gpu_mem_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-
-        # People-count scaling: total latency for each forced scene.
-        scenes = {}
-        for n in settings.people:
-            wrapped.forced = forced[n]
-            for _ in range(3):
-                people = est(frame, cam)
-            t, _ = _time_frames(est, [frame], [cam], settings.scene_repeats)
-            scenes[str(n)] = {"total_p50": _pct(t, 50), "total_p99": _pct(t, 99), "found": len(people)}
-        result["scenes"] = scenes
+        scenes = result["scenes"] = _scene_scaling(case, settings)
         if "1" in scenes and "20" in scenes:
             result["ratio_20_vs_1"] = scenes["20"]["total_p50"] / scenes["1"]["total_p50"]
-
-        # Agreement with eager fp32 on the same preprocessed input.
         if reference is not None:
-            x, _ = preprocess(frame, cfg.input, device)
-            with torch.inference_mode():
-                dense = DenseOutputs(*(t.clone() for t in backend.run(x)))
-            tol = AGREEMENT[precision]
-            cmp = compare_dense(dense, reference["dense"], tol["dense"])
-            j_got = lift_all_cells(dense, cfg, hw, record, cam)
-            j_ref = lift_all_cells(reference["dense"], cfg, hw, record, cam)
-            cell_mm = (j_got - j_ref).norm(dim=-1).amax(dim=-1).flatten() * 1e3  # (P,) worst joint per cell
-            n_cmp = reference["people_n"]
-            wrapped.forced = forced.get(n_cmp) or ForcedPeople(cfg, k, hw, record, cam, n_cmp, device)
-            people = est(frame, cam)
-            ref_people = reference["people"]
-            same = len(people) == len(ref_people)
-            joints_mm = float(np.abs(people.joints_3d - ref_people.joints_3d).max() * 1e3) if same and len(people) else float("nan")
-            result["agreement"] = {
-                "dense_max_abs": cmp.max_abs,
-                "dense_within_tol": cmp.ok,
-                "all_cells_joint_mm_max": float(cell_mm.max()),
-                "all_cells_joint_mm_p99": float(torch.quantile(cell_mm.double().cpu(), 0.99)),
-                "people_same_count": same,
-                "people_count": [len(people), len(ref_people)],
-                "people_joints_mm_max": joints_mm,
-                "tolerance_joints_mm": tol["joints_mm"],
-                "pass": bool(cmp.ok and same and joints_mm <= tol["joints_mm"]),
-            }
-
-        # Throughput at batch N (a new input-size bucket: compiled backends build it now, not timed).
+            result["agreement"] = _agreement(case, precision, reference)
         if settings.batch > 1 and (deadline is None or time.perf_counter() < deadline):
-            wrapped.forced = forced[settings.people[0]] if settings.people else None
-            frames, cams = [frame] * settings.batch, [cam] * settings.batch
-            tb = time.perf_counter()
-            est.batch(frames, cams)
-            result["batch_first_call_s"] = round(time.perf_counter() - tb, 2)
-            for _ in range(3):
-                est.batch(frames, cams)
-            t, _ = _time_frames(est, frames, cams, max(10, settings.repeats // 5))
-            result["batch"] = settings.batch
-            result["batch_total_p50_ms"] = _pct(t, 50)
-            result["throughput_bN_fps"] = settings.batch * 1e3 / _pct(t, 50)
+            result.update(_batch_throughput(case, settings))
         elif settings.batch > 1:
             result["batch_skipped"] = "time budget"
         if device.type == "cuda":
             result["gpu_mem_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-        if hasattr(backend, "cuda_graphs"):
-            result["cuda_graphs"] = bool(backend.cuda_graphs)
-            result["graph_error"] = getattr(backend, "graph_error", None)
-        if hasattr(backend, "build_seconds"):
-            result["build_s"] = round(backend.build_seconds, 2)
-            result["load_s"] = round(getattr(backend, "load_seconds", 0.0), 2)
+        result.update(_backend_facts(case.backend))
     except Exception as exc:  # one backend failing must not lose the others' numbers
         log.exception("%s:%s failed", name, precision)
         result["error"] = f"{type(exc).__name__}: {exc}"

@@ -34,6 +34,7 @@ __all__ = [
     "debug_image_message",
     "header_message",
     "image_message",
+    "record_frame",
 ]
 
 log = logging.getLogger(__name__)
@@ -157,3 +158,17 @@ def camera_info_message(make: Any, header: Any, intrinsics: Intrinsics, width: i
     p = np.concatenate([k, np.zeros((3, 1))], axis=1)
     return make(CAMERA_INFO_TYPE, header=header, height=int(height), width=int(width), distortion_model="plumb_bob",
                 d=[0.0] * 5, k=k.ravel().tolist(), r=np.eye(3).ravel().tolist(), p=p.ravel().tolist())
+
+
+def record_frame(bag: McapWriter, make: Any, t_ns: int, header: Any, image_msg: Any, info_msg: Any, rgb: np.ndarray,
+                 result: Any, persons: Persons | None, skeleton: Any, joint_confidence_threshold: float) -> None:
+    """One frame of an app's bag: the input image and camera_info always; the poses, markers and debug
+    overlay of ``persons`` when the pipeline's ``result`` published them."""
+    bag.write(IMAGE_TOPIC, t_ns, image_msg)
+    bag.write(CAMERA_INFO_TOPIC, t_ns, info_msg)
+    if not result.ok or persons is None:
+        return
+    bag.write(POSES_TOPIC, t_ns, result.poses)
+    if result.markers is not None:
+        bag.write(MARKERS_TOPIC, t_ns, result.markers)
+    bag.write(DEBUG_TOPIC, t_ns, debug_image_message(make, header, rgb, persons, skeleton, joint_confidence_threshold))

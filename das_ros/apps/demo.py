@@ -51,16 +51,11 @@ from das_ros.apps.infer import VideoSink, ensure_output_dir, load_demo_estimator
 from das_ros.interfaces import typestore
 from das_ros.recording import (
     APP_TOPICS,
-    CAMERA_INFO_TOPIC,
-    DEBUG_TOPIC,
-    IMAGE_TOPIC,
-    MARKERS_TOPIC,
-    POSES_TOPIC,
     McapWriter,
     camera_info_message,
-    debug_image_message,
     header_message,
     image_message,
+    record_frame,
 )
 
 __all__ = ["MIN_VISIBLE_JOINTS", "DemoSettings", "add_arguments", "format_summary", "plot_3d", "run", "run_demo"]
@@ -173,110 +168,60 @@ def _finite_or_none(d: dict[str, float]) -> dict[str, float | None]:
     return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in d.items()}
 
 
-def run_demo(estimator: Any, out_dir: str | Path, settings: DemoSettings | None = None, *,
-             progress: bool = True, checkpoint: str = "") -> dict[str, Any]:
-    """Render the sequence, run ``FramePipeline`` with ``estimator`` on it, write every output to
-    ``out_dir`` and return the summary (the content of summary.json).
+class _Collected:
+    """What the demo gathers frame by frame for the accuracy, the plot and the summary."""
 
-    Raises ``OutputError`` when ``out_dir`` cannot be written.
-    """
-    from tqdm import tqdm
+    def __init__(self, root: int) -> None:
+        from das_core.evaluation.metrics import FrameResult as EvalFrame
 
-    from das_core.data.synthetic import make_sequence
-    from das_core.evaluation.metrics import FrameResult as EvalFrame
-    from das_core.evaluation.metrics import synthetic_metrics
+        self.root = root
+        self.eval_frames: list[EvalFrame] = []
+        self.overlays: list[np.ndarray] = []
+        self.latency_ms: list[float] = []
+        self.engine_ms: list[float] = []
+        self.gt_roots: dict[int, list[np.ndarray]] = {}
+        self.pred_roots: dict[int, list[np.ndarray]] = {}
+        self.per_frame: list[tuple[np.ndarray, Persons]] = []
+
+    def add(self, scene: Any, persons: Persons) -> None:
+        """Ground truth with at least MIN_VISIBLE_JOINTS in view against the frame's predictions."""
+        from das_core.evaluation.metrics import FrameResult as EvalFrame
+
+        keep = scene.visible.sum(axis=1) >= MIN_VISIBLE_JOINTS
+        self.eval_frames.append(EvalFrame(gt_3d=scene.joints_3d[keep], gt_visible=scene.visible[keep],
+                                          pred_3d=persons.joints_3d, gt_2d=scene.joints_2d[keep],
+                                          pred_2d=persons.joints_2d, pred_scores=persons.scores))
+        for tid, j in zip(scene.track_ids[keep], scene.joints_3d[keep], strict=True):
+            self.gt_roots.setdefault(int(tid), []).append(j[self.root])
+        for tid, j in zip(persons.track_ids, persons.joints_3d, strict=True):
+            self.pred_roots.setdefault(int(tid), []).append(j[self.root])
+        self.per_frame.append((scene.joints_3d[keep], persons))
+
+
+def _draw_frame(scene: Any, persons: Persons, skeleton: Skeleton, joint_confidence_threshold: float, index: int,
+                height: int) -> np.ndarray:
+    """Ground truth in grey under the predictions (colour = track id), with the frame number."""
     from das_core.overlay import draw_persons
-    from das_ros.factory import RosbagsFactory
-    from das_ros.pipeline import BAD_FRAME_REASONS, FramePipeline, PipelineSettings, skeleton_of
 
-    s = settings or DemoSettings()
-    out = ensure_output_dir(out_dir)
-    skeleton = skeleton_of(estimator)
-    log.info("rendering %d synthetic frames (%dx%d, %d people)", s.frames, s.width, s.height, s.people)
-    seq = make_sequence(num_frames=s.frames, seed=s.seed, width=s.width, height=s.height,
-                        num_people=s.people, fps=s.fps, hfov_deg=s.hfov_deg)
-    if skeleton.num_joints != seq.frames[0].joints_3d.shape[1]:
-        raise ValueError(f"the checkpoint predicts the {skeleton.name} skeleton ({skeleton.num_joints} joints); "
-                         "the synthetic demo needs panoptic15")
+    keep = scene.visible.sum(axis=1) >= MIN_VISIBLE_JOINTS
+    drawn = scene.image.copy()
+    _draw_ground_truth(drawn, scene.joints_2d[keep], scene.visible[keep], skeleton)
+    drawn = draw_persons(drawn, persons, skeleton, joint_confidence_threshold)
+    cv2.putText(drawn, f"frame {index}", (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return drawn
 
-    ts = typestore(s.distro)
-    make = RosbagsFactory(ts)
-    # The node's default parameters (das_ros.params), exactly what `ros2 launch das_ros das.launch.py` runs.
-    pipeline = FramePipeline(estimator, skeleton, make, PipelineSettings.from_params({}))
-    pipeline.set_camera_info(camera_info_message(make, header_message(make, 0.0, s.frame_id), seq.camera,
-                                                 s.width, s.height))
-    estimator(seq.frames[0].image, seq.camera)  # warm-up (lazy allocations), not timed
 
-    bag = McapWriter(out / BAG_NAME, ts, topics=APP_TOPICS, distro=s.distro)
-    sink = VideoSink(out / VIDEO_NAME, s.fps)
-    eval_frames: list[EvalFrame] = []
-    overlays: list[np.ndarray] = []
-    latency_ms: list[float] = []
-    engine_ms: list[float] = []
-    gt_roots: dict[int, list[np.ndarray]] = {}
-    pred_roots: dict[int, list[np.ndarray]] = {}
-    per_frame: list[tuple[np.ndarray, Persons]] = []
-    empty = Persons.empty(skeleton.num_joints)
-    try:
-        for i, scene in enumerate(tqdm(seq.frames, desc="das demo", unit="frame", disable=not progress)):
-            t = 1.0 + i / s.fps  # bag time starts at 1 s (0 reads as "no stamp" in some tools)
-            t_ns = int(round(t * 1e9))
-            header = header_message(make, t, s.frame_id)
-            info = camera_info_message(make, header, seq.camera, s.width, s.height)
-            msg = image_message(make, header, scene.image)
-            pipeline.set_camera_info(info)
-            result = pipeline.process(msg)
-            bag.write(IMAGE_TOPIC, t_ns, msg)
-            bag.write(CAMERA_INFO_TOPIC, t_ns, info)
-            persons = result.persons if result.ok and result.persons is not None else empty
-            if result.ok:
-                bag.write(POSES_TOPIC, t_ns, result.poses)
-                if result.markers is not None:
-                    bag.write(MARKERS_TOPIC, t_ns, result.markers)
-                bag.write(DEBUG_TOPIC, t_ns, debug_image_message(make, header, scene.image, persons, skeleton,
-                                                                 pipeline.settings.joint_confidence_threshold))
-                latency_ms.append(result.timings_ms["total"])
-                engine_ms.append(float(getattr(getattr(estimator, "timings", None), "total_ms", float("nan"))))
-            else:
-                log.warning("frame %d skipped (%s): %s", i, result.reason, result.error)
+def _summary(s: DemoSettings, seq: Any, col: _Collected, metrics: dict[str, float], estimator: Any,
+             pipeline: Any, checkpoint: str, outputs: dict[str, str | None]) -> dict[str, Any]:
+    """The content of summary.json."""
+    from das_ros.pipeline import BAD_FRAME_REASONS
 
-            keep = scene.visible.sum(axis=1) >= MIN_VISIBLE_JOINTS
-            gt_2d = scene.joints_2d
-            eval_frames.append(EvalFrame(gt_3d=scene.joints_3d[keep], gt_visible=scene.visible[keep],
-                                         pred_3d=persons.joints_3d, gt_2d=gt_2d[keep], pred_2d=persons.joints_2d,
-                                         pred_scores=persons.scores))
-            for tid, j in zip(scene.track_ids[keep], scene.joints_3d[keep], strict=True):
-                gt_roots.setdefault(int(tid), []).append(j[skeleton.root])
-            for tid, j in zip(persons.track_ids, persons.joints_3d, strict=True):
-                pred_roots.setdefault(int(tid), []).append(j[skeleton.root])
-            per_frame.append((scene.joints_3d[keep], persons))
-
-            drawn = scene.image.copy()
-            _draw_ground_truth(drawn, gt_2d[keep], scene.visible[keep], skeleton)
-            drawn = draw_persons(drawn, persons, skeleton, pipeline.settings.joint_confidence_threshold)
-            cv2.putText(drawn, f"frame {i}", (6, s.height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
-                        cv2.LINE_AA)
-            sink.write(drawn)
-            overlays.append(drawn)
-        bag_path = bag.close()
-    except BaseException:
-        bag.abort()
-        raise
-    finally:
-        video = sink.close()
-    strip = write_strip(out / STRIP_NAME, overlays)
-
-    # The 3D plot shows the frame with the most people in view (ties: the earliest).
-    best = int(np.argmax([len(g) for g, _ in per_frame]))
-    plot = plot_3d(out / PLOT_NAME, skeleton, per_frame[best][0], per_frame[best][1], gt_roots, pred_roots,
-                   f"frame {best}")
-
-    metrics = synthetic_metrics(eval_frames, root=skeleton.root, pck_threshold_m=0.15)
-    lat = np.asarray(latency_ms, np.float64)
-    eng = np.asarray(engine_ms, np.float64)
+    lat = np.asarray(col.latency_ms, np.float64)
+    eng = np.asarray(col.engine_ms, np.float64)
     device = getattr(estimator, "device", "?")
     backend = getattr(getattr(estimator, "backend", None), "name", "?")
-    summary: dict[str, Any] = {
+    return {
         "checkpoint": checkpoint,
         "device": str(device),
         "backend": backend,
@@ -284,7 +229,7 @@ def run_demo(estimator: Any, out_dir: str | Path, settings: DemoSettings | None 
             "frames": s.frames, "width": s.width, "height": s.height, "fps": s.fps, "seed": s.seed,
             "people": s.people, "hfov_deg": s.hfov_deg,
             "intrinsics": {"fx": seq.camera.fx, "fy": seq.camera.fy, "cx": seq.camera.cx, "cy": seq.camera.cy},
-            "ground_truth_persons": int(metrics["num_gt"]), "ground_truth_tracks": len(gt_roots),
+            "ground_truth_persons": int(metrics["num_gt"]), "ground_truth_tracks": len(col.gt_roots),
             "min_visible_joints": MIN_VISIBLE_JOINTS,
         },
         "metrics": _finite_or_none({
@@ -300,11 +245,85 @@ def run_demo(estimator: Any, out_dir: str | Path, settings: DemoSettings | None 
             "engine_ms_p50": float(np.median(eng)) if eng.size else float("nan"),
             "frames_timed": float(lat.size),
         }),
-        "predicted_tracks": len(pred_roots),
+        "predicted_tracks": len(col.pred_roots),
         "bad_frames": {k: int(v) for k, v in pipeline.counters.items() if k in BAD_FRAME_REASONS and v},
-        "outputs": {"bag": bag_path.name, "video": video.name if video else None, "strip": strip.name,
-                    "plot": plot.name, "summary": SUMMARY_NAME},
+        "outputs": outputs,
     }
+
+
+def run_demo(estimator: Any, out_dir: str | Path, settings: DemoSettings | None = None, *,
+             progress: bool = True, checkpoint: str = "") -> dict[str, Any]:
+    """Render the sequence, run ``FramePipeline`` with ``estimator`` on it, write every output to
+    ``out_dir`` and return the summary (the content of summary.json).
+
+    Raises ``OutputError`` when ``out_dir`` cannot be written.
+    """
+    from tqdm import tqdm
+
+    from das_core.data.synthetic import make_sequence
+    from das_core.evaluation.metrics import synthetic_metrics
+    from das_ros.factory import RosbagsFactory
+    from das_ros.pipeline import FramePipeline, PipelineSettings, skeleton_of
+
+    s = settings or DemoSettings()
+    out = ensure_output_dir(out_dir)
+    skeleton = skeleton_of(estimator)
+    log.info("rendering %d synthetic frames (%dx%d, %d people)", s.frames, s.width, s.height, s.people)
+    seq = make_sequence(num_frames=s.frames, seed=s.seed, width=s.width, height=s.height,
+                        num_people=s.people, fps=s.fps, hfov_deg=s.hfov_deg)
+    if skeleton.num_joints != seq.frames[0].joints_3d.shape[1]:
+        raise ValueError(f"the checkpoint predicts the {skeleton.name} skeleton ({skeleton.num_joints} joints); "
+                         "the synthetic demo needs panoptic15")
+
+    ts = typestore(s.distro)
+    make = RosbagsFactory(ts)
+    # The node's default parameters (das_ros.params), exactly what `ros2 launch das_ros das.launch.py` runs.
+    pipeline = FramePipeline(estimator, skeleton, make, PipelineSettings.from_params({}))
+    thr = pipeline.settings.joint_confidence_threshold
+    pipeline.set_camera_info(camera_info_message(make, header_message(make, 0.0, s.frame_id), seq.camera,
+                                                 s.width, s.height))
+    estimator(seq.frames[0].image, seq.camera)  # warm-up (lazy allocations), not timed
+
+    bag = McapWriter(out / BAG_NAME, ts, topics=APP_TOPICS, distro=s.distro)
+    sink = VideoSink(out / VIDEO_NAME, s.fps)
+    col = _Collected(skeleton.root)
+    empty = Persons.empty(skeleton.num_joints)
+    try:
+        for i, scene in enumerate(tqdm(seq.frames, desc="das demo", unit="frame", disable=not progress)):
+            t = 1.0 + i / s.fps  # bag time starts at 1 s (0 reads as "no stamp" in some tools)
+            header = header_message(make, t, s.frame_id)
+            info = camera_info_message(make, header, seq.camera, s.width, s.height)
+            msg = image_message(make, header, scene.image)
+            pipeline.set_camera_info(info)
+            result = pipeline.process(msg)
+            persons = result.persons if result.ok and result.persons is not None else empty
+            record_frame(bag, make, int(round(t * 1e9)), header, msg, info, scene.image, result, persons, skeleton,
+                         thr)
+            if result.ok:
+                col.latency_ms.append(result.timings_ms["total"])
+                col.engine_ms.append(float(getattr(getattr(estimator, "timings", None), "total_ms", float("nan"))))
+            else:
+                log.warning("frame %d skipped (%s): %s", i, result.reason, result.error)
+            col.add(scene, persons)
+            drawn = _draw_frame(scene, persons, skeleton, thr, i, s.height)
+            sink.write(drawn)
+            col.overlays.append(drawn)
+        bag_path = bag.close()
+    except BaseException:
+        bag.abort()
+        raise
+    finally:
+        video = sink.close()
+    strip = write_strip(out / STRIP_NAME, col.overlays)
+
+    # The 3D plot shows the frame with the most people in view (ties: the earliest).
+    best = int(np.argmax([len(g) for g, _ in col.per_frame]))
+    plot = plot_3d(out / PLOT_NAME, skeleton, col.per_frame[best][0], col.per_frame[best][1], col.gt_roots,
+                   col.pred_roots, f"frame {best}")
+    metrics = synthetic_metrics(col.eval_frames, root=skeleton.root, pck_threshold_m=0.15)
+    outputs = {"bag": bag_path.name, "video": video.name if video else None, "strip": strip.name,
+               "plot": plot.name, "summary": SUMMARY_NAME}
+    summary = _summary(s, seq, col, metrics, estimator, pipeline, checkpoint, outputs)
     atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -46,16 +46,11 @@ from das_core.persons import Persons
 from das_ros.interfaces import typestore
 from das_ros.recording import (
     APP_TOPICS,
-    CAMERA_INFO_TOPIC,
-    DEBUG_TOPIC,
-    IMAGE_TOPIC,
-    MARKERS_TOPIC,
-    POSES_TOPIC,
     McapWriter,
     camera_info_message,
-    debug_image_message,
     header_message,
     image_message,
+    record_frame,
 )
 
 __all__ = [
@@ -374,6 +369,136 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
+class _Inferrer:
+    """State shared by every input of one ``infer`` call: the outputs, the bag clock, the JSON records."""
+
+    def __init__(self, estimator: Any, out: Path, settings: Any, *, camera: Intrinsics | None,
+                 camera_size: tuple[int, int] | None, source: str, hfov_deg: float | None, bag: McapWriter | None,
+                 make: Any, overlays: bool, tracking: bool, max_frames: int | None, frame_id: str, bar: Any) -> None:
+        from das_ros.pipeline import skeleton_of
+
+        self.estimator, self.out, self.settings = estimator, out, settings
+        self.camera, self.camera_size, self.source, self.hfov_deg = camera, camera_size, source, hfov_deg
+        self.bag, self.make, self.overlays, self.tracking = bag, make, overlays, tracking
+        self.max_frames, self.frame_id, self.bar = max_frames, frame_id, bar
+        self.skeleton = skeleton_of(estimator)
+        self.summary = InferSummary()
+        self.records: list[dict[str, Any]] = []
+        self.used: set[str] = set()
+        self.cameras: dict[tuple[int, int], Intrinsics] = {}
+        self.t_bag = 0.0  # bag time (s): images 0.1 s apart, video frames at their rate, one after another
+
+    def intrinsics(self, w: int, h: int) -> Intrinsics:
+        if (w, h) not in self.cameras:  # once per size: scaling a calibration logs a warning
+            from das_core.camera_file import intrinsics_for_image
+
+            self.cameras[(w, h)] = intrinsics_for_image(w, h, self.camera, self.camera_size, self.hfov_deg)
+        return self.cameras[(w, h)]
+
+    def run_input(self, item: _Input) -> None:
+        """One image or video through a fresh ``FramePipeline`` (tracking across a video's frames only)."""
+        from dataclasses import replace
+
+        from das_ros.pipeline import BAD_FRAME_REASONS, FramePipeline
+
+        video = item.kind == "video"
+        if video:
+            fps, count, frames = _video_frames(item.path, self.max_frames)
+            self.bar.total += count
+        else:
+            fps, frames = 10.0, iter([read_image(item.path)])
+            self.bar.total += 1
+        self.bar.refresh()
+        s = self.settings if (video and self.tracking) else replace(self.settings, tracking=False)
+        pipeline = FramePipeline(self.estimator, self.skeleton, self.make, s)
+        stem = _unique_stem(item.path, self.used)
+        sink = VideoSink(self.out / f"{stem}_overlay.mp4", fps) if (video and self.overlays) else None
+        strip = _StripThumbnails()
+        try:
+            for index, rgb in enumerate(frames):
+                drawn = self.run_frame(pipeline, item, index if video else None, rgb, fps)
+                if drawn is None:
+                    continue
+                if sink is not None:
+                    sink.write(drawn)
+                    strip.add(index, drawn)
+                else:
+                    self.summary.outputs.append(write_png(self.out / f"{stem}_overlay.png", drawn))
+        finally:
+            if sink is not None:
+                done = sink.close()
+                if done is not None:
+                    self.summary.outputs.append(done)
+                if strip.kept:
+                    self.summary.outputs.append(write_strip(self.out / f"{stem}_strip.png", strip.kept))
+        for key in BAD_FRAME_REASONS:
+            if pipeline.counters[key]:
+                self.summary.bad_frames[key] = self.summary.bad_frames.get(key, 0) + pipeline.counters[key]
+
+    def run_frame(self, pipeline: Any, item: _Input, index: int | None, rgb: np.ndarray, fps: float) -> np.ndarray | None:
+        """One frame: pipeline, bag, JSON record; returns the overlay to write (None without overlays)."""
+        from das_core.overlay import draw_persons
+
+        h, w = rgb.shape[:2]
+        k = self.intrinsics(w, h)
+        header = header_message(self.make, self.t_bag, self.frame_id)
+        t_ns = int(round(self.t_bag * 1e9))
+        self.t_bag += 1.0 / fps
+        info = camera_info_message(self.make, header, k, w, h)
+        msg = image_message(self.make, header, rgb)
+        pipeline.set_camera_info(info)
+        result = pipeline.process(msg)
+        self.bar.update(1)
+        self.summary.frames += 1
+        persons: Persons | None = result.persons if result.ok else None
+        if self.bag is not None:
+            record_frame(self.bag, self.make, t_ns, header, msg, info, rgb, result, persons, self.skeleton,
+                         pipeline.settings.joint_confidence_threshold)
+        if persons is None:
+            log.warning("%s%s: skipped (%s): %s", item.path, f" frame {index}" if index is not None else "",
+                        result.reason, result.error)
+        else:
+            self.summary.persons += len(persons)
+        tracked = index is not None and self.tracking
+        self.records.append({
+            "file": str(item.path), "frame": index, "width": w, "height": h,
+            "intrinsics": _intrinsics_json(k, self.source),
+            "persons": persons_to_json(persons, self.skeleton.root, tracked) if persons else [],
+            **({} if result.ok else {"error": f"{result.reason}: {result.error}"}),
+        })
+        if not self.overlays:
+            return None
+        thr = self.settings.joint_confidence_threshold
+        return draw_persons(rgb, persons, self.skeleton, thr) if persons is not None else rgb
+
+    def document(self, checkpoint: str) -> dict[str, Any]:
+        sk = self.skeleton
+        return {
+            "checkpoint": checkpoint,
+            "skeleton": sk.name,
+            "joint_names": list(sk.joint_names),
+            "root_index": sk.root,
+            "units": {"joints_3d": "metres, camera optical frame (x right, y down, z forward)",
+                      "joints_2d": "pixels of the input image (pixel centres)", "confidence": "0..1"},
+            "frames": self.records,
+        }
+
+
+class _StripThumbnails:
+    """Thumbnails of a video's overlays for the strip, bounded for long videos: every ``stride``-th frame,
+    halving the set (and doubling the stride) when it is full."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.kept: list[np.ndarray] = []
+        self.stride, self.limit = 1, limit
+
+    def add(self, index: int, drawn: np.ndarray) -> None:
+        if index % self.stride == 0:
+            self.kept.append(_thumbnail(drawn))
+            if len(self.kept) >= self.limit:
+                self.kept, self.stride = self.kept[::2], self.stride * 2
+
+
 def infer(
     paths: Sequence[str | Path],
     estimator: Any,
@@ -400,125 +525,35 @@ def infer(
     to videos only. Raises ``FileNotFoundError``/``InferError`` for inputs, ``CameraError`` without
     intrinsics, ``OutputError`` for an unwritable output.
     """
-    from dataclasses import replace
-
     from tqdm import tqdm
 
-    from das_core.camera_file import intrinsics_for_image
-    from das_core.overlay import draw_persons
     from das_ros.factory import RosbagsFactory
-    from das_ros.pipeline import BAD_FRAME_REASONS, FramePipeline, PipelineSettings, skeleton_of
+    from das_ros.pipeline import PipelineSettings
 
     if camera is None and hfov_deg is None:
         raise CameraError("no intrinsics: pass --camera FILE (ROS camera_info YAML or JSON) or --hfov DEGREES")
     inputs = collect_inputs(paths)
     out = ensure_output_dir(out_dir)
-    settings = settings or PipelineSettings()
-    skeleton = skeleton_of(estimator)
     ts = typestore()
-    make = RosbagsFactory(ts)
     source = camera_source if camera is not None else f"--hfov {hfov_deg:g} deg guess"
-    summary = InferSummary()
-    records: list[dict[str, Any]] = []
     bag = McapWriter(mcap_path, ts, topics=APP_TOPICS, bare_file=True) if mcap_path else None
-    used: set[str] = set()
-    cameras: dict[tuple[int, int], Intrinsics] = {}
-    t_bag = 0.0  # bag time (s): images 0.1 s apart, video frames at their rate, one after another
     bar = tqdm(total=0, unit="frame", desc="das infer", disable=not progress)
+    run = _Inferrer(estimator, out, settings or PipelineSettings(), camera=camera, camera_size=camera_size,
+                    source=source, hfov_deg=hfov_deg, bag=bag, make=RosbagsFactory(ts), overlays=overlays,
+                    tracking=tracking, max_frames=max_frames, frame_id=frame_id, bar=bar)
     try:
         for item in inputs:
-            video = item.kind == "video"
-            if video:
-                fps, count, frames = _video_frames(item.path, max_frames)
-                bar.total += count
-            else:
-                fps, frames = 10.0, iter([read_image(item.path)])
-                bar.total += 1
-            bar.refresh()
-            s = settings if (video and tracking) else replace(settings, tracking=False)
-            pipeline = FramePipeline(estimator, skeleton, make, s)
-            stem = _unique_stem(item.path, used)
-            sink = VideoSink(out / f"{stem}_overlay.mp4", fps) if (video and overlays) else None
-            kept: list[np.ndarray] = []
-            stride = 1
-            try:
-                for index, rgb in enumerate(frames):
-                    h, w = rgb.shape[:2]
-                    if (w, h) not in cameras:  # once per size: scaling a calibration logs a warning
-                        cameras[(w, h)] = intrinsics_for_image(w, h, camera, camera_size, hfov_deg)
-                    k = cameras[(w, h)]
-                    header = header_message(make, t_bag, frame_id)
-                    t_ns = int(round(t_bag * 1e9))
-                    t_bag += 1.0 / fps
-                    info = camera_info_message(make, header, k, w, h)
-                    msg = image_message(make, header, rgb)
-                    pipeline.set_camera_info(info)
-                    result = pipeline.process(msg)
-                    bar.update(1)
-                    summary.frames += 1
-                    if bag is not None:
-                        bag.write(IMAGE_TOPIC, t_ns, msg)
-                        bag.write(CAMERA_INFO_TOPIC, t_ns, info)
-                    persons: Persons | None = result.persons if result.ok else None
-                    if persons is None:
-                        log.warning("%s%s: skipped (%s): %s", item.path, f" frame {index}" if video else "",
-                                    result.reason, result.error)
-                    else:
-                        summary.persons += len(persons)
-                        if bag is not None:
-                            bag.write(POSES_TOPIC, t_ns, result.poses)
-                            if result.markers is not None:
-                                bag.write(MARKERS_TOPIC, t_ns, result.markers)
-                            bag.write(DEBUG_TOPIC, t_ns, debug_image_message(
-                                make, header, rgb, persons, skeleton, s.joint_confidence_threshold))
-                    records.append({
-                        "file": str(item.path), "frame": index if video else None, "width": w, "height": h,
-                        "intrinsics": _intrinsics_json(k, source),
-                        "persons": persons_to_json(persons, skeleton.root, video and tracking) if persons else [],
-                        **({} if result.ok else {"error": f"{result.reason}: {result.error}"}),
-                    })
-                    if overlays:
-                        drawn = (draw_persons(rgb, persons, skeleton, settings.joint_confidence_threshold)
-                                 if persons is not None else rgb)
-                        if sink is not None:
-                            sink.write(drawn)
-                            # Thumbnails for the strip, bounded for long videos: every `stride`-th frame,
-                            # halving the set (and doubling the stride) when it is full.
-                            if index % stride == 0:
-                                kept.append(_thumbnail(drawn))
-                                if len(kept) >= 256:
-                                    kept, stride = kept[::2], stride * 2
-                        else:
-                            summary.outputs.append(write_png(out / f"{stem}_overlay.png", drawn))
-            finally:
-                if sink is not None:
-                    done = sink.close()
-                    if done is not None:
-                        summary.outputs.append(done)
-                    if kept:
-                        summary.outputs.append(write_strip(out / f"{stem}_strip.png", kept))
-            for key in BAD_FRAME_REASONS:
-                if pipeline.counters[key]:
-                    summary.bad_frames[key] = summary.bad_frames.get(key, 0) + pipeline.counters[key]
+            run.run_input(item)
         if bag is not None:
-            summary.mcap_path = bag.close()
+            run.summary.mcap_path = bag.close()
             bag = None
     finally:
         bar.close()
         if bag is not None:
             bag.abort()
-    doc = {
-        "checkpoint": checkpoint,
-        "skeleton": skeleton.name,
-        "joint_names": list(skeleton.joint_names),
-        "root_index": skeleton.root,
-        "units": {"joints_3d": "metres, camera optical frame (x right, y down, z forward)",
-                  "joints_2d": "pixels of the input image (pixel centres)", "confidence": "0..1"},
-        "frames": records,
-    }
     jpath = Path(json_path) if json_path else out / "persons.json"
-    summary.json_path = atomic_write_text(jpath, json.dumps(doc, indent=1) + "\n")
-    return summary
+    run.summary.json_path = atomic_write_text(jpath, json.dumps(run.document(checkpoint), indent=1) + "\n")
+    return run.summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

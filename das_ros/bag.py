@@ -73,6 +73,26 @@ def _topics(reader: Any) -> dict[str, str]:
     return {c.topic: c.msgtype for c in reader.connections}
 
 
+def _check_topics(src: Path, topics: dict[str, str], image_topic: str, camera_info_topic: str | None,
+                  settings: PipelineSettings) -> bool:
+    """``BagError`` unless the input topics exist with the right types; whether the images are compressed."""
+    listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "none"
+    if image_topic not in topics:
+        raise BagError(f"image topic {image_topic!r} is not in {src}; topics: {listing}")
+    if topics[image_topic] not in IMAGE_TYPES:
+        raise BagError(f"topic {image_topic!r} has type {topics[image_topic]}, expected one of "
+                       f"{sorted(IMAGE_TYPES)}")
+    if camera_info_topic is not None:
+        if camera_info_topic not in topics:
+            raise BagError(f"camera_info topic {camera_info_topic!r} is not in {src}; topics: {listing}")
+        if topics[camera_info_topic] != CAMERA_INFO_TYPE:
+            raise BagError(f"topic {camera_info_topic!r} has type {topics[camera_info_topic]}, "
+                           f"expected {CAMERA_INFO_TYPE}")
+    elif settings.fallback_hfov_deg <= 0:
+        raise BagError("no camera_info topic given: pass --camera-info-topic or --fallback-hfov")
+    return IMAGE_TYPES[topics[image_topic]]
+
+
 def process_bag(
     input_path: str | Path,
     output_path: str | Path,
@@ -108,23 +128,7 @@ def process_bag(
     summary = BagSummary()
 
     with _open_reader(src, ts) as reader:
-        topics = _topics(reader)
-        listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "none"
-        if image_topic not in topics:
-            raise BagError(f"image topic {image_topic!r} is not in {src}; topics: {listing}")
-        if topics[image_topic] not in IMAGE_TYPES:
-            raise BagError(f"topic {image_topic!r} has type {topics[image_topic]}, expected one of "
-                           f"{sorted(IMAGE_TYPES)}")
-        compressed = IMAGE_TYPES[topics[image_topic]]
-        if camera_info_topic is not None:
-            if camera_info_topic not in topics:
-                raise BagError(f"camera_info topic {camera_info_topic!r} is not in {src}; topics: {listing}")
-            if topics[camera_info_topic] != CAMERA_INFO_TYPE:
-                raise BagError(f"topic {camera_info_topic!r} has type {topics[camera_info_topic]}, "
-                               f"expected {CAMERA_INFO_TYPE}")
-        elif settings.fallback_hfov_deg <= 0:
-            raise BagError("no camera_info topic given: pass --camera-info-topic or --fallback-hfov")
-
+        compressed = _check_topics(src, _topics(reader), image_topic, camera_info_topic, settings)
         pipeline = FramePipeline(estimator, skeleton, RosbagsFactory(ts), settings)
         wanted = [c for c in reader.connections if c.topic in (image_topic, camera_info_topic)]
         n_images = sum(c.msgcount for c in wanted if c.topic == image_topic)

@@ -1,10 +1,10 @@
-"""Inference backends: one ``Backend`` protocol (:mod:`das_core.backends.base`), one module per backend.
+"""Inference backends: one ``Backend`` protocol (:mod:`das_core.engine.backends.base`), one module per backend.
 
 Names known to :func:`make_backend` (keep :data:`BACKEND_NAMES` in step with its branches):
 
-* ``"eager"`` — :class:`das_core.backends.eager.EagerBackend`, plain PyTorch (fp32 / fp16 / bf16).
+* ``"eager"`` — :class:`das_core.engine.backends.eager.EagerBackend`, plain PyTorch (fp32 / fp16 / bf16).
 
-To add a backend: write ``das_core/backends/<name>.py`` with a class that has ``name``, ``device``,
+To add a backend: write ``das_core/engine/backends/<name>.py`` with a class that has ``name``, ``device``,
 ``precision`` and ``run(images) -> DenseOutputs``, add its name to :data:`BACKEND_NAMES` and an explicit
 ``if name == ...`` branch in :func:`make_backend` that imports the module lazily (so optional dependencies
 such as onnxruntime or TensorRT are only needed when that backend is picked). Names in

@@ -10,7 +10,8 @@ ONNX uses the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)
 exporter needs the ``onnxscript`` package, which is not a dependency of this project. Both the recursive
 update's bilinear sampling and the optional DCN are ``grid_sample`` calls, which export as ONNX
 ``GridSample`` (opset 16+). Each ONNX file is checked against PyTorch in onnxruntime on the CPU
-(tolerances: :data:`ONNX_TOLERANCES`).
+(tolerances: :data:`ONNX_TOLERANCES`). TensorRT engines are built here too (:func:`build_engine`, UNTESTED:
+see :mod:`das_core.engine.backends.tensorrt`); the backends import this module, never the reverse.
 
 Examples::
 

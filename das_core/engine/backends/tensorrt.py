@@ -5,7 +5,9 @@ so nothing below this docstring's import guard has ever run. The code follows th
 (``build_serialized_network``, named I/O tensors with ``set_tensor_address`` + ``execute_async_v3``,
 ``IInt8EntropyCalibrator2``); the only tested path is the error raised when ``tensorrt`` is missing.
 Install with ``pip install tensorrt`` (matching the CUDA of your torch build; NVIDIA's wheels bundle the
-libraries) before selecting ``--backend tensorrt``.
+libraries) before selecting ``--backend tensorrt``. Engines are built by
+:func:`das_core.engine.export.build_engine_from_model` (with ``das export --format tensorrt``), the
+calibrator and ``import_tensorrt`` live there too: export is the layer below the backends.
 
 Untested specifics worth checking first on a machine with TensorRT:
 * the ``GridSample`` ONNX op (recursive update, DCN) needs TensorRT ≥ 8.6's built-in ``IGridSampleLayer``;
@@ -32,6 +34,7 @@ from das_core.model.outputs import DenseOutputs
 __all__ = ["TensorRTBackend"]
 
 log = logging.getLogger(__name__)
+
 
 class TensorRTBackend:
     """``run(images (B,3,H,W)) -> DenseOutputs`` with a TensorRT engine (cached per shape). UNTESTED.

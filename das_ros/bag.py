@@ -26,7 +26,7 @@ import yaml
 from das_core.skeletons import Skeleton
 from das_ros import params as P
 from das_ros.factory import RosbagsFactory
-from das_ros.interfaces import typestore
+from das_ros.interfaces import DISTROS, typestore
 from das_ros.pipeline import (
     BAD_FRAME_REASONS,
     EstimatorFn,
@@ -202,7 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markers-topic", default="/das/markers")
     parser.add_argument("--no-markers", action="store_true", help="do not write markers")
     parser.add_argument("--copy-input", action="store_true", help="also copy the image and camera_info messages")
-    parser.add_argument("--distro", choices=("humble", "jazzy"), default="jazzy",
+    parser.add_argument("--distro", choices=DISTROS, default="jazzy",
                         help="ROS distro whose message definitions the output embeds")
     parser.add_argument("--limit", type=int, default=None, help="process at most this many images")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")

@@ -64,9 +64,9 @@ def typestore(distro: str = "jazzy") -> Any:
     """The one rosbags ``Typestore`` of the project: ``distro``'s standard messages plus ours."""
     from rosbags.typesys import Stores, get_typestore
 
-    stores = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
+    stores = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}  # keys: DISTROS
     if distro not in stores:
-        raise ValueError(f"distro must be one of {sorted(stores)}, got {distro!r}")
+        raise ValueError(f"distro must be one of {list(DISTROS)}, got {distro!r}")
     ts = get_typestore(stores[distro])
     register_types(ts)
     return ts

@@ -48,7 +48,7 @@ from das_core.atomic_file import atomic_write_bytes, atomic_write_text
 from das_core.persons import Persons
 from das_core.skeletons import Skeleton
 from das_ros.apps.infer import VideoSink, ensure_output_dir, load_demo_estimator, shipped_checkpoint, write_strip
-from das_ros.interfaces import typestore
+from das_ros.interfaces import DISTROS, typestore
 from das_ros.recording import (
     APP_TOPICS,
     McapWriter,
@@ -372,7 +372,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N (default: %(default)s)")
     parser.add_argument("--backend", default="eager", help="inference backend (default: %(default)s)")
     parser.add_argument("--precision", default="fp32", help="fp32, fp16, bf16 (default: %(default)s)")
-    parser.add_argument("--distro", choices=("humble", "jazzy"), default=d.distro,
+    parser.add_argument("--distro", choices=DISTROS, default=d.distro,
                         help="ROS distro whose message definitions the bag embeds (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

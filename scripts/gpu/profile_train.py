@@ -14,8 +14,9 @@ import torch
 
 from das_core.config import load_train_config, parse_overrides
 from das_core.model.das import DAS
+from das_core.training.batching import EpochBatches, SeededDataset
 from das_core.training.losses.criterion import DASLoss
-from das_core.training.trainer import EpochBatches, SeededDataset, TrainCollate, _build_dataset  # noqa: PLC2701
+from das_core.training.trainer import TrainCollate, _build_dataset  # noqa: PLC2701
 
 BATCH = 32
 

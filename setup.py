@@ -46,5 +46,5 @@ setup(
         "export": ["onnx>=1.15", "onnxruntime>=1.17"],
         "train": ["tensorboard>=2.12"],
     },
-    entry_points={"console_scripts": ["das = das_core.cli:main"]},
+    entry_points={"console_scripts": ["das = das_ros.cli:main"]},
 )

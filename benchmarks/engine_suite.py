@@ -1,12 +1,12 @@
 """The inference-engine suite for one GPU machine, in ONE command of at most ~9 minutes.
 
-Measures ``das_r50_fpn`` (random weights, forced people: see ``das_core/bench.py``) on a 1280×720 host
+Measures ``das_r50_fpn`` (random weights, forced people: see ``das_core/engine/bench.py``) on a 1280×720 host
 frame at 640 short side (network input 1×3×640×1152) with every backend that can run here, then checks
 the issue's targets:
 
 * fastest backend total p50 ≤ 5 ms, and ≥ 4× faster than eager fp32 measured in the same run;
 * 20 forced people ≤ 1.15× the total time of 1 person (fastest backend);
-* every backend agrees with eager fp32 (dense outputs within ``das_core.bench.AGREEMENT`` tolerances, same
+* every backend agrees with eager fp32 (dense outputs within ``das_core.engine.export.AGREEMENT`` tolerances, same
   people, joints within the stated mm).
 
 It also times an AOTInductor *cold start* (a fresh backend loading the cached ``.pt2``: what a restarted
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from das_core.bench import BenchSettings, format_table, run_suite  # noqa: E402
+from das_core.engine.bench import BenchSettings, format_table, run_suite  # noqa: E402
 
 GPU_SPECS = ["eager:fp32", "eager:fp16", "tensorrt:fp16", "onnx:fp32", "compile:fp16", "aoti:fp16", "compile:bf16"]
 CPU_SPECS = ["eager:fp32", "onnx:fp32"]
@@ -48,8 +48,8 @@ TARGET_MS, TARGET_SPEEDUP, TARGET_SCALING = 5.0, 4.0, 1.15
 
 def cold_start(model_name: str, cache_dir: str, device: str, precision: str = "fp16") -> dict[str, float]:
     """Seconds for a fresh AOTI backend to load its cached package and produce the first outputs."""
-    from das_core.backends import make_backend
-    from das_core.export import load_model, network_input_shape
+    from das_core.engine.backends import make_backend
+    from das_core.engine.export import load_model, network_input_shape
 
     cfg, model, _ = load_model(model_name, "cpu")
     h, w = network_input_shape(cfg, 1280, 720)

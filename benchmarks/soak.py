@@ -109,7 +109,7 @@ def build_estimator(args: argparse.Namespace) -> Any:
     import torch
 
     from das_core.config import load_config
-    from das_core.inference import Estimator
+    from das_core.engine.estimator import Estimator
     from das_core.model.das import DAS
 
     if args.checkpoint:
@@ -279,9 +279,10 @@ def bag_soak(args: argparse.Namespace, est: Any, width: int, height: int) -> dic
     import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from das_ros.bag import _typestore, process_bag
+    from das_ros.bag import process_bag
+    from das_ros.interfaces import typestore
 
-    ts = _typestore("jazzy")
+    ts = typestore("jazzy")
     t = ts.types
     tmp = Path(tempfile.mkdtemp(prefix="das_soak_bag_"))
     try:

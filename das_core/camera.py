@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["CameraError", "Intrinsics", "ResizeRecord", "keep_ratio_scale"]
+__all__ = ["CameraError", "Intrinsics", "ResizeRecord", "from_resized", "keep_ratio_scale", "to_resized"]
 
 
 class CameraError(ValueError):
@@ -70,8 +71,8 @@ class Intrinsics:
         return Intrinsics(
             fx=self.fx * sx,
             fy=self.fy * sy,
-            cx=(self.cx + 0.5) * sx - 0.5,
-            cy=(self.cy + 0.5) * sy - 0.5,
+            cx=to_resized(self.cx, sx),
+            cy=to_resized(self.cy, sy),
             skew=self.skew * sx,
         )
 
@@ -90,6 +91,17 @@ class Intrinsics:
         y = (uv[..., 1] - self.cy) / self.fy
         x = (uv[..., 0] - self.cx - self.skew * y) / self.fx
         return np.stack([x * z, y * z, z], axis=-1)
+
+
+def to_resized(x: Any, s: Any) -> Any:
+    """The pixel-centre rule ``x' = (x + 0.5)·s − 0.5`` for a resize by ``s``: the one implementation, for
+    floats, NumPy arrays and torch tensors alike (``s`` broadcasts: a scalar, or ``(sx, sy)`` for ``(..., 2)``)."""
+    return (x + 0.5) * s - 0.5
+
+
+def from_resized(x: Any, s: Any) -> Any:
+    """Inverse of :func:`to_resized`: ``x = (x' + 0.5) / s − 0.5``."""
+    return (x + 0.5) / s - 0.5
 
 
 def keep_ratio_scale(width: int, height: int, long_side: int, short_side: int) -> float:
@@ -131,10 +143,8 @@ class ResizeRecord:
 
     def to_network(self, uv: np.ndarray) -> np.ndarray:
         """Original-image pixels → network-input pixels."""
-        uv = np.asarray(uv, dtype=np.float64)
-        return np.stack([(uv[..., 0] + 0.5) * self.sx - 0.5, (uv[..., 1] + 0.5) * self.sy - 0.5], axis=-1)
+        return np.asarray(to_resized(np.asarray(uv, dtype=np.float64), np.array([self.sx, self.sy])))
 
     def to_original(self, uv: np.ndarray) -> np.ndarray:
         """Network-input pixels → original-image pixels."""
-        uv = np.asarray(uv, dtype=np.float64)
-        return np.stack([(uv[..., 0] + 0.5) / self.sx - 0.5, (uv[..., 1] + 0.5) / self.sy - 0.5], axis=-1)
+        return np.asarray(from_resized(np.asarray(uv, dtype=np.float64), np.array([self.sx, self.sy])))

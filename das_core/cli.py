@@ -1,7 +1,10 @@
-"""The ``das`` command: one entry point, thin sub-command parsers over library functions.
+"""The library's sub-commands and the dispatcher of the ``das`` command.
 
 Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int``; importing happens only
-for the command that runs, so ``das --help`` stays fast.
+for the command that runs, so ``das --help`` stays fast. :data:`COMMANDS` holds the commands of the pure
+library (no ROS); the installed ``das`` command is :func:`das_ros.cli.main`, which adds the commands that
+speak ROS messages and bags (``demo``, ``infer``, ``bag``) and calls :func:`main` with the full table.
+``python -m das_core.cli`` runs the library commands alone.
 """
 
 from __future__ import annotations
@@ -12,23 +15,21 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
 # (name, module, one-line help). Modules are named explicitly so "go to definition" works.
-COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("demo", "das_core.demo", "render a synthetic crowd, run the full node pipeline, write bag/video/plots"),
-    ("infer", "das_core.infer", "run on images, a folder or a video; write overlays, JSON and optional MCAP"),
-    ("train", "das_core.trainer", "train a model from a YAML experiment config"),
+Command = tuple[str, str, str]
+COMMANDS: tuple[Command, ...] = (
+    ("train", "das_core.training.trainer", "train a model from a YAML experiment config"),
     ("evaluate", "das_core.evaluation.run", "evaluate a checkpoint on an annotation file"),
-    ("export", "das_core.export", "export a checkpoint to ONNX / AOTInductor / TensorRT"),
-    ("bench", "das_core.bench", "benchmark the inference engine (latency, throughput, memory)"),
-    ("bag", "das_ros.bag", "run the node pipeline on a rosbag2 (MCAP/sqlite3) and write an MCAP bag"),
+    ("export", "das_core.engine.export", "export a checkpoint to ONNX / AOTInductor / TensorRT"),
+    ("bench", "das_core.engine.bench", "benchmark the inference engine (latency, throughput, memory)"),
     ("make-synthetic", "das_core.data.make_synthetic", "render a synthetic multi-person 3D dataset"),
     ("convert-official", "das_core.official.convert", "convert the authors' released checkpoint"),
 )
 
 
-def build_parser(load: str | None = None) -> argparse.ArgumentParser:
+def build_parser(load: str | None = None, commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="das",
         description="DAS: absolute multi-person 3D human pose from one RGB camera.",
@@ -36,7 +37,7 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module, help_text in COMMANDS:
+    for name, module, help_text in commands:
         p = sub.add_parser(name, help=help_text, description=help_text,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == load:
@@ -48,11 +49,11 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, commands: Sequence[Command] = COMMANDS) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    names = {c[0] for c in COMMANDS}
+    names = {c[0] for c in commands}
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(chosen if chosen in names else None)
+    parser = build_parser(chosen if chosen in names else None, commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -14,7 +14,7 @@ import numpy as np
 
 from das_core.camera import Intrinsics
 
-__all__ = ["Pose25D", "lift_to_3d", "pose25d_from_3d"]
+__all__ = ["Pose25D", "pose25d_from_3d"]
 
 
 @dataclass
@@ -84,8 +84,3 @@ def pose25d_from_3d(
         has_depth=np.ones((n,), bool),
     )
 
-
-def lift_to_3d(joints_uv: np.ndarray, root_depth: np.ndarray, joints_dz: np.ndarray, camera: Intrinsics) -> np.ndarray:
-    """Inverse of :func:`pose25d_from_3d`: ``Z_root = root_depth · f``, ``Z_k = Z_root + dz_k``, back-project."""
-    z = np.asarray(root_depth, np.float64)[..., None] * camera.focal + np.asarray(joints_dz, np.float64)
-    return camera.backproject(joints_uv, z)

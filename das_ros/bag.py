@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,7 @@ import yaml
 from das_core.skeletons import Skeleton
 from das_ros import params as P
 from das_ros.factory import RosbagsFactory
-from das_ros.interfaces import register_types
+from das_ros.interfaces import DISTROS, typestore
 from das_ros.pipeline import (
     BAD_FRAME_REASONS,
     EstimatorFn,
@@ -38,13 +35,13 @@ from das_ros.pipeline import (
     load_estimator,
     skeleton_of,
 )
+from das_ros.recording import CAMERA_INFO_TYPE, MARKERS_TYPE, POSE_TYPE, McapWriter
 
 __all__ = ["BagError", "BagSummary", "add_arguments", "process_bag", "run"]
 
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = {"sensor_msgs/msg/Image": False, "sensor_msgs/msg/CompressedImage": True}
-CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
 class BagError(ValueError):
@@ -58,15 +55,6 @@ class BagSummary:
     persons: int = 0
     bad_frames: dict[str, int] = field(default_factory=dict)
     output: Path | None = None
-
-
-def _typestore(distro: str) -> Any:
-    from rosbags.typesys import Stores, get_typestore
-
-    store = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}[distro]
-    ts = get_typestore(store)
-    register_types(ts)
-    return ts
 
 
 def _open_reader(src: Path, ts: Any) -> Any:
@@ -83,6 +71,26 @@ def _open_reader(src: Path, ts: Any) -> Any:
 
 def _topics(reader: Any) -> dict[str, str]:
     return {c.topic: c.msgtype for c in reader.connections}
+
+
+def _check_topics(src: Path, topics: dict[str, str], image_topic: str, camera_info_topic: str | None,
+                  settings: PipelineSettings) -> bool:
+    """``BagError`` unless the input topics exist with the right types; whether the images are compressed."""
+    listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "none"
+    if image_topic not in topics:
+        raise BagError(f"image topic {image_topic!r} is not in {src}; topics: {listing}")
+    if topics[image_topic] not in IMAGE_TYPES:
+        raise BagError(f"topic {image_topic!r} has type {topics[image_topic]}, expected one of "
+                       f"{sorted(IMAGE_TYPES)}")
+    if camera_info_topic is not None:
+        if camera_info_topic not in topics:
+            raise BagError(f"camera_info topic {camera_info_topic!r} is not in {src}; topics: {listing}")
+        if topics[camera_info_topic] != CAMERA_INFO_TYPE:
+            raise BagError(f"topic {camera_info_topic!r} has type {topics[camera_info_topic]}, "
+                           f"expected {CAMERA_INFO_TYPE}")
+    elif settings.fallback_hfov_deg <= 0:
+        raise BagError("no camera_info topic given: pass --camera-info-topic or --fallback-hfov")
+    return IMAGE_TYPES[topics[image_topic]]
 
 
 def process_bag(
@@ -108,7 +116,6 @@ def process_bag(
     Jazzy). Raises ``BagError`` for a missing/mistyped topic or an existing output (unless ``overwrite``),
     ``FileNotFoundError`` for a missing input.
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
 
     src, dst = Path(input_path), Path(output_path)
@@ -117,77 +124,49 @@ def process_bag(
     if dst.exists() and not overwrite:
         raise BagError(f"output {dst} exists (use --overwrite to replace it)")
     settings = settings or PipelineSettings()
-    ts = _typestore(distro)
+    ts = typestore(distro)
     summary = BagSummary()
 
     with _open_reader(src, ts) as reader:
-        topics = _topics(reader)
-        listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "none"
-        if image_topic not in topics:
-            raise BagError(f"image topic {image_topic!r} is not in {src}; topics: {listing}")
-        if topics[image_topic] not in IMAGE_TYPES:
-            raise BagError(f"topic {image_topic!r} has type {topics[image_topic]}, expected one of "
-                           f"{sorted(IMAGE_TYPES)}")
-        compressed = IMAGE_TYPES[topics[image_topic]]
-        if camera_info_topic is not None:
-            if camera_info_topic not in topics:
-                raise BagError(f"camera_info topic {camera_info_topic!r} is not in {src}; topics: {listing}")
-            if topics[camera_info_topic] != CAMERA_INFO_TYPE:
-                raise BagError(f"topic {camera_info_topic!r} has type {topics[camera_info_topic]}, "
-                               f"expected {CAMERA_INFO_TYPE}")
-        elif settings.fallback_hfov_deg <= 0:
-            raise BagError("no camera_info topic given: pass --camera-info-topic or --fallback-hfov")
-
+        compressed = _check_topics(src, _topics(reader), image_topic, camera_info_topic, settings)
         pipeline = FramePipeline(estimator, skeleton, RosbagsFactory(ts), settings)
         wanted = [c for c in reader.connections if c.topic in (image_topic, camera_info_topic)]
         n_images = sum(c.msgcount for c in wanted if c.topic == image_topic)
         total = n_images if limit is None else min(limit, n_images)
 
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmpdir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-        try:
-            tmp = tmpdir / dst.name
-            writer = Writer(tmp, version=9 if distro == "jazzy" else 8, storage_plugin=StoragePlugin.MCAP)
-            with writer:
-                out_poses = writer.add_connection(poses_topic, "das_ros/msg/MultiPerson3DPose", typestore=ts)
-                out_markers = (writer.add_connection(markers_topic, "visualization_msgs/msg/MarkerArray",
-                                                     typestore=ts) if markers_topic else None)
-                copies = {}
+        with McapWriter(dst, ts, distro=distro) as writer:
+            writer.add_topic(poses_topic, POSE_TYPE)
+            if markers_topic:
+                writer.add_topic(markers_topic, MARKERS_TYPE)
+            if copy_input:
+                for c in wanted:
+                    if c.topic not in writer.types:
+                        writer.add_topic(c.topic, c.msgtype)
+            bar = tqdm(total=total, unit="img", desc="das bag", disable=not progress)
+            for conn, t_log, raw in reader.messages(connections=wanted):
+                if conn.topic == image_topic and limit is not None and summary.images >= limit:
+                    break
                 if copy_input:
-                    for c in wanted:
-                        if c.topic not in copies:
-                            copies[c.topic] = writer.add_connection(c.topic, c.msgtype, typestore=ts)
-                bar = tqdm(total=total, unit="img", desc="das bag", disable=not progress)
-                for conn, t_log, raw in reader.messages(connections=wanted):
-                    if conn.topic == image_topic and limit is not None and summary.images >= limit:
-                        break
-                    if copy_input:
-                        writer.write(copies[conn.topic], t_log, raw)  # CDR of Image/CameraInfo: same in every distro
-                    msg = reader.deserialize(raw, conn.msgtype)
-                    if conn.topic == camera_info_topic:
-                        pipeline.set_camera_info(msg)
-                        continue
-                    summary.images += 1
-                    bar.update(1)
-                    result = pipeline.process(msg, compressed=compressed)
-                    if not result.ok:
-                        count = pipeline.counters[result.reason or ""]
-                        if count == 1 or count % 100 == 0:
-                            log.warning("frame at %d ns skipped (%s, %d so far): %s", t_log, result.reason, count,
-                                        result.error)
-                        continue
-                    writer.write(out_poses, t_log, ts.serialize_cdr(result.poses, "das_ros/msg/MultiPerson3DPose"))
-                    if out_markers is not None and result.markers is not None:
-                        writer.write(out_markers, t_log,
-                                     ts.serialize_cdr(result.markers, "visualization_msgs/msg/MarkerArray"))
-                    summary.published += 1
-                    summary.persons += len(result.persons) if result.persons is not None else 0
-                bar.close()
-            if dst.exists():
-                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
-            os.replace(tmp, dst)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+                    writer.write_raw(conn.topic, t_log, raw)  # CDR of Image/CameraInfo: same in every distro
+                msg = reader.deserialize(raw, conn.msgtype)
+                if conn.topic == camera_info_topic:
+                    pipeline.set_camera_info(msg)
+                    continue
+                summary.images += 1
+                bar.update(1)
+                result = pipeline.process(msg, compressed=compressed)
+                if not result.ok:
+                    count = pipeline.counters[result.reason or ""]
+                    if count == 1 or count % 100 == 0:
+                        log.warning("frame at %d ns skipped (%s, %d so far): %s", t_log, result.reason, count,
+                                    result.error)
+                    continue
+                writer.write(poses_topic, t_log, result.poses)
+                if markers_topic and result.markers is not None:
+                    writer.write(markers_topic, t_log, result.markers)
+                summary.published += 1
+                summary.persons += len(result.persons) if result.persons is not None else 0
+            bar.close()
     summary.bad_frames = {k: v for k, v in pipeline.counters.items() if k in BAD_FRAME_REASONS}
     summary.output = dst
     return summary
@@ -223,7 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markers-topic", default="/das/markers")
     parser.add_argument("--no-markers", action="store_true", help="do not write markers")
     parser.add_argument("--copy-input", action="store_true", help="also copy the image and camera_info messages")
-    parser.add_argument("--distro", choices=("humble", "jazzy"), default="jazzy",
+    parser.add_argument("--distro", choices=DISTROS, default="jazzy",
                         help="ROS distro whose message definitions the output embeds")
     parser.add_argument("--limit", type=int, default=None, help="process at most this many images")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -251,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.input)
     if not src.exists():
         raise FileNotFoundError(f"input bag {src} does not exist")
-    with _open_reader(src, _typestore(args.distro)) as reader:
+    with _open_reader(src, typestore(args.distro)) as reader:
         topics = _topics(reader)
     for t in (args.image_topic, args.camera_info_topic):
         if t is not None and t not in topics:

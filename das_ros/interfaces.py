@@ -13,11 +13,14 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MESSAGE_NAMES", "PACKAGE", "find_msg_dir", "message_definitions", "register_types", "typename"]
+__all__ = ["DISTROS", "MESSAGE_NAMES", "PACKAGE", "find_msg_dir", "message_definitions", "register_types", "typename",
+           "typestore"]
 
 PACKAGE = "das_ros"
 # Dependency order: a type's fields only use types listed before it (or standard ones).
 MESSAGE_NAMES: tuple[str, ...] = ("Keypoint3D", "Person3DPose", "MultiPerson3DPose")
+# ROS distros whose standard message definitions a written bag can embed (Marker differs between them).
+DISTROS: tuple[str, ...] = ("humble", "jazzy")
 
 
 def typename(name: str) -> str:
@@ -55,3 +58,15 @@ def register_types(typestore: Any, msg_dir: Path | None = None) -> None:
     for name, text in message_definitions(msg_dir).items():
         types.update(get_types_from_msg(text, name))
     typestore.register(types)
+
+
+def typestore(distro: str = "jazzy") -> Any:
+    """The one rosbags ``Typestore`` of the project: ``distro``'s standard messages plus ours."""
+    from rosbags.typesys import Stores, get_typestore
+
+    stores = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}  # keys: DISTROS
+    if distro not in stores:
+        raise ValueError(f"distro must be one of {list(DISTROS)}, got {distro!r}")
+    ts = get_typestore(stores[distro])
+    register_types(ts)
+    return ts

@@ -2,7 +2,7 @@
 without ROS in the pure modules).
 
 Lifecycle (rclpy.lifecycle, Humble and Jazzy):
-  configure  – read parameters, load the model (das_core.inference.Estimator), create publishers
+  configure  – read parameters, load the model (das_core.engine.estimator.Estimator), create publishers
   activate   – subscribe ``image`` (or ``<image>/compressed``) and ``camera_info`` (SensorDataQoS), start the worker
   deactivate – unsubscribe, stop the worker (the model stays loaded)
   cleanup    – drop the model and free GPU memory; shutdown does the same

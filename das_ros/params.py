@@ -71,8 +71,8 @@ PARAMS: tuple[Param, ...] = (
           "configure and says so.", dynamic=False),
     Param("device", "auto", "Inference device (auto = cuda when available, else cpu; cpu, cuda, cuda:N).",
           pattern=_DEVICE, dynamic=False),
-    # Same names as das_core.backends.BACKEND_NAMES / PRECISIONS (a test checks; not imported: that needs torch).
-    Param("backend", "eager", "Inference backend of das_core.inference.Estimator (eager PyTorch, torch.compile, "
+    # Same names as das_core.engine.backends.BACKEND_NAMES / PRECISIONS (a test checks; not imported: that needs torch).
+    Param("backend", "eager", "Inference backend of das_core.engine.estimator.Estimator (eager PyTorch, torch.compile, "
           "AOTInductor, ONNX Runtime, TensorRT).", choices=("eager", "compile", "aoti", "onnx", "tensorrt"),
           dynamic=False),
     Param("precision", "fp32", "Compute precision (what a backend supports is checked at configure).",

@@ -37,7 +37,7 @@ __all__ = ["BAD_FRAME_REASONS", "EstimatorFn", "FramePipeline", "FrameResult", "
 log = logging.getLogger(__name__)
 
 EstimatorFn = Callable[[np.ndarray, Intrinsics], Persons]
-"""``est(image (H, W, 3) uint8 RGB, intrinsics of that image) -> Persons`` (das_core.inference.Estimator)."""
+"""``est(image (H, W, 3) uint8 RGB, intrinsics of that image) -> Persons`` (das_core.engine.estimator.Estimator)."""
 
 BAD_FRAME_REASONS: dict[str, str] = {
     "bad_image": "the image message could not be converted (encoding, size, step, corrupt data)",
@@ -54,17 +54,17 @@ def stamp_seconds(header: Any) -> float:
 
 
 def load_estimator(model: str, device: str, backend: str, precision: str) -> Any:
-    """``das_core.inference.Estimator.from_checkpoint`` with a clear error when no model is given."""
+    """``das_core.engine.estimator.Estimator.from_checkpoint`` with a clear error when no model is given."""
     if not model:
         raise ValueError("no model given: set the 'model' parameter (node) or --model (das bag) to a checkpoint")
-    from das_core.inference import Estimator  # heavy (torch): imported only when a model is loaded
+    from das_core.engine.estimator import Estimator  # heavy (torch): imported only when a model is loaded
 
     return Estimator.from_checkpoint(model, device=device, backend=backend, precision=precision)
 
 
 def skeleton_of(estimator: Any, default: str = "panoptic15") -> Skeleton:
     """The estimator's joint set: ``.skeleton`` (Skeleton or name), else ``.cfg.skeleton`` / ``.config.skeleton``
-    (``das_core.inference.Estimator`` keeps its ``ModelConfig`` in ``cfg``), else ``default``."""
+    (``das_core.engine.estimator.Estimator`` keeps its ``ModelConfig`` in ``cfg``), else ``default``."""
     sk = getattr(estimator, "skeleton", None)
     for attr in ("cfg", "config"):
         if sk is None:

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 TESTS=${QUALITY_TESTS:-tests}
 OUT=${QUALITY_OUT:-$(mktemp -d)}
-PURE_ROS=$(ls das_ros/*.py | grep -v '/node\.py$')
+PURE_ROS=$(ls das_ros/*.py das_ros/apps/*.py | grep -v '/node\.py$')
 
 echo "== ruff check ."
 $PY -m ruff check . --output-format concise

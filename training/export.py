@@ -3,7 +3,7 @@
 TensorRT engine, next to each other with a ``manifest.json`` that says what each file expects.
 
 The network input size follows from the camera frame size and the model's test scale (``--frame-size``).
-The ONNX file is checked against PyTorch in onnxruntime (``das_core.export.ONNX_TOLERANCES``) before
+The ONNX file is checked against PyTorch in onnxruntime (``das_core.engine.export.ONNX_TOLERANCES``) before
 anything else is built from it.
 
 Examples:
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from das_core.config import dump_config
-from das_core.export import (
+from das_core.engine.export import (
     DEFAULT_OPSET,
     ONNX_TOLERANCES,
     OUTPUT_NAMES,
@@ -76,12 +76,12 @@ def main() -> int:
                           shape, device=args.device, precision=args.precision)
         manifest["files"]["aoti"] = {"path": pt2.name, "precision": args.precision, "device": args.device}
     if args.tensorrt:
-        from das_core.backends.tensorrt import build_engine
+        from das_core.engine.export import build_engine
 
         trt_precision = "fp16" if args.precision == "bf16" else args.precision
         batches = None
         if trt_precision == "int8":
-            from das_core.backends.tensorrt import calibration_batches
+            from das_core.engine.export import calibration_batches
 
             if args.calib_images is None:
                 raise SystemExit("TensorRT int8 needs --calib-images")

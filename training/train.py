@@ -2,7 +2,7 @@
 """Train DAS: ``python training/train.py --config config/train/X.yaml [--set key=value ...] [--resume]``.
 
 Multi-GPU: ``torchrun --nproc_per_node N training/train.py --config …`` (DDP; NCCL on GPU, gloo on CPU).
-Same as ``das train``; see :mod:`das_core.trainer` for the recipe and what a run writes.
+Same as ``das train``; see :mod:`das_core.training.trainer` for the recipe and what a run writes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from das_core import trainer  # noqa: E402
+from das_core.training import trainer  # noqa: E402
 
 
 def main() -> int:

@@ -1,21 +1,21 @@
 """``DASDataset``: das annotation files → normalised image tensors + :class:`Pose25D` in network pixels.
 
-Also the batch ``collate`` (pad to the batch maximum, rounded up to the size divisor, DAS_SPEC §3.1) and an
-aspect-ratio grouped batch sampler that splits work across ranks like ``DistributedSampler``.
+Also the batch ``collate`` (pad to the batch maximum, rounded up to the size divisor, DAS_SPEC §3.1); the
+aspect-ratio batch sampler is :mod:`das_core.training.batching`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from das_core.config import AugmentConfig, ModelConfig
 from das_core.data.annotations import AnnotationError, AnnotationSet, ImageAnnotation, read_annotations
@@ -23,7 +23,7 @@ from das_core.data.transforms import augment, resize_for_test
 from das_core.pose25d import Pose25D, pose25d_from_3d
 from das_core.skeletons import Skeleton, get_skeleton
 
-__all__ = ["AspectRatioBatchSampler", "DASDataset", "collate", "load_image", "pose25d_from_annotation"]
+__all__ = ["DASDataset", "collate", "load_image", "pose25d_from_annotation"]
 
 log = logging.getLogger(__name__)
 
@@ -214,60 +214,3 @@ def collate(samples: Sequence[dict[str, Any]], size_divisor: int = 32) -> dict[s
         "joints_3d_visible": [s["joints_3d_visible"] for s in samples],
         "image_ids": [s["image_id"] for s in samples],
     }
-
-
-class AspectRatioBatchSampler(Sampler[list[int]]):
-    """Batches that never mix landscape and portrait images, split across ``world_size`` ranks.
-
-    Every epoch the indices are shuffled with ``seed + epoch`` (same on all ranks), padded to a multiple
-    of ``world_size`` and strided (``rank::world_size``) like ``DistributedSampler``; each rank then fills
-    one bucket per aspect group and emits a batch whenever a bucket is full. Leftovers form a last,
-    smaller batch per group unless ``drop_last``. Call :meth:`set_epoch` before each epoch.
-    """
-
-    def __init__(self, group_flags: np.ndarray | Sequence[int], batch_size: int, shuffle: bool = True,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = False) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not (0 <= rank < world_size):
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
-        self.flags = np.asarray(group_flags)
-        if len(self.flags) == 0:
-            raise ValueError("no samples to batch")
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.drop_last = drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _rank_indices(self) -> np.ndarray:
-        n = len(self.flags)
-        idx = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
-        total = -(-n // self.world_size) * self.world_size
-        idx = np.concatenate([idx, idx[: total - n]]) if total > n else idx
-        return idx[self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        buckets: dict[int, list[int]] = {}
-        for i in self._rank_indices():
-            b = buckets.setdefault(int(self.flags[i]), [])
-            b.append(int(i))
-            if len(b) == self.batch_size:
-                yield list(b)
-                b.clear()
-        if not self.drop_last:
-            for b in buckets.values():
-                if b:
-                    yield list(b)
-
-    def __len__(self) -> int:
-        idx = self._rank_indices()
-        counts = np.bincount(self.flags[idx].astype(np.int64))
-        if self.drop_last:
-            return int(sum(c // self.batch_size for c in counts))
-        return int(sum(-(-c // self.batch_size) for c in counts))

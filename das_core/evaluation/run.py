@@ -104,7 +104,7 @@ def evaluate_estimator(estimator: Any, annotations: AnnotationSet, protocol: str
 def evaluate_model(model: nn.Module, cfg: ModelConfig, data: str | Path, protocol: str = "synthetic",
                    device: torch.device | str = "cpu", mode: str = "all", max_images: int | None = None) -> dict[str, float]:
     """Evaluate an in-memory model (e.g. during training) on one annotation file."""
-    from das_core.inference import Estimator
+    from das_core.engine.estimator import Estimator
 
     annotations = read_annotations(data)
     _check_skeleton(annotations, cfg, data)
@@ -130,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from das_core.inference import Estimator
+    from das_core.engine.estimator import Estimator
 
     annotations = read_annotations(args.data)
     estimator = Estimator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from das_core.model.outputs import DenseOutputs, HeadOutputs
 
-__all__ = ["cell_centers", "concat_levels", "level_sizes", "level_to_dense", "to_dense"]
+__all__ = ["cell_center", "cell_centers", "cell_grid", "concat_levels", "level_sizes", "level_to_dense", "to_dense"]
 
 
 def to_dense(outputs: HeadOutputs, depth_factor: float) -> DenseOutputs:
@@ -52,18 +52,29 @@ def level_sizes(height: int, width: int, strides: Sequence[int]) -> list[tuple[i
     return [(-(-height // s), -(-width // s)) for s in strides]
 
 
+def cell_center(index: Tensor, stride: float) -> Tensor:
+    """Where a cell is — the one rule: cell ``index`` (per axis) of a level of ``stride`` has its centre at
+    ``S·(index + 0.5)`` network-input pixels; ``stride=1`` gives grid units (the recursive update's)."""
+    return (index + 0.5) * stride
+
+
+def cell_grid(h: int, w: int, stride: float, device: torch.device | str = "cpu") -> Tensor:
+    """(H, W, 2) float32 centres (x, y) of one level's cells: cell (i, j) at ``S·(j + 0.5), S·(i + 0.5)``."""
+    ys = cell_center(torch.arange(h, device=device, dtype=torch.float32), stride)
+    xs = cell_center(torch.arange(w, device=device, dtype=torch.float32), stride)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx, yy], dim=-1)
+
+
 def cell_centers(
     sizes: list[tuple[int, int]], strides: tuple[int, ...], device: torch.device | str = "cpu"
 ) -> tuple[Tensor, Tensor]:
-    """Cell centres ``S·(j + 0.5), S·(i + 0.5)`` in network-input pixels, in ``to_dense`` order.
+    """Cell centres of every level in network-input pixels, in ``to_dense`` order.
 
     Returns (P, 2) float32 centres (x, y) and (P,) float32 strides.
     """
     pts, strd = [], []
     for (h, w), s in zip(sizes, strides, strict=False):
-        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * s
-        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * s
-        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-        pts.append(torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=-1))
+        pts.append(cell_grid(h, w, s, device).reshape(-1, 2))
         strd.append(torch.full((h * w,), float(s), device=device))
     return torch.cat(pts), torch.cat(strd)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from das_core.model.dense import cell_grid
 from das_core.model.head import ConvGN, init_normal_convs
 
 __all__ = ["SAMPLERS", "RecursiveUpdate", "UpdateLayer", "sample_grid_units", "sample_joint_points"]
@@ -72,14 +73,6 @@ def sample_joint_points(maps: Tensor, pos: Tensor) -> Tensor:
     return out
 
 
-def _cell_centers(h: int, w: int, device: torch.device) -> Tensor:
-    """(1, H, W, 2) cell centres (j + 0.5, i + 0.5) in grid units."""
-    ys = torch.arange(h, device=device, dtype=torch.float32) + 0.5
-    xs = torch.arange(w, device=device, dtype=torch.float32) + 0.5
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([xx, yy], dim=-1).unsqueeze(0)
-
-
 class UpdateLayer(nn.Module):
     """One refinement step n: residual feature refinement, gated blend, multi-source resampling.
 
@@ -119,7 +112,7 @@ class UpdateLayer(nn.Module):
 
         u = per_joint(blended, 3)
         a = u[..., :2].permute(0, 3, 1, 2, 4).reshape(b, k, hw, 2)  # Ũ^{uv}: displacement to the target, cells
-        p = _cell_centers(h, w, blended.device).reshape(1, 1, hw, 2)
+        p = cell_grid(h, w, 1, blended.device).reshape(1, 1, hw, 2)  # grid units
         if not self.multi:
             values = sample_joint_points(u, p + a)  # (B, K, HW, 3)
             new = values + torch.cat([a, torch.zeros_like(a[..., :1])], dim=-1)
@@ -143,7 +136,7 @@ class UpdateLayer(nn.Module):
         k, m = self.num_joints, self.num_points
         u = blended.reshape(b * k, 3, h, w)  # one joint per row of the batch: (B·K, 3, H, W)
         a = u[:, :2].permute(0, 2, 3, 1)  # (B·K, H, W, 2) Ũ^{uv}: displacement to the target, cells
-        p = _cell_centers(h, w, blended.device)  # (1, H, W, 2)
+        p = cell_grid(h, w, 1, blended.device).unsqueeze(0)  # (1, H, W, 2) grid units
         if not self.multi:
             # Self-sampling at the target, weight 1 (Table 1b "recursive update without multi-source").
             values = sample_grid_units(u, (p + a))  # (B·K, 3, H, W)

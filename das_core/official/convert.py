@@ -315,7 +315,7 @@ def convert_official(checkpoint: str | Path, out: str | Path, *, flows_out: str 
                      trust_pickle: bool = False) -> tuple[Path, Path]:
     """Read, validate, convert and write ``OUT.safetensors`` + ``OUT.yaml``; returns both paths.
 
-    ``flows_out``: also write the four RealNVP flows (training-only) with :class:`~das_core.losses.criterion.DASLoss`
+    ``flows_out``: also write the four RealNVP flows (training-only) with :class:`~das_core.training.losses.criterion.DASLoss`
     names (``flow3d.t.0.0.weight`` …), for fine-tuning with the authors' residual densities.
     """
     from das_core.checkpoint import save_checkpoint

@@ -130,7 +130,7 @@ def main() -> int:
     stages(model, x, torch.float16, out)
     args.out.write_text("\n".join(out))
 
-    from das_core.export import DenseExportWrapper
+    from das_core.engine.export import DenseExportWrapper
 
     for mode in args.compile:
         if args.freezing:

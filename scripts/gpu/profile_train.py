@@ -2,7 +2,7 @@
 
 Usage (device machine): ``python scripts/gpu/profile_train.py SYNTH/train.json``. This is how the
 targets-in-the-main-loop bottleneck was found (57 ms of a 176 ms step at batch 32 on an H100), which led to
-``das_core.trainer.TrainCollate`` (targets assigned in the DataLoader workers).
+``das_core.training.trainer.TrainCollate`` (targets assigned in the DataLoader workers).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import time
 import torch
 
 from das_core.config import load_train_config, parse_overrides
-from das_core.losses.criterion import DASLoss
 from das_core.model.das import DAS
-from das_core.trainer import EpochBatches, SeededDataset, TrainCollate, _build_dataset  # noqa: PLC2701
+from das_core.training.batching import EpochBatches, SeededDataset
+from das_core.training.losses.criterion import DASLoss
+from das_core.training.trainer import TrainCollate, _build_dataset  # noqa: PLC2701
 
 BATCH = 32
 

@@ -5,8 +5,8 @@ import sys
 
 from das_core.checkpoint import load_checkpoint
 from das_core.data.annotations import read_annotations
+from das_core.engine.estimator import Estimator
 from das_core.evaluation.run import evaluate_estimator
-from das_core.inference import Estimator
 from das_core.model.das import DAS
 
 ckpt, data, out = sys.argv[1], sys.argv[2], sys.argv[3]

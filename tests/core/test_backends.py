@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from das_core.backends import BackendError, make_backend
-from das_core.backends.cache import ArtifactCache, model_fingerprint
 from das_core.config import ModelConfig, config_from_dict, dump_config
-from das_core.export import compare_dense, example_input
+from das_core.engine.backends import BackendError, make_backend
+from das_core.engine.backends.cache import ArtifactCache, model_fingerprint
+from das_core.engine.export import compare_dense, example_input
 from das_core.model.das import DAS
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -44,7 +44,7 @@ def test_cache_reuses_a_matching_artefact_and_rebuilds_when_the_key_changes(tmp_
     assert again.valid and again.path == first.path
     assert again.artefact("model.pt2").read_bytes() == b"built by torch 2.13.0"
 
-    with caplog.at_level(logging.WARNING, logger="das_core.backends.cache"):
+    with caplog.at_level(logging.WARNING, logger="das_core.engine.backends.cache"):
         upgraded = _entry(cache, torch_version="2.14.0")
     assert not upgraded.valid
     assert not upgraded.artefact("model.pt2").exists()  # the stale artefact is gone
@@ -98,7 +98,7 @@ def test_onnx_backend_matches_eager_on_cpu_and_reuses_its_cached_file(tmp_path, 
     key = json.loads((files[0].parent / "key.json").read_text())
     assert key["shape"] == [1, 3, 64, 96] and key["torch"] == torch.__version__
 
-    with caplog.at_level(logging.INFO, logger="das_core.backends.cache"):
+    with caplog.at_level(logging.INFO, logger="das_core.engine.backends.cache"):
         make_backend("onnx", model, cfg, device="cpu", cache_dir=tmp_path).run(x)
     assert "reusing cached" in caplog.text
 
@@ -150,7 +150,7 @@ def test_compiled_backends_match_eager_on_cuda(name: str, tmp_path) -> None:
 
 
 def test_aoti_package_that_does_not_exist_is_named_in_the_error(tmp_path) -> None:
-    from das_core.backends.aoti import load_package
+    from das_core.engine.backends.aoti import load_package
 
     with pytest.raises(FileNotFoundError, match="missing.pt2"):
         load_package(tmp_path / "missing.pt2")
@@ -163,9 +163,9 @@ def test_aoti_package_that_does_not_exist_is_named_in_the_error(tmp_path) -> Non
 
 @pytest.mark.parametrize("people", [0, 4])
 def test_forced_people_scene_decodes_to_exactly_that_many_people(people: int) -> None:
-    from das_core.bench import ForcedPeople, ForcedPeopleBackend, default_camera, synthetic_frame
     from das_core.camera import ResizeRecord
-    from das_core.inference import Estimator
+    from das_core.engine.bench import ForcedPeople, ForcedPeopleBackend, default_camera, synthetic_frame
+    from das_core.engine.estimator import Estimator
 
     cfg = config_from_dict(ModelConfig, {**TINY, "input": {"short_side": 128, "long_side": 256}})
     torch.manual_seed(0)
@@ -186,8 +186,8 @@ def test_forced_people_scene_decodes_to_exactly_that_many_people(people: int) ->
 
 
 def test_too_many_forced_people_for_the_input_is_an_error() -> None:
-    from das_core.bench import ForcedPeople, default_camera
     from das_core.camera import ResizeRecord
+    from das_core.engine.bench import ForcedPeople, default_camera
 
     cfg = config_from_dict(ModelConfig, TINY)
     rec = ResizeRecord.for_image(96, 64, 96, 64, 32)
@@ -219,8 +219,8 @@ def test_bench_command_writes_a_report_with_agreement_for_each_backend(tmp_path,
 
 def test_aoti_refuses_a_package_that_does_not_reproduce_the_eager_network(tmp_path) -> None:
     """A package is checked against eager fp32 when loaded; a wrong one is an error, never silent output."""
-    from das_core.backends.aoti import AOTIBackend
-    from das_core.backends.eager import EagerBackend
+    from das_core.engine.backends.aoti import AOTIBackend
+    from das_core.engine.backends.eager import EagerBackend
     from das_core.model.outputs import DenseOutputs
 
     cfg, model = tiny_das()

@@ -10,7 +10,7 @@ import torch
 
 from das_core.camera import Intrinsics, ResizeRecord
 from das_core.config import DecodeConfig, ModelConfig
-from das_core.decode import (
+from das_core.engine.decode import (
     DecodeError,
     decode,
     oks_nms,
@@ -19,7 +19,7 @@ from das_core.decode import (
     to_persons_batch,
     transfer,
 )
-from das_core.inference import level_sizes
+from das_core.engine.estimator import level_sizes
 from das_core.model.dense import cell_centers, to_dense
 from das_core.model.outputs import HeadOutputs
 from das_core.skeletons import get_skeleton

@@ -8,7 +8,7 @@ from torch import nn
 
 from das_core.checkpoint import save_checkpoint
 from das_core.config import ModelConfig, config_from_dict, load_config
-from das_core.export import (
+from das_core.engine.export import (
     ONNX_TOLERANCES,
     OUTPUT_NAMES,
     DenseExportWrapper,

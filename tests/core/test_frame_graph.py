@@ -1,4 +1,4 @@
-"""Whole-frame graphs (das_core/frame_graph.py): the same people as the step-by-step Estimator path.
+"""Whole-frame graphs (das_core/engine/frame_graph.py): the same people as the step-by-step Estimator path.
 
 On the CPU the frame program runs eagerly (that is what CI checks); the captured CUDA path has its own
 test, run on the GPU machine.
@@ -11,9 +11,9 @@ import pytest
 import torch
 from test_inference import CAMERA, CFG, ChainBackend, K, TinyModel, image
 
-from das_core.backends.eager import EagerBackend
-from das_core.frame_graph import FrameGraph
-from das_core.inference import Estimator
+from das_core.engine.backends.eager import EagerBackend
+from das_core.engine.estimator import Estimator
+from das_core.engine.frame_graph import FrameGraph
 
 
 class GraphableEager(EagerBackend):
@@ -79,7 +79,7 @@ def test_frame_graph_frames_needing_more_nms_steps_are_decoded_exactly():
 
 
 def test_bad_frames_are_refused_before_the_frame_graph():
-    from das_core.preprocess import ImageError
+    from das_core.engine.preprocess import ImageError
 
     est = Estimator(CFG, GraphableEager(TinyModel(CFG.strides, K), CFG, device="cpu"), nms_iters=16)
     with pytest.raises(ImageError, match="uint8"):

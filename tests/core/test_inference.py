@@ -10,16 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from das_core.backends import BACKEND_NAMES, BackendError, make_backend
-from das_core.backends.eager import EagerBackend
 from das_core.camera import CameraError, Intrinsics
 from das_core.checkpoint import CheckpointError, save_checkpoint
 from das_core.config import FPNConfig, HeadConfig, InputConfig, ModelConfig, TargetConfig, UpdateConfig
-from das_core.decode import decode, transfer
-from das_core.inference import Estimator, level_sizes
+from das_core.engine.backends import BACKEND_NAMES, BackendError, make_backend
+from das_core.engine.backends.eager import EagerBackend
+from das_core.engine.decode import decode, transfer
+from das_core.engine.estimator import Estimator, level_sizes
+from das_core.engine.preprocess import ImageError, preprocess
 from das_core.model.dense import cell_centers
 from das_core.model.outputs import DenseOutputs, HeadOutputs
-from das_core.preprocess import ImageError, preprocess
 from das_core.skeletons import get_skeleton
 
 CFG = ModelConfig(
@@ -211,7 +211,7 @@ def test_estimator_from_checkpoint_runs_a_tiny_das(tmp_path) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_preprocess_forward_and_decode_never_wait_for_the_gpu() -> None:
-    from das_core.preprocess import preprocess_batch
+    from das_core.engine.preprocess import preprocess_batch
 
     est = Estimator.from_model(TinyModel(CFG.strides, K), CFG, device="cuda")
     assert est.nms_iters is not None

@@ -21,7 +21,7 @@ from torch import Tensor
 from das_core.camera import Intrinsics, ResizeRecord
 from das_core.checkpoint import load_checkpoint
 from das_core.config import load_config
-from das_core.decode import decode
+from das_core.engine.decode import decode
 from das_core.model.das import DAS
 from das_core.model.dense import cell_centers, to_dense
 from das_core.model.mspn import MSPN, load_mspn_pretrained
@@ -441,7 +441,7 @@ def test_cli_converts_a_file_into_a_checkpoint_that_loads_strictly(
     from safetensors.torch import load_file
 
     from das_core.cli import main
-    from das_core.losses.criterion import DASLoss
+    from das_core.training.losses.criterion import DASLoss
 
     flows = tmp_path / "flows.safetensors"
     assert main(["convert-official", str(official_file), str(tmp_path / "das_official"), "--flows", str(flows)]) == 0

@@ -9,7 +9,7 @@ import torch
 
 from das_core.camera import ResizeRecord
 from das_core.config import InputConfig
-from das_core.preprocess import MAX_IMAGE_PIXELS, ImageError, preprocess, preprocess_batch
+from das_core.engine.preprocess import MAX_IMAGE_PIXELS, ImageError, preprocess, preprocess_batch
 
 CFG = InputConfig(short_side=96, long_side=160, size_divisor=32)
 MEAN = np.array(CFG.mean, np.float32)

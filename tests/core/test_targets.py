@@ -11,7 +11,7 @@ import torch
 from das_core.config import ModelConfig
 from das_core.model.dense import cell_centers
 from das_core.pose25d import Pose25D
-from das_core.targets import Targets, assign_targets
+from das_core.training.targets import Targets, assign_targets
 
 K = 15  # panoptic15, the default skeleton
 CFG = ModelConfig()  # strides 8..128, ranges (-1,48) (48,96) (96,192) (192,384) (384,1e8)

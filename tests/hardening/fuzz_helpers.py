@@ -88,7 +88,7 @@ def tiny_estimator(seed: int = 0) -> Any:
     """The real ``Estimator`` (eager backend, CPU) around a randomly initialised tiny DAS."""
     import torch
 
-    from das_core.inference import Estimator
+    from das_core.engine.estimator import Estimator
     from das_core.model.das import DAS
 
     cfg = tiny_model_config()

@@ -23,7 +23,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from das_core.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint
 from das_core.config import ConfigError, config_to_dict, load_config, load_train_config
-from das_core.inference import Estimator
+from das_core.engine.estimator import Estimator
 from das_core.model.das import DAS
 from das_ros import bag
 from das_ros.pipeline import PipelineSettings

@@ -24,8 +24,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from das_core.camera import Intrinsics, ResizeRecord
-from das_core.decode import DecodeError, decode, transfer
-from das_core.inference import level_sizes
+from das_core.engine.decode import DecodeError, decode, transfer
+from das_core.engine.estimator import level_sizes
 from das_core.model.dense import cell_centers
 from das_core.model.outputs import DenseOutputs
 from das_core.persons import Persons

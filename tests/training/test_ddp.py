@@ -22,7 +22,7 @@ def _worker(rank: int, world_size: int, port: int, cfg, out: str) -> None:
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
-    from das_core.trainer import train
+    from das_core.training.trainer import train
 
     result = train(cfg, device="cpu", progress=False)
     save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, f"{out}/rank{rank}.safetensors")

@@ -14,7 +14,8 @@ from torch import nn
 
 from das_core import cli
 from das_core.config import OptimConfig
-from das_core.trainer import EpochBatches, NonFiniteLossError, RunBatches, lr_factor, param_groups, train
+from das_core.training.batching import EpochBatches, RunBatches
+from das_core.training.trainer import NonFiniteLossError, lr_factor, param_groups, train
 
 # ---------------------------------------------------------------- schedule and optimiser (DAS_SPEC §8)
 
@@ -132,7 +133,7 @@ def test_resume_without_a_previous_run_names_the_missing_file(tiny_data, make_ti
 
 
 def test_non_finite_loss_stops_the_run_and_shows_every_loss_term(tiny_data, make_tiny_config, tmp_path, monkeypatch):
-    from das_core.losses.criterion import DASLoss
+    from das_core.training.losses.criterion import DASLoss
 
     real = DASLoss.forward
 
@@ -147,7 +148,7 @@ def test_non_finite_loss_stops_the_run_and_shows_every_loss_term(tiny_data, make
 
 
 def test_budget_fits_the_schedule_into_the_remaining_minutes():
-    from das_core.trainer import fit_max_iters
+    from das_core.training.trainer import fit_max_iters
 
     # 60 iterations done after 30 s at 0.5 s/iteration, 10 minutes budget: (582 − 30) / 0.5 = 1104 more
     assert fit_max_iters(60, 0.5, 30.0, 10.0, 100_000) == 60 + 1104

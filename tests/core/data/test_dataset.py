@@ -1,4 +1,4 @@
-"""DASDataset, collate and the aspect-ratio batch sampler."""
+"""DASDataset and collate (the batch sampler: tests/training/test_trainer.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ import torch
 
 from das_core.config import AugmentConfig, InputConfig, ModelConfig
 from das_core.data.annotations import AnnotationError, read_annotations
-from das_core.data.dataset import AspectRatioBatchSampler, DASDataset, collate
+from das_core.data.dataset import DASDataset, collate
 from das_core.data.make_synthetic import generate
 from das_core.data.synthetic import SceneConfig
-from das_core.pose25d import lift_to_3d
+
+
+def lift_to_3d(joints_uv, root_depth, joints_dz, camera):  # noqa: ANN001, ANN201 - test oracle
+    """Inverse of ``pose25d_from_3d``: ``Z_root = root_depth · f``, ``Z_k = Z_root + dz_k``, back-project."""
+    z = np.asarray(root_depth, np.float64)[..., None] * camera.focal + np.asarray(joints_dz, np.float64)
+    return camera.backproject(joints_uv, z)
 
 
 @pytest.fixture(scope="module")
@@ -66,23 +71,6 @@ def test_collate_pads_to_the_size_divisor(synth):
 def test_skeleton_mismatch_is_an_error(synth):
     with pytest.raises(AnnotationError, match="muco21"):
         DASDataset([synth], ModelConfig(skeleton="muco21"), None)
-
-
-def test_batch_sampler_groups_aspect_and_splits_ranks():
-    flags = np.array([0, 1] * 10 + [0] * 5)
-    seen = []
-    for rank in range(2):
-        sampler = AspectRatioBatchSampler(flags, batch_size=4, seed=3, rank=rank, world_size=2)
-        batches = list(sampler)
-        assert len(batches) == len(sampler)
-        for bt in batches:
-            assert len(set(flags[bt])) == 1 and len(bt) <= 4
-        seen += [i for bt in batches for i in bt]
-    assert sorted(set(seen)) == list(range(len(flags)))
-    s0 = AspectRatioBatchSampler(flags, 4, seed=3)
-    first = list(s0)
-    s0.set_epoch(1)
-    assert list(s0) != first
 
 
 def _write_mixed(tmp_path):

@@ -18,8 +18,15 @@ from das_core.data.transforms import (
     resize_for_test,
     resize_keep_ratio,
 )
-from das_core.pose25d import lift_to_3d, pose25d_from_3d
+from das_core.pose25d import pose25d_from_3d
 from das_core.skeletons import get_skeleton
+
+
+def lift_to_3d(joints_uv, root_depth, joints_dz, camera):  # noqa: ANN001, ANN201 - test oracle
+    """Inverse of ``pose25d_from_3d``: ``Z_root = root_depth · f``, ``Z_k = Z_root + dz_k``, back-project."""
+    z = np.asarray(root_depth, np.float64)[..., None] * camera.focal + np.asarray(joints_dz, np.float64)
+    return camera.backproject(joints_uv, z)
+
 
 SK = get_skeleton("panoptic15")
 CAM = Intrinsics(fx=300.0, fy=310.0, cx=150.0, cy=95.0)

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from das_core.config import FPNConfig, LossConfig, ModelConfig, TargetConfig
-from das_core.losses.criterion import DASLoss
 from das_core.model.outputs import HeadOutputs
 from das_core.pose25d import Pose25D
-from das_core.targets import Targets, assign_targets
+from das_core.training.losses.criterion import DASLoss
+from das_core.training.targets import Targets, assign_targets
 
 K = 15
 CFG = ModelConfig(

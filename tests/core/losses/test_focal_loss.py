@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from das_core.losses.focal import sigmoid_focal_loss
+from das_core.training.losses.focal import sigmoid_focal_loss
 
 
 def test_matches_the_closed_form_at_logit_zero() -> None:

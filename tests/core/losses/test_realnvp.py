@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from das_core.losses.flows import RealNVP
+from das_core.training.losses.flows import RealNVP
 
 
 def random_flow(dim: int, seed: int = 0) -> RealNVP:

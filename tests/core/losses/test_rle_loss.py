@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from das_core.losses.flows import RealNVP
-from das_core.losses.l1 import l1_pose_loss
-from das_core.losses.rle import rle_loss
+from das_core.training.losses.flows import RealNVP
+from das_core.training.losses.l1 import l1_pose_loss
+from das_core.training.losses.rle import rle_loss
 
 SIGMOID_1 = 1 / (1 + math.exp(-1))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CameraError", "Intrinsics", "ResizeRecord", "keep_ratio_scale"]
+__all__ = ["ASPECT_TOLERANCE", "CameraError", "Intrinsics", "ResizeRecord", "keep_ratio_scale", "scale_to_image"]
 
 
 class CameraError(ValueError):
@@ -90,6 +90,47 @@ class Intrinsics:
         y = (uv[..., 1] - self.cy) / self.fy
         x = (uv[..., 0] - self.cx - self.skew * y) / self.fx
         return np.stack([x * z, y * z, z], axis=-1)
+
+
+#: Largest relative difference between the x and y scale factors that still counts as one aspect ratio. A
+#: resize to integer sizes differs by at most a pixel per side (allowed separately); a crop or another
+#: camera differs by far more (1920×1080 → 640×480: 33 %, ~15 % depth error if scaled per axis).
+ASPECT_TOLERANCE = 0.01
+
+
+def scale_to_image(
+    k: Intrinsics,
+    calib_size: tuple[int, int],
+    image_size: tuple[int, int],
+    *,
+    fix: str = "recalibrate at this size, crop/resize the image to the calibration's aspect ratio, "
+    "or pass intrinsics that match the image",
+) -> Intrinsics:
+    """Intrinsics of a calibration made at ``calib_size`` (width, height) for an image of ``image_size``.
+
+    The only rule for scaling a calibration to another image size, used by ``das infer --camera`` and by the
+    ROS node's CameraInfo: a uniform resize (same aspect ratio, up to one pixel of rounding per side) scales
+    K under the pixel-centre convention; anything else is refused with ``CameraError``, because a crop or
+    another camera's calibration cannot be recovered by scaling (the depth would be wrong by the aspect
+    error). ``fix`` is the advice appended to the message (the caller knows the user's options).
+    """
+    (cw, ch), (w, h) = (int(calib_size[0]), int(calib_size[1])), (int(image_size[0]), int(image_size[1]))
+    if min(cw, ch, w, h) <= 0:
+        raise CameraError(f"image sizes must be positive, got calibration {cw}×{ch} and image {w}×{h}")
+    if (cw, ch) == (w, h):
+        return k
+    sx, sy = w / cw, h / ch
+    uniform = (
+        math.isclose(sx, sy, rel_tol=ASPECT_TOLERANCE)
+        or abs(ch * sx - h) <= 1.0  # the image's height is the rounded uniform resize of the calibration's
+        or abs(cw * sy - w) <= 1.0
+    )
+    if not uniform:
+        raise CameraError(
+            f"image is {w}×{h} (aspect {w / h:.4f}) but the calibration is for {cw}×{ch} (aspect {cw / ch:.4f}): "
+            f"aspect ratios differ, so scaling cannot give this image's intrinsics; {fix}"
+        )
+    return k.scaled(sx, sy)
 
 
 def keep_ratio_scale(width: int, height: int, long_side: int, short_side: int) -> float:

@@ -34,6 +34,7 @@ from das_core.official.convert import (
     official_model_config,
 )
 from das_core.official.layout import OfficialArch, key_group, official_layout
+from das_core.official.pth import read_state_dict
 
 REPO = Path(__file__).resolve().parents[2]
 K = 15
@@ -497,6 +498,30 @@ def test_refuses_files_that_are_not_checkpoints(tmp_path: Path, content: object,
         torch.save(content, path)
     with pytest.raises(OfficialCheckpointError, match=message):
         convert_official(path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (b"model = dict(type='DAS', backbone=dict(type='MSPN'))\n", "a text file (starts \"model = dict"),
+        (b"cat\n", "a text file (starts 'cat')"),  # 'c' is pickle's GLOBAL opcode: was "objects other than tensors"
+        (b"", "an empty file"),
+        (bytes(range(200, 256)), "binary data starting with c8 c9"),
+    ],
+)
+def test_a_file_that_is_no_torch_container_is_named_for_what_it_is(tmp_path: Path, content: bytes,
+                                                                    what: str) -> None:
+    path = tmp_path / "epoch_22.pth"
+    path.write_bytes(content)
+    with pytest.raises(OfficialCheckpointError, match="neither a zip archive nor a pickle") as info:
+        convert_official(path, tmp_path / "out")
+    assert what in str(info.value) and "other than tensors" not in str(info.value)
+
+
+def test_legacy_pickle_checkpoints_are_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.pth"
+    torch.save({"state_dict": {"a": torch.ones(2)}}, path, _use_new_zipfile_serialization=False)
+    assert torch.equal(read_state_dict(path)["a"], torch.ones(2))
 
 
 def test_refuses_a_different_layout_and_names_the_keys(official: dict[str, Tensor]) -> None:

@@ -144,7 +144,9 @@ def keep_ratio_scale(width: int, height: int, long_side: int, short_side: int) -
 class ResizeRecord:
     """How an original image became the network input: keep-ratio resize, then bottom/right padding.
 
-    ``sx = resized_width / width`` exactly (the integer size is what the pixels were resized to).
+    ``sx = resized_width / width`` exactly (the integer size is what the pixels were resized to). Sizes round
+    half up as mmcv does, for ``compat: native`` and ``official`` alike (one resize rule for training and
+    inference; DAS_SPEC §3.2).
     """
 
     width: int
@@ -157,7 +159,9 @@ class ResizeRecord:
     @classmethod
     def for_image(cls, width: int, height: int, long_side: int, short_side: int, size_divisor: int) -> ResizeRecord:
         s = keep_ratio_scale(width, height, long_side, short_side)
-        rw, rh = max(1, int(round(width * s))), max(1, int(round(height * s)))
+        # mmcv's rescale_size rounds half up, ``int(x + 0.5)``; Python's ``round`` rounds half to even and
+        # gives another size on ties (1023×768 at short side 640: 852.5 → 853 in mmcv, 852 with round)
+        rw, rh = max(1, int(width * s + 0.5)), max(1, int(height * s + 0.5))
         pw = int(math.ceil(rw / size_divisor) * size_divisor)
         ph = int(math.ceil(rh / size_divisor) * size_divisor)
         return cls(width, height, rw, rh, pw, ph)

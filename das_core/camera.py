@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CameraError", "Intrinsics", "ResizeRecord", "from_resized", "keep_ratio_scale", "to_resized"]
+__all__ = [
+    "ASPECT_TOLERANCE", "CameraError", "Intrinsics", "ResizeRecord", "from_resized", "keep_ratio_scale",
+    "scale_to_image", "to_resized",
+]
 
 
 class CameraError(ValueError):
@@ -104,6 +107,47 @@ def from_resized(x: Any, s: Any) -> Any:
     return (x + 0.5) / s - 0.5
 
 
+#: Largest relative difference between the x and y scale factors that still counts as one aspect ratio. A
+#: resize to integer sizes differs by at most a pixel per side (allowed separately); a crop or another
+#: camera differs by far more (1920×1080 → 640×480: 33 %, ~15 % depth error if scaled per axis).
+ASPECT_TOLERANCE = 0.01
+
+
+def scale_to_image(
+    k: Intrinsics,
+    calib_size: tuple[int, int],
+    image_size: tuple[int, int],
+    *,
+    fix: str = "recalibrate at this size, crop/resize the image to the calibration's aspect ratio, "
+    "or pass intrinsics that match the image",
+) -> Intrinsics:
+    """Intrinsics of a calibration made at ``calib_size`` (width, height) for an image of ``image_size``.
+
+    The only rule for scaling a calibration to another image size, used by ``das infer --camera`` and by the
+    ROS node's CameraInfo: a uniform resize (same aspect ratio, up to one pixel of rounding per side) scales
+    K under the pixel-centre convention; anything else is refused with ``CameraError``, because a crop or
+    another camera's calibration cannot be recovered by scaling (the depth would be wrong by the aspect
+    error). ``fix`` is the advice appended to the message (the caller knows the user's options).
+    """
+    (cw, ch), (w, h) = (int(calib_size[0]), int(calib_size[1])), (int(image_size[0]), int(image_size[1]))
+    if min(cw, ch, w, h) <= 0:
+        raise CameraError(f"image sizes must be positive, got calibration {cw}×{ch} and image {w}×{h}")
+    if (cw, ch) == (w, h):
+        return k
+    sx, sy = w / cw, h / ch
+    uniform = (
+        math.isclose(sx, sy, rel_tol=ASPECT_TOLERANCE)
+        or abs(ch * sx - h) <= 1.0  # the image's height is the rounded uniform resize of the calibration's
+        or abs(cw * sy - w) <= 1.0
+    )
+    if not uniform:
+        raise CameraError(
+            f"image is {w}×{h} (aspect {w / h:.4f}) but the calibration is for {cw}×{ch} (aspect {cw / ch:.4f}): "
+            f"aspect ratios differ, so scaling cannot give this image's intrinsics; {fix}"
+        )
+    return k.scaled(sx, sy)
+
+
 def keep_ratio_scale(width: int, height: int, long_side: int, short_side: int) -> float:
     """mmdet "range" keep-ratio rule: ``min(L / long, S / short)`` (DAS_SPEC §3.2)."""
     if width <= 0 or height <= 0:
@@ -115,7 +159,9 @@ def keep_ratio_scale(width: int, height: int, long_side: int, short_side: int) -
 class ResizeRecord:
     """How an original image became the network input: keep-ratio resize, then bottom/right padding.
 
-    ``sx = resized_width / width`` exactly (the integer size is what the pixels were resized to).
+    ``sx = resized_width / width`` exactly (the integer size is what the pixels were resized to). Sizes round
+    half up as mmcv does, for ``compat: native`` and ``official`` alike (one resize rule for training and
+    inference; DAS_SPEC §3.2).
     """
 
     width: int
@@ -128,7 +174,9 @@ class ResizeRecord:
     @classmethod
     def for_image(cls, width: int, height: int, long_side: int, short_side: int, size_divisor: int) -> ResizeRecord:
         s = keep_ratio_scale(width, height, long_side, short_side)
-        rw, rh = max(1, int(round(width * s))), max(1, int(round(height * s)))
+        # mmcv's rescale_size rounds half up, ``int(x + 0.5)``; Python's ``round`` rounds half to even and
+        # gives another size on ties (1023×768 at short side 640: 852.5 → 853 in mmcv, 852 with round)
+        rw, rh = max(1, int(width * s + 0.5)), max(1, int(height * s + 0.5))
         pw = int(math.ceil(rw / size_divisor) * size_divisor)
         ph = int(math.ceil(rh / size_divisor) * size_divisor)
         return cls(width, height, rw, rh, pw, ph)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from das_core.camera import CameraError, Intrinsics
+from das_core.camera import CameraError, Intrinsics, scale_to_image
 
 __all__ = ["intrinsics_for_image", "load_intrinsics"]
 
@@ -64,13 +64,21 @@ def load_intrinsics(path: str | Path) -> tuple[Intrinsics, tuple[int, int] | Non
 
 def intrinsics_for_image(width: int, height: int, camera: Intrinsics | None, camera_size: tuple[int, int] | None,
                          hfov_deg: float | None) -> Intrinsics:
-    """Intrinsics for an image of this size: scaled from a calibration of another size, or from a FOV guess."""
+    """Intrinsics for an image of this size: scaled from a calibration of another size, or from a FOV guess.
+
+    Scaling follows :func:`das_core.camera.scale_to_image`: a calibration of another aspect ratio raises
+    ``CameraError`` (the same rule as the ROS node's CameraInfo).
+    """
     if camera is not None:
         if camera_size is not None and camera_size != (width, height):
-            sx, sy = width / camera_size[0], height / camera_size[1]
-            log.warning("image is %dx%d but the calibration is for %dx%d: scaling intrinsics by (%.4f, %.4f)",
-                        width, height, *camera_size, sx, sy)
-            return camera.scaled(sx, sy)
+            k = scale_to_image(
+                camera, camera_size, (width, height),
+                fix=f"recalibrate at {width}×{height}, crop/resize the input to the calibration's aspect ratio, "
+                "or pass a --camera file whose image_width/image_height match the input",
+            )
+            log.info("image is %dx%d but the calibration is for %dx%d: intrinsics scaled by (%.4f, %.4f)",
+                     width, height, *camera_size, width / camera_size[0], height / camera_size[1])
+            return k
         return camera
     if hfov_deg is None:
         raise CameraError("no intrinsics: pass --camera FILE (ROS camera_info YAML or JSON) or --hfov DEGREES")

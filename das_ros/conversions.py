@@ -11,13 +11,12 @@ Every failed image conversion raises ``ImageConversionError``; every unusable Ca
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import cv2
 import numpy as np
 
-from das_core.camera import CameraError, Intrinsics
+from das_core.camera import CameraError, Intrinsics, scale_to_image
 
 __all__ = [
     "ACCEPTED_ENCODINGS",
@@ -283,8 +282,8 @@ def intrinsics_from_camera_info(
     Lens distortion is ignored (the network was trained on undistorted-enough images).
 
     Raises ``CameraInfoError`` when K[0] (or P[0]) is 0 (the CameraInfo.msg convention for an uncalibrated
-    camera), when a value is non-finite, or when the aspect ratios of image and CameraInfo differ by more than
-    5 % (the CameraInfo then almost surely belongs to another camera or stream).
+    camera), when a value is non-finite, or when the aspect ratios of image and CameraInfo differ
+    (``das_core.camera.scale_to_image``, the rule ``das infer --camera`` uses too).
     """
     name = "P" if use_rectified else "K"
     raw = np.asarray(_field(info, "p", "P") if use_rectified else _field(info, "k", "K"), dtype=np.float64)
@@ -323,10 +322,9 @@ def intrinsics_from_camera_info(
         return k  # no size to compare (drivers may leave width/height at 0): trust K as is
     if (image_width, image_height) == (w, h):
         return k
-    sx, sy = image_width / w, image_height / h
-    if not math.isclose(sx, sy, rel_tol=0.05):
-        raise CameraInfoError(
-            f"image is {image_width}×{image_height} but CameraInfo describes {w}×{h} (after ROI/binning): "
-            "aspect ratios differ, so the camera_info topic probably belongs to another camera or stream"
-        )
-    return k.scaled(sx, sy)
+    try:
+        return scale_to_image(k, (w, h), (image_width, image_height),
+                              fix="the camera_info topic probably belongs to another camera or stream; remap it to "
+                              "the image's own camera_info, or recalibrate at the image size")
+    except CameraError as exc:
+        raise CameraInfoError(f"CameraInfo (after ROI/binning): {exc}") from None

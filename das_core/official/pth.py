@@ -26,6 +26,54 @@ class CheckpointFileError(ValueError):
     """The file cannot be read safely or does not hold a state dict; the message names the file."""
 
 
+def _describe(head: bytes) -> str:
+    """What a file that is not a torch container is, from its first bytes (for the error message)."""
+    if not head:
+        return "an empty file"
+    if head[:2] == b"\x1f\x8b":
+        return "a gzip file (unpack it first)"
+    if len(head) > 9 and head[8:10] == b'{"':
+        return "a safetensors file (name it .safetensors)"
+    text = _utf8_prefix(head)
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+        first = text.strip().splitlines()[0][:60] if text.strip() else ""
+        return f"a text file (starts {first!r})"
+    return f"binary data starting with {head[:8].hex(' ')}"
+
+
+def _utf8_prefix(data: bytes) -> str:
+    """``data`` as UTF-8, allowing one multi-byte character cut off by the sample's end; "" if not UTF-8."""
+    for cut in range(4):
+        try:
+            return data[: len(data) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return ""
+
+
+def _check_torch_container(path: Path) -> None:
+    """Refuse a file that is neither of ``torch.save``'s containers before any unpickler sees it.
+
+    ``torch.save`` writes a zip archive (since 1.6), or a pickle (``_use_new_zipfile_serialization=False``;
+    protocol ≥ 2 starts with the PROTO opcode), or — before 0.4 — a tar archive. Anything else fed to
+    ``torch.load`` fails inside the unpickler with a message about the pickle (a text file starting with
+    ``c`` reads as a GLOBAL opcode: "objects other than tensors"), which sends the user the wrong way.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        raise CheckpointFileError(f"{path}: cannot read: {exc}") from None
+    zip_archive = head[:4] == b"PK\x03\x04"
+    pickled = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    tar_archive = head[257:262] == b"ustar"
+    if not (zip_archive or pickled or tar_archive):
+        raise CheckpointFileError(
+            f"{path}: not a PyTorch checkpoint: neither a zip archive nor a pickle (what torch.save writes); "
+            f"it is {_describe(head)}"
+        )
+
+
 def read_torch_file(path: str | Path, trust_pickle: bool = False) -> Any:
     """``torch.load`` on CPU with ``weights_only=True`` (or the full unpickler when ``trust_pickle``,
     for a file you made yourself). Errors name the file and say why."""
@@ -39,6 +87,7 @@ def read_torch_file(path: str | Path, trust_pickle: bool = False) -> Any:
             return dict(load_file(str(path), device="cpu"))
         except Exception as exc:  # safetensors raises its own error types
             raise CheckpointFileError(f"{path}: not a readable safetensors file: {exc}") from None
+    _check_torch_container(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:

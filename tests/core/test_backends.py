@@ -237,3 +237,28 @@ def test_aoti_refuses_a_package_that_does_not_reproduce_the_eager_network(tmp_pa
     backend._verify(faithful, shape, tmp_path / "ok.pt2")
     with pytest.raises(BackendError, match="disagrees with the eager fp32 model.*offsets 0.5"):
         backend._verify(drifting, shape, tmp_path / "bad.pt2")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("fastest", {"precision": "fp16"}, "unknown backend"),
+        ("eager", {"precision": "fp8"}, "precision 'fp8' not supported"),
+        ("eager", {"precision": "fp16", "cache_dir": "x"}, "takes no options"),
+        ("onnx", {"precision": "fp16"}, "fp32 only"),
+        ("compile", {"precision": "bf16", "mode": "reduce-overhead"}, "own CUDA graphs"),
+        ("eager", {"precision": "fp16", "device": "tpu"}, "device 'tpu' is not a torch device"),
+    ],
+)
+def test_a_refused_make_backend_call_leaves_the_callers_model_untouched(name: str, kwargs: dict,
+                                                                       match: str) -> None:
+    cfg, model = tiny_das()
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    kwargs = {"device": "cpu", **kwargs}
+    with pytest.raises(BackendError, match=match):
+        make_backend(name, model, cfg, **kwargs)
+    assert model.fp32_head is True  # was cleared for fp16/bf16 before any argument was checked
+    assert model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)

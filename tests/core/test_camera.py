@@ -52,3 +52,30 @@ def test_focal_is_geometric_mean_and_fov_constructor_warns_nothing_silently() ->
     assert math.isclose(cam.fx, 320.0) and cam.cx == 319.5
     with pytest.raises(CameraError):
         Intrinsics.from_fov(640, 480, 180.0)
+
+
+def test_one_scaling_rule_for_infer_and_node_refuses_another_aspect_ratio_and_says_how_to_fix_it() -> None:
+    """``das infer --camera`` and the node's CameraInfo scale a calibration by the same rule (issue 15.2)."""
+    from types import SimpleNamespace
+
+    from das_core.camera_file import intrinsics_for_image
+    from das_ros.conversions import intrinsics_from_camera_info
+
+    calib = Intrinsics(fx=1400.0, fy=1380.0, cx=955.0, cy=545.0)
+
+    def infer(w: int, h: int) -> Intrinsics:
+        return intrinsics_for_image(w, h, calib, (1920, 1080), None)
+
+    def node(w: int, h: int) -> Intrinsics:
+        info = SimpleNamespace(k=calib.matrix().reshape(-1).tolist(), width=1920, height=1080, roi=None,
+                               binning_x=0, binning_y=0)
+        return intrinsics_from_camera_info(info, w, h)
+
+    for path in (infer, node):
+        # a 1080p calibration on a 640×480 image: a crop or another camera, not a resize
+        with pytest.raises(CameraError, match=r"aspect ratios differ.*recalibrate"):
+            path(640, 480)
+        # uniform resizes, including one whose height is rounded (853.33 → 853 wide for 480 high)
+        assert path(640, 360) == calib.scaled(640 / 1920, 360 / 1080)
+        assert path(853, 480) == calib.scaled(853 / 1920, 480 / 1080)
+        assert path(1920, 1080) == calib

@@ -13,6 +13,7 @@ import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from das_core.official.convert import (
     official_model_config,
 )
 from das_core.official.layout import OfficialArch, key_group, official_layout
+from das_core.official.pth import read_state_dict
 
 REPO = Path(__file__).resolve().parents[2]
 K = 15
@@ -46,12 +48,27 @@ def _flow_mask(dim: int) -> Tensor:
     return torch.tensor([rows[i % 2] for i in range(6)], dtype=torch.float32)
 
 
+KEY_TABLE = Path(__file__).parent / "data_files" / "official_checkpoint_keys.tsv"  # origin: data_files/README.md
+
+
+def reference_table() -> list[dict[str, str]]:
+    """Rows of the independent key/shape table of the official Panoptic checkpoint, in state-dict order."""
+    lines = [ln for ln in KEY_TABLE.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
+    header = lines[0].split("\t")
+    return [dict(zip(header, ln.split("\t"), strict=True)) for ln in lines[1:]]
+
+
+def reference_layout() -> dict[str, tuple[int, ...]]:
+    return {r["key"]: tuple(int(d) for d in r["shape"].strip("[]").split(",") if d) for r in reference_table()}
+
+
 def fabricate(seed: int = 0, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
-    """A checkpoint ``state_dict`` with the official names and shapes and well-scaled random values
-    (convs ~ N(0, 1/fan_in), positive BN variances, DCN offsets of about a pixel, scales near 1)."""
+    """A checkpoint ``state_dict`` with the official names and shapes (from the independent key table, not
+    from ``official_layout()``) and well-scaled random values (convs ~ N(0, 1/fan_in), positive BN
+    variances, DCN offsets of about a pixel, scales near 1)."""
     g = torch.Generator().manual_seed(seed)
     out: dict[str, Tensor] = {}
-    for key, shape in official_layout().items():
+    for key, shape in reference_layout().items():
         if key.endswith("num_batches_tracked"):
             t = torch.tensor(1234, dtype=torch.int64)
         elif key.endswith(".mask"):
@@ -122,6 +139,30 @@ def spare_mspn() -> MSPN:
 
 def _is_buffer(key: str) -> bool:
     return key.endswith(("running_mean", "running_var", "num_batches_tracked")) or key.endswith(".mask")
+
+
+def test_layout_equals_the_independent_key_table_in_order_and_shape() -> None:
+    reference = reference_layout()
+    assert len(reference) == 1200
+    layout = official_layout()
+    assert [k for k in layout if k not in reference] == []
+    assert [k for k in reference if k not in layout] == []
+    assert {k: s for k, s in layout.items() if reference[k] != s} == {}
+    assert list(layout) == list(reference)  # state-dict order
+
+
+def test_key_groups_agree_with_the_tables_inference_roles() -> None:
+    # the table's roles → ours; the sigma branch is "train_only" officially but gives our per-joint confidences
+    allowed = {"required": {"model"}, "train_only": {"flow", "model"}, "not_needed_eval_buffer": {"bn_counter"},
+               "dead_at_inference": {"dead_up4", "bn_counter"}, "aux_untrained": {"root_xy"}}
+    wrong = {}
+    for row in reference_table():
+        group = key_group(row["key"])
+        if group not in allowed[row["inference_role"]] or (
+            row["inference_role"] == "train_only" and group == "model" and row["group"] != "head.sigma"
+        ):
+            wrong[row["key"]] = (row["inference_role"], group)
+    assert wrong == {}
 
 
 def test_layout_has_the_documented_tensor_and_parameter_counts() -> None:
@@ -499,6 +540,30 @@ def test_refuses_files_that_are_not_checkpoints(tmp_path: Path, content: object,
         convert_official(path, tmp_path / "out")
 
 
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (b"model = dict(type='DAS', backbone=dict(type='MSPN'))\n", "a text file (starts \"model = dict"),
+        (b"cat\n", "a text file (starts 'cat')"),  # 'c' is pickle's GLOBAL opcode: was "objects other than tensors"
+        (b"", "an empty file"),
+        (bytes(range(200, 256)), "binary data starting with c8 c9"),
+    ],
+)
+def test_a_file_that_is_no_torch_container_is_named_for_what_it_is(tmp_path: Path, content: bytes,
+                                                                    what: str) -> None:
+    path = tmp_path / "epoch_22.pth"
+    path.write_bytes(content)
+    with pytest.raises(OfficialCheckpointError, match="neither a zip archive nor a pickle") as info:
+        convert_official(path, tmp_path / "out")
+    assert what in str(info.value) and "other than tensors" not in str(info.value)
+
+
+def test_legacy_pickle_checkpoints_are_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.pth"
+    torch.save({"state_dict": {"a": torch.ones(2)}}, path, _use_new_zipfile_serialization=False)
+    assert torch.equal(read_state_dict(path)["a"], torch.ones(2))
+
+
 def test_refuses_a_different_layout_and_names_the_keys(official: dict[str, Tensor]) -> None:
     four_laterals = dict(official)
     four_laterals["neck.lateral_convs.3.conv.weight"] = torch.zeros(256, 256, 1, 1)
@@ -528,6 +593,20 @@ def test_refuses_a_training_config_with_another_neck(tmp_path: Path, official: d
 # ----------------------------------------------------------------------------------------------
 # Decoding in compatibility mode (DAS_SPEC §7): hand-computed cases
 # ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("width", "height", "resized"), [(1023, 768, (853, 640)), (1920, 1080, (1138, 640)),
+                                                        (2048, 2048, (640, 640)), (3, 1, (1333, 444))])
+def test_official_compat_rounds_resize_sizes_half_up_as_mmcv(width: int, height: int,
+                                                            resized: tuple[int, int]) -> None:
+    """mmcv ``rescale_size``: ``int(x·s + 0.5)``; Python's ``round`` gave 852 for 1023×768 (852.5, a tie)."""
+    from das_core.engine.preprocess import preprocess
+
+    cfg = official_model_config().input
+    image = np.zeros((height, width, 3), np.uint8)
+    batch, record = preprocess(image, cfg)
+    assert (record.resized_width, record.resized_height) == resized
+    assert batch.shape[-2:] == (math.ceil(resized[1] / 32) * 32, math.ceil(resized[0] / 32) * 32)
 
 
 def _one_level_dense(scores: list[float], offsets: Tensor, root_depth: float) -> DenseOutputs:

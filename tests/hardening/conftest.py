@@ -16,3 +16,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     for target, n in sorted(counts.items()):
         tr.write_line(f"{target:<28} {n:>7}")
     tr.write_line(f"{'total':<28} {sum(counts.values()):>7}")
+    if fuzz_helpers.OUTCOMES:
+        tr.section("hardening: what the fuzzed full pipeline published")
+        for what, n in sorted(fuzz_helpers.OUTCOMES.items()):
+            tr.write_line(f"{what:<28} {n:>7}")

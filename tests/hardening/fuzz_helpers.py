@@ -6,9 +6,10 @@ A plain module (not conftest.py): other test folders have their own conftest, an
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,6 +17,10 @@ from hypothesis import HealthCheck, settings
 
 # Inputs tried per fuzz target; conftest.py prints them at the end of the run (also without -s).
 INPUTS: Counter[str] = Counter()
+
+
+# What the fuzzed full pipeline produced (frames published, persons published / tracked), printed the same way.
+OUTCOMES: Counter[str] = Counter()
 
 
 def count(target: str) -> None:
@@ -84,8 +89,20 @@ def tiny_model_config() -> Any:
     )
 
 
-def tiny_estimator(seed: int = 0) -> Any:
-    """The real ``Estimator`` (eager backend, CPU) around a randomly initialised tiny DAS."""
+#: Head biases that make the random tiny DAS "find" people: a centre logit of +3 puts every cell's score
+#: (sigmoid(cls) · sigmoid(centerness) ≈ 0.95 · 0.5) far above ``score_thr`` (0.05), and a root-depth bias
+#: of 100 gives Z / f_eff = 0.05 m per px, i.e. people 2–3 m away on a 32 × 64 px input. Without them the
+#: best cell scores ~0.005 and no person ever reaches decode → tracker → messages (issue 15.3).
+PEOPLE_CLS_BIAS = 3.0
+PEOPLE_DEPTH_BIAS = 100.0
+
+
+def tiny_estimator(seed: int = 0, finds_people: bool = False) -> Any:
+    """The real ``Estimator`` (eager backend, CPU) around a randomly initialised tiny DAS.
+
+    ``finds_people`` sets the head biases above, so that decoding, the tracker and the message builders
+    get people to work on (random weights alone find nobody).
+    """
     import torch
 
     from das_core.engine.estimator import Estimator
@@ -94,4 +111,27 @@ def tiny_estimator(seed: int = 0) -> Any:
     cfg = tiny_model_config()
     torch.manual_seed(seed)
     model = DAS.from_config(cfg).eval()
+    if finds_people:
+        with torch.no_grad():
+            model.head.conv_cls.bias.fill_(PEOPLE_CLS_BIAS)
+            model.head.conv_depth.bias.fill_(PEOPLE_DEPTH_BIAS)
     return Estimator.from_model(model, cfg, device="cpu")
+
+
+def at_least(target: str, floor: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Fail a fuzz test that tried fewer than ``floor`` inputs of ``target`` (the count docs/RELIABILITY.md
+    states as a floor). Hypothesis decides how many examples really run (generation can be cut short, and
+    the number depends on its version), so the documented number is checked, not assumed. Put it above
+    ``@given``."""
+
+    def decorate(test: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(test)
+        def run(*args: Any, **kwargs: Any) -> None:
+            before = INPUTS[target]
+            test(*args, **kwargs)
+            ran = INPUTS[target] - before
+            assert ran >= floor, f"fuzz target {target!r} tried {ran} inputs, fewer than its documented {floor}"
+
+        return run
+
+    return decorate

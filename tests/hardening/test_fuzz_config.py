@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from fuzz_helpers import count, fuzz_settings
+from fuzz_helpers import at_least, count, fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -101,6 +101,7 @@ def _load(tmp: Path, text: str | bytes, train: bool) -> None:
     _check_finite(cfg)
 
 
+@at_least("config (model YAML)", 500)
 @fuzz_settings(max_examples=500)
 @given(doc=mutated(BASE_MODEL))
 def test_fuzz_model_config_documents(doc: Any) -> None:
@@ -108,6 +109,7 @@ def test_fuzz_model_config_documents(doc: Any) -> None:
     _load(_TMP, yaml.safe_dump(doc), train=False)
 
 
+@at_least("config (train YAML)", 200)
 @fuzz_settings(max_examples=200)
 @given(doc=mutated(BASE_TRAIN))
 def test_fuzz_train_config_documents(doc: Any) -> None:
@@ -122,6 +124,7 @@ _raw = st.binary(max_size=200) | st.sampled_from([
 ])
 
 
+@at_least("config (raw bytes)", 300)
 @fuzz_settings(max_examples=300)
 @given(raw=_raw, train=st.booleans())
 def test_fuzz_raw_config_bytes(raw: bytes, train: bool) -> None:

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from fuzz_helpers import count, fuzz_settings
+from fuzz_helpers import at_least, count, fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,6 +74,7 @@ def image_messages(draw: st.DrawFn) -> tuple[SimpleNamespace, bool]:
     return msg, (enc in BPP and width > 0 and height > 0 and step >= row and len(raw) == step * height)
 
 
+@at_least("Image → RGB", 3000)
 @fuzz_settings(max_examples=3000)
 @given(image_messages())
 def test_fuzz_image_gives_rgb_or_image_conversion_error(case: tuple[SimpleNamespace, bool]) -> None:
@@ -91,6 +92,7 @@ def test_fuzz_image_gives_rgb_or_image_conversion_error(case: tuple[SimpleNamesp
     assert rgb.shape == (msg.height, msg.width, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous
 
 
+@at_least("Image huge header", 300)
 @fuzz_settings(max_examples=300)
 @given(width=st.integers(1, 2**31 - 1), height=st.integers(1, 2**31 - 1),
        enc=st.sampled_from(ACCEPTED_ENCODINGS))
@@ -186,6 +188,7 @@ def compressed_payloads(draw: st.DrawFn) -> bytes:
     return maker(min(w, top), min(h, top), draw(st.binary(max_size=30)))
 
 
+@at_least("CompressedImage → RGB", 1800)
 @fuzz_settings(max_examples=1800)
 @given(payload=compressed_payloads(), fmt=st.sampled_from(["jpeg", "png", "rgb8; jpeg compressed bgr8", "", "x"]),
        kind=st.sampled_from(["bytes", "numpy", "array"]))
@@ -201,6 +204,7 @@ def test_fuzz_compressed_gives_rgb_or_image_conversion_error(payload: bytes, fmt
     assert 0 < rgb.shape[0] * rgb.shape[1] <= MAX_PIXELS
 
 
+@at_least("CompressedImage huge header", 200)
 @fuzz_settings(max_examples=200)
 @given(width=st.integers(1, 65535), height=st.integers(1, 65535), png=st.booleans())
 def test_fuzz_huge_compressed_header_is_refused_before_decoding(
@@ -254,6 +258,7 @@ def camera_infos(draw: st.DrawFn) -> tuple[SimpleNamespace, int | None, int | No
     return info, iw, ih, rect
 
 
+@at_least("CameraInfo → Intrinsics", 1500)
 @fuzz_settings(max_examples=1500)
 @given(camera_infos())
 def test_fuzz_camera_info_gives_finite_intrinsics_or_camera_error(

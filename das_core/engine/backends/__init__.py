@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from das_core.config import ModelConfig
-from das_core.engine.backends.base import PRECISIONS, Backend, BackendError, resolve_device
+from das_core.engine.backends.base import PRECISIONS, Backend, BackendError, check_precision, resolve_device
 
 __all__ = ["BACKEND_NAMES", "PLANNED_BACKENDS", "PRECISIONS", "Backend", "BackendError", "make_backend",
            "resolve_device"]
@@ -53,14 +53,37 @@ def make_backend(
         BackendError: unknown or not-yet-available name (the message lists the valid names), or an
             unsupported precision/device.
     """
-    if precision != "fp32" and hasattr(model, "fp32_head"):
+    # Validate everything that can be checked without building, so a refused call leaves ``model`` untouched.
+    if name in PLANNED_BACKENDS:
+        raise BackendError(f"backend {name!r} is not available in this build; valid names: {list(BACKEND_NAMES)}")
+    if name not in BACKEND_NAMES:
+        raise BackendError(f"unknown backend {name!r}; valid names: {list(BACKEND_NAMES)}")
+    check_precision(precision, name)
+    try:
+        resolve_device(device)
+    except BackendError:
+        raise
+    except (RuntimeError, ValueError) as exc:  # torch's own message for a malformed device string
+        raise BackendError(f"device {device!r} is not a torch device: {exc}") from None
+    if name == "eager" and options:
+        raise BackendError(f"backend 'eager' takes no options, got {sorted(options)}")
+    previous = getattr(model, "fp32_head", None)
+    if precision != "fp32" and previous is not None:
         # Reduced precision at inference covers the head too (see DAS.fp32_head).
         setattr(model, "fp32_head", False)  # noqa: B010 - a plain attribute, not a submodule
+    try:
+        return _build(name, model, cfg, device, precision, channels_last, options)
+    except BaseException:
+        if previous is not None:  # a backend that refuses (device, precision, options) leaves the model as it was
+            setattr(model, "fp32_head", previous)  # noqa: B010
+        raise
+
+
+def _build(name: str, model: nn.Module, cfg: ModelConfig, device: torch.device | str, precision: str,
+           channels_last: bool, options: dict[str, Any]) -> Backend:
     if name == "eager":
         from das_core.engine.backends.eager import EagerBackend
 
-        if options:
-            raise BackendError(f"backend 'eager' takes no options, got {sorted(options)}")
         return EagerBackend(model, cfg, device=device, precision=precision, channels_last=channels_last)
     # Extension point: one explicit branch per backend name, each importing its own module lazily.
     if name == "compile":
@@ -79,6 +102,4 @@ def make_backend(
         from das_core.engine.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(model, cfg, device=device, precision=precision, **options)
-    if name in PLANNED_BACKENDS:
-        raise BackendError(f"backend {name!r} is not available in this build; valid names: {list(BACKEND_NAMES)}")
     raise BackendError(f"unknown backend {name!r}; valid names: {list(BACKEND_NAMES)}")

@@ -102,7 +102,8 @@ class PipelineSettings:
             fallback_hfov_deg=float(v["fallback_hfov_deg"]),
             tracking=bool(v["tracking.enabled"]),
             tracker=TrackerSettings(
-                max_distance=float(v["tracking.max_distance"]), max_age=float(v["tracking.max_age"]),
+                max_distance=float(v["tracking.max_distance"]), depth_noise=float(v["tracking.depth_noise"]),
+                max_age=float(v["tracking.max_age"]),
                 min_hits=int(v["tracking.min_hits"]), smoothing=bool(v["smoothing.enabled"]),
                 min_cutoff=float(v["smoothing.min_cutoff"]), beta=float(v["smoothing.beta"]),
                 d_cutoff=float(v["smoothing.d_cutoff"]),

@@ -8,6 +8,11 @@ the number of people and 0 switches.
     python benchmarks/tracker_ids.py                                  # das_ros.tracker as it is
     git show main:das_ros/tracker.py > /tmp/old_tracker.py
     python benchmarks/tracker_ids.py --tracker /tmp/old_tracker.py    # another version of the module
+
+``--record-demo FILE`` instead runs the shipped demo checkpoint on ``das demo``'s default sequence (CPU, fp32)
+and writes the roots it detects (score >= the node's min_score) and the ground-truth roots and ids of every
+frame to FILE (npz): the fixture ``tests/ros/data/demo_roots.npz`` of the test that replays real network
+output through the tracker.
 """
 
 from __future__ import annotations
@@ -72,12 +77,48 @@ def run(tracker: object, paths: list, seconds: float, noise: str, miss: float, s
     return got
 
 
+def record_demo(path: str) -> None:
+    from das_core.data.synthetic import make_sequence
+    from das_core.demo import MIN_VISIBLE_JOINTS, DemoSettings
+    from das_core.infer import load_demo_estimator
+    from das_ros.params import defaults
+
+    s = DemoSettings()
+    min_score = float(defaults()["min_score"])
+    est = load_demo_estimator(None, "cpu", "eager", "fp32")
+    root = get_skeleton("panoptic15").root
+    seq = make_sequence(num_frames=s.frames, seed=s.seed, width=s.width, height=s.height, num_people=s.people,
+                        fps=s.fps, hfov_deg=s.hfov_deg)
+    det, det_frame, gt, gt_id, gt_frame = [], [], [], [], []
+    for i, scene in enumerate(seq.frames):
+        p = est(scene.image, seq.camera)
+        scores = np.asarray(p.scores)
+        order = np.argsort(-scores, kind="stable")
+        order = order[scores[order] >= min_score]
+        det.append(np.asarray(p.roots(root))[order])
+        det_frame.append(np.full(len(order), i))
+        keep = scene.visible.sum(axis=1) >= MIN_VISIBLE_JOINTS
+        gt.append(scene.joints_3d[keep, root])
+        gt_id.append(scene.track_ids[keep])
+        gt_frame.append(np.full(int(keep.sum()), i))
+    np.savez_compressed(path, fps=s.fps, det=np.concatenate(det).astype(np.float32),
+                        det_frame=np.concatenate(det_frame), gt=np.concatenate(gt).astype(np.float32),
+                        gt_id=np.concatenate(gt_id), gt_frame=np.concatenate(gt_frame))
+    print(f"{path}: {s.frames} frames, {sum(map(len, det))} detections, {len(np.unique(np.concatenate(gt_id)))} "
+          "people")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tracker", default=None, help="a tracker.py to load instead of das_ros.tracker")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--miss", type=float, default=0.15, help="probability that a person is missed in a frame")
+    ap.add_argument("--record-demo", metavar="FILE", default=None,
+                    help="write the demo checkpoint's detections on the demo sequence to FILE (npz) and exit")
     args = ap.parse_args()
+    if args.record_demo:
+        record_demo(args.record_demo)
+        return
     mod = load_tracker(args.tracker)
     print(f"tracker: {args.tracker or 'das_ros.tracker'}; {args.seeds} seeds, {args.miss:.0%} missed, 30 Hz; "
           "mean ids / mean id switches")

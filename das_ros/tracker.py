@@ -105,14 +105,22 @@ def measurement_covariance(roots: np.ndarray, depth_noise: float, lateral_noise:
     return (s_lat**2)[:, None, None] * np.eye(3) + (s_ray**2 - s_lat**2)[:, None, None] * outer
 
 
-def _predict(x: np.ndarray, p: np.ndarray, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """Constant-velocity prediction of state ``x`` (6,) = (position m, velocity m/s), covariance ``p`` (6, 6),
-    by ``dt`` seconds under continuous white-noise acceleration (exact for any dt, so a dropped frame
-    predicts the same as two short steps)."""
-    i3 = np.eye(3)
-    f = np.block([[i3, dt * i3], [np.zeros((3, 3)), i3]])
-    qm = q * np.block([[dt**3 / 3 * i3, dt**2 / 2 * i3], [dt**2 / 2 * i3, dt * i3]])
-    return f @ x, f @ p @ f.T + qm
+def _predict(x: np.ndarray, p: np.ndarray, dt: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Constant-velocity prediction of T states ``x`` (T, 6) = (position m, velocity m/s) with covariances
+    ``p`` (T, 6, 6) by ``dt`` (T,) seconds under continuous white-noise acceleration of spectral density ``q``
+    (m²/s³). Exact for any dt, so a dropped frame predicts the same as two short steps."""
+    dt = dt[:, None, None]
+    eye = np.eye(3)
+    pp, pv, vp, vv = p[:, :3, :3], p[:, :3, 3:], p[:, 3:, :3], p[:, 3:, 3:]
+    out = np.empty_like(p)
+    # F P Fᵀ + Q with F = [[I, dt·I], [0, I]], Q = q·[[dt³/3·I, dt²/2·I], [dt²/2·I, dt·I]], block by block.
+    out[:, :3, :3] = pp + dt * (pv + vp) + dt**2 * vv + q * dt**3 / 3 * eye
+    out[:, :3, 3:] = pv + dt * vv + q * dt**2 / 2 * eye
+    out[:, 3:, :3] = vp + dt * vv + q * dt**2 / 2 * eye
+    out[:, 3:, 3:] = vv + q * dt * eye
+    xp = x.copy()
+    xp[:, :3] += dt[:, :, 0] * x[:, 3:]
+    return xp, out
 
 
 @dataclass
@@ -163,18 +171,17 @@ class Tracker:
         """Track id → the filter's (root (3,) m, velocity (3,) m/s) at the track's last match."""
         return {tr.id: (tr.root, tr.velocity) for tr in self._tracks}
 
-    def _costs(self, pred: list[tuple[np.ndarray, np.ndarray]], roots: np.ndarray,
+    def _costs(self, xs: np.ndarray, ps: np.ndarray, roots: np.ndarray,
                r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(T, N) negative log-likelihood cost and (T, N) admissibility of each track/detection pair."""
-        xs = np.stack([x[:3] for x, _ in pred])  # (T, 3)
-        ps = np.stack([p[:3, :3] for _, p in pred])  # (T, 3, 3)
+        """Predicted roots (T, 3) with covariances (T, 3, 3), detections (N, 3) with covariances (N, 3, 3) →
+        (T, N) negative log-likelihood cost and (T, N) admissibility of each track/detection pair."""
         nu = roots[None, :, :] - xs[:, None, :]  # (T, N, 3) innovations
         s = ps[:, None] + r[None]  # (T, N, 3, 3)
         d2 = np.einsum("tni,tni->tn", nu, np.linalg.solve(s, nu[..., None])[..., 0])
         # log|S| makes the cost the innovation's negative log-likelihood: a coasting track with a wide
         # covariance does not win a detection merely because its Mahalanobis distance is small.
         cost = d2 + np.linalg.slogdet(s)[1]
-        ray = roots / np.linalg.norm(roots, axis=-1, keepdims=True)  # (N, 3)
+        ray = roots / np.maximum(np.linalg.norm(roots, axis=-1, keepdims=True), 1e-9)  # (N, 3)
         across = nu - np.einsum("tni,ni->tn", nu, ray)[..., None] * ray[None]
         ok = (d2 <= GATE_CHI2) & (np.linalg.norm(across, axis=-1) <= self.settings.max_distance)
         return cost, ok
@@ -190,16 +197,30 @@ class Tracker:
         n = len(persons)
         roots = np.asarray(persons.roots(root_index), dtype=np.float64).reshape(n, 3)
         r = measurement_covariance(roots, s.depth_noise, s.lateral_noise)  # (N, 3, 3)
-        pred = [_predict(tr.x, tr.p, t - tr.last_time, s.process_noise) for tr in self._tracks]
         assigned: list[int | None] = [None] * n  # index into self._tracks
         if n and self._tracks:
-            cost, ok = self._costs(pred, roots, r)
+            xs, ps = _predict(np.stack([tr.x for tr in self._tracks]), np.stack([tr.p for tr in self._tracks]),
+                              np.array([t - tr.last_time for tr in self._tracks]), s.process_noise)
+            cost, ok = self._costs(xs[:, :3], ps[:, :3, :3], roots, r)
             # Inadmissible pairs cost more than any admissible one, so the assignment never prefers them.
             big = float(np.abs(cost[ok]).sum()) + 1e6 if ok.any() else 1e6
             rows, cols = linear_sum_assignment(np.where(ok, cost, big))
             for ti, c in zip(rows, cols, strict=True):
                 if ok[ti, c]:
                     assigned[c] = int(ti)
+
+        matched = [(i, ti) for i, ti in enumerate(assigned) if ti is not None]
+        if matched:
+            det, trk = (np.array(v) for v in zip(*matched, strict=True))
+            x, p = xs[trk], ps[trk]  # (M, 6), (M, 6, 6)
+            gain = np.linalg.solve(p[:, :3, :3] + r[det], p[:, :3, :]).transpose(0, 2, 1)  # (M, 6, 3)
+            x = x + np.einsum("mij,mj->mi", gain, roots[det] - x[:, :3])
+            p = p - gain @ p[:, :3, :]
+            p = 0.5 * (p + p.transpose(0, 2, 1))  # keep it symmetric against round-off
+            for k, ti in enumerate(trk):
+                tr = self._tracks[ti]
+                tr.x, tr.p, tr.last_time = x[k], p[k], t
+                tr.hits += 1
 
         joints = np.array(persons.joints_3d, dtype=np.float64, copy=True)
         ids = np.zeros(n, np.int64)
@@ -218,13 +239,6 @@ class Tracker:
                 new_tracks.append(tr)
             else:
                 tr = self._tracks[ti]
-                x, p = pred[ti]
-                k_gain = p[:, :3] @ np.linalg.inv(p[:3, :3] + r[i])  # (6, 3)
-                tr.x = x + k_gain @ (roots[i] - x[:3])
-                p = p - k_gain @ p[:3, :]
-                tr.p = 0.5 * (p + p.T)  # keep it symmetric against round-off
-                tr.last_time = t
-                tr.hits += 1
             if tr.filter is not None:
                 joints[i] = tr.filter(joints[i], t)
             ids[i] = tr.id

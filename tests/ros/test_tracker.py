@@ -213,3 +213,24 @@ def test_people_crossing_at_different_depths_keep_their_ids() -> None:
         got = run_scenario(Tracker(), CROSSING, 4.5, depth_frac=0.08, miss=0.15, seed=seed)
         assert (id_count(got), id_switches(got)) == (2, 0), seed
         assert got[0][0] != got[1][0]
+
+
+def test_the_demo_checkpoints_detections_get_one_id_per_person() -> None:
+    """Real monocular network output: the roots the shipped demo checkpoint finds on `das demo`'s sequence
+    (45 frames, 15 fps, 6 people walking, entering and leaving; recorded with
+    ``python benchmarks/tracker_ids.py --record-demo tests/ros/data/demo_roots.npz``)."""
+    from pathlib import Path
+
+    d = np.load(Path(__file__).parent / "data" / "demo_roots.npz")
+    tr = Tracker()
+    got: dict[int, list[int]] = {}
+    for f in range(int(d["gt_frame"].max()) + 1):
+        det = d["det"][d["det_frame"] == f].astype(np.float64)
+        gt, gt_id = d["gt"][d["gt_frame"] == f], d["gt_id"][d["gt_frame"] == f]
+        p, _ = tr.update(people([tuple(r) for r in det]), 1.0 + f / float(d["fps"]), ROOT)
+        for r, tid in zip(det, p.track_ids, strict=True):
+            # Who it is: the person seen in the nearest image direction (depth is what is noisy).
+            k = int(np.argmin(np.linalg.norm(gt[:, :2] / gt[:, 2:] - r[:2] / r[2], axis=-1)))
+            got.setdefault(int(gt_id[k]), []).append(int(tid))
+    assert len(got) == len(np.unique(d["gt_id"])) == 6
+    assert (id_count(got), id_switches(got)) == (6, 0)

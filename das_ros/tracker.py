@@ -92,6 +92,12 @@ class TrackerSettings:
     process_noise: float = 1.0
     initial_speed: float = 1.5
 
+    def __post_init__(self) -> None:
+        for name in ("max_distance", "depth_noise", "lateral_noise", "process_noise", "initial_speed"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"TrackerSettings.{name} must be a positive finite number, got {v!r}")
+
 
 def measurement_covariance(roots: np.ndarray, depth_noise: float, lateral_noise: float) -> np.ndarray:
     """(N, 3) roots (metres, camera frame) → (N, 3, 3) covariance of a monocular root estimate:
@@ -183,7 +189,7 @@ class Tracker:
         cost = d2 + np.linalg.slogdet(s)[1]
         ray = roots / np.maximum(np.linalg.norm(roots, axis=-1, keepdims=True), 1e-9)  # (N, 3)
         across = nu - np.einsum("tni,ni->tn", nu, ray)[..., None] * ray[None]
-        ok = (d2 <= GATE_CHI2) & (np.linalg.norm(across, axis=-1) <= self.settings.max_distance)
+        ok = (d2 <= GATE_CHI2) & (np.linalg.norm(across, axis=-1) <= self.settings.max_distance) & np.isfinite(cost)
         return cost, ok
 
     def update(self, persons: Persons, t: float, root_index: int) -> tuple[Persons, np.ndarray]:
@@ -196,6 +202,10 @@ class Tracker:
 
         n = len(persons)
         roots = np.asarray(persons.roots(root_index), dtype=np.float64).reshape(n, 3)
+        if not np.isfinite(roots).all():
+            bad = int(np.flatnonzero(~np.isfinite(roots).all(-1))[0])
+            raise ValueError(f"Tracker.update: the root of person {bad} is not finite ({roots[bad]}); "
+                             "drop such persons first (FramePipeline does)")
         r = measurement_covariance(roots, s.depth_noise, s.lateral_noise)  # (N, 3, 3)
         assigned: list[int | None] = [None] * n  # index into self._tracks
         if n and self._tracks:

@@ -4,6 +4,7 @@ states, ageing, One-Euro smoothing."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from ros_helpers import SKELETON, template_pose
 
 from das_core.persons import Persons
@@ -111,6 +112,13 @@ def test_the_track_state_is_the_filter_estimate_and_averages_depth_jitter() -> N
     est_err = np.linalg.norm(np.array(est[30:]) - truth, axis=-1)
     assert est_err.mean() < 0.4 * raw_err.mean()
     assert np.linalg.norm(velocity) < 0.5  # standing: the jitter does not become a velocity
+
+
+def test_a_non_finite_root_or_setting_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="person 1 is not finite"):
+        Tracker().update(people([(0.0, 0.0, 3.0), (float("nan"), 0.0, 3.0)]), 0.0, ROOT)
+    with pytest.raises(ValueError, match="depth_noise"):
+        TrackerSettings(depth_noise=0.0)
 
 
 def test_one_euro_filter_smooths_jitter_and_follows_steps() -> None:

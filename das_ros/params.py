@@ -94,8 +94,13 @@ PARAMS: tuple[Param, ...] = (
     # --- tracking ---
     Param("tracking.enabled", True, "Assign stable track ids across frames. Off: id = index in the frame.",
           dynamic=True),
-    Param("tracking.max_distance", 0.6, "Gate: largest 3D root distance (metres) between a track's predicted "
-          "root and a detection for them to be matched.", min=0.01, max=10.0),
+    Param("tracking.max_distance", 0.6, "Gate: largest distance (metres) across the camera's viewing ray between "
+          "a track's predicted root and a detection for them to be matched. Along the ray, where monocular depth "
+          "is noisy, the Kalman filter's Mahalanobis gate decides, which widens with distance.",
+          min=0.01, max=10.0),
+    Param("tracking.depth_noise", 0.1, "Frame-to-frame noise (σ) of a detected root along the viewing ray, as a "
+          "fraction of its distance; the tracker's Kalman filter and gate use it. Raise it if far people's ids "
+          "fragment, lower it if people standing one behind the other swap ids.", min=0.005, max=1.0),
     Param("tracking.max_age", 0.5, "Seconds a track survives without a matching detection.", min=0.0, max=60.0),
     Param("tracking.min_hits", 2, "Matched frames before a track is CONFIRMED (before that it is TENTATIVE).",
           min=1, max=100),

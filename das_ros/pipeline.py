@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -101,7 +102,8 @@ class PipelineSettings:
             fallback_hfov_deg=float(v["fallback_hfov_deg"]),
             tracking=bool(v["tracking.enabled"]),
             tracker=TrackerSettings(
-                max_distance=float(v["tracking.max_distance"]), max_age=float(v["tracking.max_age"]),
+                max_distance=float(v["tracking.max_distance"]), depth_noise=float(v["tracking.depth_noise"]),
+                max_age=float(v["tracking.max_age"]),
                 min_hits=int(v["tracking.min_hits"]), smoothing=bool(v["smoothing.enabled"]),
                 min_cutoff=float(v["smoothing.min_cutoff"]), beta=float(v["smoothing.beta"]),
                 d_cutoff=float(v["smoothing.d_cutoff"]),
@@ -134,7 +136,13 @@ class FrameResult:
 
 
 class FramePipeline:
-    """Stateful per-camera pipeline (tracker, cached CameraInfo, counters). Not thread-safe: one worker."""
+    """Stateful per-camera pipeline (tracker, cached CameraInfo, counters).
+
+    One frame at a time: ``process`` holds a lock, so a second caller (e.g. a worker started while an old
+    one still finishes its frame) waits instead of interleaving with the tracker. ``update_settings`` and
+    ``set_camera_info`` may be called from other threads (parameter and subscription callbacks) and never
+    wait for a frame: new settings are queued and applied by ``process`` before the next frame.
+    """
 
     def __init__(self, estimator: EstimatorFn, skeleton: Skeleton, make: MessageFactory,
                  settings: PipelineSettings | None = None) -> None:
@@ -148,8 +156,20 @@ class FramePipeline:
         self.last_error: str | None = None
         self._last_stamp: float | None = None
         self._track_t = 0.0
+        self._frame_lock = threading.Lock()  # held for a whole frame
+        self._pending_lock = threading.Lock()  # guards _pending only: callers never wait for a frame
+        self._pending: PipelineSettings | None = None
 
     def update_settings(self, settings: PipelineSettings) -> None:
+        """Queue ``settings``; they take effect before the next frame (never in the middle of one)."""
+        with self._pending_lock:
+            self._pending = settings
+
+    def _apply_pending_settings(self) -> None:
+        with self._pending_lock:
+            settings, self._pending = self._pending, None
+        if settings is None:
+            return
         if settings.tracker != self.settings.tracker:
             self.tracker = Tracker(settings.tracker)  # new gates/filters: start fresh tracks
         self.settings = settings
@@ -160,13 +180,14 @@ class FramePipeline:
 
     def _intrinsics(self, width: int, height: int) -> Intrinsics:
         s = self.settings
-        if self.camera_info is None:
+        info = self.camera_info  # read once: the subscription thread may replace it meanwhile
+        if info is None:
             if s.fallback_hfov_deg > 0:
                 return Intrinsics.from_fov(width, height, s.fallback_hfov_deg)
             raise LookupError("no CameraInfo received yet (check the camera_info remapping and QoS, "
                               "or set fallback_hfov_deg)")
         return conversions.intrinsics_from_camera_info(
-            self.camera_info, width, height, use_rectified=s.use_rectified_intrinsics)
+            info, width, height, use_rectified=s.use_rectified_intrinsics)
 
     def _bad(self, header: Any, reason: str, error: str, **kw: Any) -> FrameResult:
         self.counters[reason] += 1
@@ -227,6 +248,11 @@ class FramePipeline:
 
     def process(self, msg: Any, *, compressed: bool = False) -> FrameResult:
         """Run one ``sensor_msgs/Image`` (or ``CompressedImage`` with ``compressed=True``) through the pipeline."""
+        with self._frame_lock:
+            self._apply_pending_settings()
+            return self._process(msg, compressed)
+
+    def _process(self, msg: Any, compressed: bool) -> FrameResult:
         self.counters["frames_in"] += 1
         header = msg.header
         t0 = time.perf_counter()

@@ -5,7 +5,8 @@ The node's threading, as a pure module so that it can be soak-tested without ROS
 one. A frame that arrives while another is still waiting replaces it and is counted in ``dropped``, so the
 output never lags behind the camera by more than one frame plus one processing period (Azure Kinect
 driver issue #109 is the classic example of a queue that does). An exception in ``process`` is counted
-and logged, never kills the thread.
+and logged, never kills the thread. A worker never has two threads in ``process``: a ``stop`` that times out
+keeps the thread until it really ends, and ``start`` waits for it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class LatestFrameWorker(Generic[T]):
         self._stop = True
         self._busy = False
         self._thread: threading.Thread | None = None
+        self._life = threading.Lock()  # start/stop, so that two concurrent starts cannot make two threads
         self.submitted = 0
         self.processed = 0
         self.dropped = 0
@@ -46,14 +48,27 @@ class LatestFrameWorker(Generic[T]):
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> None:
-        """Start the worker thread (no-op when it runs)."""
-        if self.running:
-            return
-        with self._cond:
-            self._stop = False
-        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-        self._thread.start()
+    def start(self, timeout: float | None = 10.0) -> None:
+        """Start the worker thread (no-op when it runs).
+
+        After a ``stop`` whose join timed out, the old thread may still be inside ``process``: this waits up
+        to ``timeout`` s for it to end, and raises ``RuntimeError`` if it has not, so that two threads never
+        run ``process`` at once (the pipeline behind it is not thread-safe).
+        """
+        with self._life:
+            with self._cond:
+                old = self._thread
+                if old is not None and old.is_alive() and not self._stop:
+                    return
+            if old is not None and old.is_alive():
+                old.join(timeout=timeout)
+                if old.is_alive():
+                    raise RuntimeError(f"{self._name}: the previous worker thread is still processing a frame "
+                                       f"after {timeout} s; not starting a second one")
+            with self._cond:
+                self._stop = False
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
 
     def submit(self, item: T) -> bool:
         """Put ``item`` in the slot; returns True when it replaced (dropped) a waiting one. Never blocks long."""
@@ -93,14 +108,29 @@ class LatestFrameWorker(Generic[T]):
         with self._cond:
             return self._cond.wait_for(lambda: self._slot is None and not self._busy, timeout=timeout)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the thread after the frame in progress; a frame still waiting in the slot is dropped."""
-        with self._cond:
-            self._stop = True
-            if self._slot is not None:
-                self.dropped += 1
-                self._slot = None
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the thread after the frame in progress; a frame still waiting in the slot is dropped.
+
+        Returns True when the thread has ended. False when the join timed out (a frame is still being
+        processed): the worker keeps the thread, ``running`` stays True until it ends, and ``start`` waits
+        for it instead of starting a second one.
+        """
+        with self._life:
+            with self._cond:
+                self._stop = True
+                if self._slot is not None:
+                    self.dropped += 1
+                    self._slot = None
+                self._cond.notify_all()
+                thread = self._thread
+            if thread is None:
+                return True
+            if thread is not threading.current_thread():
+                thread.join(timeout=timeout)
+            if thread.is_alive():
+                log.warning("%s: the frame in progress did not finish within %.1f s; the thread ends after it",
+                            self._name, timeout)
+                return False
+            with self._cond:
+                self._thread = None
+            return True

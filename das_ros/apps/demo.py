@@ -349,6 +349,7 @@ def format_summary(summary: dict[str, Any], out_dir: str | Path) -> str:
         f"speed: {_fmt(t['fps'], '.1f', ' frames/s')}, latency p50 {_fmt(t['latency_ms_p50'], '.1f', ' ms')} "
         f"(engine {_fmt(t['engine_ms_p50'], '.1f', ' ms')}, p90 {_fmt(t['latency_ms_p90'], '.1f', ' ms')})",
     ]
+    lines.append(f"tracking: {summary['predicted_tracks']} track ids for {q['ground_truth_tracks']} people")
     if summary["bad_frames"]:
         lines.append(f"bad frames: {summary['bad_frames']}")
     lines.append(f"outputs in {out_dir}: {', '.join(files)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from das_ros.worker import LatestFrameWorker
 
 
@@ -76,3 +78,36 @@ def test_stop_drops_the_waiting_frame_and_start_again_works() -> None:
     assert w.wait_idle(10)
     w.stop()
     assert seen == [0, 2]
+
+
+def test_a_stop_that_times_out_keeps_the_thread_and_start_waits_for_it() -> None:
+    release = threading.Event()
+    started = threading.Event()
+    lock = threading.Lock()
+    inside = [0, 0]  # now, most ever
+    seen: list[int] = []
+
+    def process(i: int) -> None:
+        with lock:
+            inside[0] += 1
+            inside[1] = max(inside[1], inside[0])
+        started.set()
+        release.wait(10)
+        seen.append(i)
+        with lock:
+            inside[0] -= 1
+
+    w: LatestFrameWorker[int] = LatestFrameWorker(process)
+    w.start()
+    w.submit(0)
+    assert started.wait(10)
+    assert w.stop(timeout=0.05) is False  # frame 0 still running
+    assert w.running  # the worker has not forgotten its thread
+    with pytest.raises(RuntimeError, match="still processing"):
+        w.start(timeout=0.05)
+    w.submit(1)  # arrives while the old thread finishes frame 0: the new thread takes it
+    threading.Timer(0.1, release.set).start()
+    w.start()  # waits for the old thread to end, then starts one new thread
+    assert w.wait_idle(10)
+    assert w.stop() is True and not w.running
+    assert seen == [0, 1] and inside[1] == 1

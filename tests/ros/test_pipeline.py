@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +15,8 @@ from das_core.persons import Persons
 from das_ros.conversions import rgb_to_compressed_fields
 from das_ros.factory import namespace_factory
 from das_ros.pipeline import BAD_FRAME_REASONS, FramePipeline, PipelineSettings, skeleton_of
-from das_ros.tracker import CONFIRMED
+from das_ros.tracker import CONFIRMED, TrackerSettings
+from das_ros.worker import LatestFrameWorker
 
 IMG = np.zeros((48, 64, 3), np.uint8)
 
@@ -148,3 +151,66 @@ def test_repeated_stamps_still_age_out_tracks() -> None:
     est.roots = [(0.0, 0.2, 3.0)]
     assert [q.id for q in p.process(image_msg(IMG, hdr=header(0, 0))).poses.persons] == [2]
     assert p.counters["stamps_repeated"] == 6
+
+
+class SlowEstimator(FakeEstimator):
+    """Records how many frames are inside it at once; ``gate`` (when set) holds each call until released."""
+
+    def __init__(self, gate: threading.Event | None = None, seconds: float = 0.05) -> None:
+        super().__init__()
+        self.gate, self.seconds = gate, seconds
+        self.inside = self.most_inside = 0
+        self.entered = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, rgb: np.ndarray, intrinsics) -> Persons:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        self.entered.set()
+        try:
+            if self.gate is not None:
+                assert self.gate.wait(10)
+            else:
+                time.sleep(self.seconds)
+            return super().__call__(rgb, intrinsics)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+
+def test_two_workers_on_one_pipeline_never_run_two_frames_at_once() -> None:
+    # What deactivate → activate did when the old worker's stop timed out: a second worker on the pipeline.
+    est = SlowEstimator()
+    p = pipeline(est)
+    workers = [LatestFrameWorker(lambda m: p.process(m)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for i in range(4):
+        for w in workers:
+            w.submit(image_msg(IMG, hdr=header(sec=1, nanosec=i * 10**7)))
+        time.sleep(0.02)
+    for w in workers:
+        assert w.wait_idle(10)
+        w.stop()
+    assert est.most_inside == 1 and p.counters["frames_ok"] == sum(w.processed for w in workers) >= 2
+
+
+def test_settings_changed_during_a_frame_apply_from_the_next_frame() -> None:
+    gate = threading.Event()
+    est = SlowEstimator(gate)
+    p = pipeline(est, min_score=0.1)
+    tracker_before = p.tracker
+    results: list = []
+    t = threading.Thread(target=lambda: results.append(p.process(image_msg(IMG))))
+    t.start()
+    assert est.entered.wait(10)
+    # The parameter callback's thread, mid-frame: must neither wait for the frame nor change it.
+    p.update_settings(PipelineSettings(min_score=0.95, tracker=TrackerSettings(max_age=2.0)))
+    assert p.settings.min_score == 0.1 and p.tracker is tracker_before
+    gate.set()
+    t.join(10)
+    assert results[0].ok and len(results[0].poses.persons) == 1  # the fake's score 0.9 passed the old 0.1
+    r = p.process(image_msg(IMG))
+    assert r.ok and len(r.poses.persons) == 0  # 0.9 < 0.95
+    assert p.settings.min_score == 0.95 and p.tracker is not tracker_before

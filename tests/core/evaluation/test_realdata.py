@@ -1,0 +1,309 @@
+"""Real-image development-set scorer: metric rules on tiny synthetic fixtures, readers on the real folder."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from das_core.camera import Intrinsics
+from das_core.evaluation.realdata import (
+    COCO_SIGMAS,
+    MIN_LABELLED_JOINTS,
+    GTPerson,
+    RealDataError,
+    RealImage,
+    format_table,
+    greedy_match,
+    joint_map,
+    keypoint_ap,
+    load_realdata,
+    mpjpe_mm,
+    normalise_name,
+    oks_matrix,
+    read_coco_style,
+    root_depth_error_pct,
+    score_predictions,
+    sigmas_for,
+)
+from das_core.evaluation.realdata import _ImageEval as ImageEval
+from das_core.persons import Persons
+from das_core.skeletons import PANOPTIC15
+
+SK = PANOPTIC15
+K = SK.num_joints
+SIG = sigmas_for(SK)
+J = {n: i for i, n in enumerate(SK.joint_names)}
+
+
+def _skeleton_2d(x0: float, y0: float, scale: float = 1.0) -> np.ndarray:
+    """A plausible upright 2D person (K, 2) with its feet ~200·scale px below the neck."""
+    rel = {
+        "neck": (0, 0), "nose": (0, -25), "mid_hip": (0, 80), "l_shoulder": (20, 5), "l_elbow": (30, 45),
+        "l_wrist": (35, 80), "l_hip": (12, 80), "l_knee": (14, 140), "l_ankle": (15, 200),
+        "r_shoulder": (-20, 5), "r_elbow": (-30, 45), "r_wrist": (-35, 80), "r_hip": (-12, 80),
+        "r_knee": (-14, 140), "r_ankle": (-15, 200),
+    }
+    return np.array([[x0 + scale * rel[n][0], y0 + scale * rel[n][1]] for n in SK.joint_names], np.float64)
+
+
+def _gt(xy: np.ndarray, labelled: np.ndarray | None = None, area: float = 5000.0, **kw: object) -> GTPerson:
+    lab = np.isfinite(SIG) if labelled is None else labelled  # mid_hip is never a 2D-labelled joint
+    kp = np.where(lab[:, None], xy, np.nan)
+    x, y = np.nanmin(kp, 0)
+    w, h = np.nanmax(kp, 0) - np.nanmin(kp, 0)
+    return GTPerson(kp, lab, area, np.array([x, y, w, h]), **kw)  # type: ignore[arg-type]
+
+
+def _persons(j2: list[np.ndarray], scores: list[float], j3: list[np.ndarray] | None = None,
+             conf: float = 0.5) -> Persons:
+    n = len(j2)
+    joints_3d = np.stack(j3) if j3 else np.ones((n, K, 3))
+    return Persons(np.asarray(scores, np.float32), joints_3d.reshape(n, K, 3).astype(np.float32),
+                   np.stack(j2).reshape(n, K, 2).astype(np.float32) if n else np.zeros((0, K, 2), np.float32),
+                   np.full((n, K), conf, np.float32), np.full(n, -1, np.int64))
+
+
+# -- joint maps -----------------------------------------------------------------------------------------
+
+
+def test_joint_names_of_every_format_normalise_to_ours() -> None:
+    assert normalise_name("Left Shoulder") == "l_shoulder"
+    assert normalise_name("Right-ankle") == "r_ankle"
+    assert normalise_name("left_hip") == "l_hip"
+
+
+def test_neck_maps_from_thorax_but_not_from_upper_neck_or_head_bottom() -> None:
+    mpii = ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "Thorax", "Upper-neck",
+            "Head-top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist")
+    m = dict(joint_map(mpii, SK))
+    assert m[J["neck"]] == 7  # thorax
+    assert J["mid_hip"] not in m and J["nose"] not in m
+    posetrack = ("nose", "head_bottom", "head_top", "left_ear", "right_ear")
+    assert dict(joint_map(posetrack, SK)) == {J["nose"]: 0}
+
+
+# -- OKS ------------------------------------------------------------------------------------------------
+
+
+def test_oks_is_one_for_a_perfect_prediction_and_follows_the_coco_formula_for_an_offset() -> None:
+    xy = _skeleton_2d(100, 50)
+    g = _gt(xy)
+    assert oks_matrix(xy[None], [g], SIG)[0, 0] == pytest.approx(1.0)
+    shifted = xy.copy()
+    shifted[J["l_wrist"]] += (6.0, 8.0)  # 10 px off on one of the 14 labelled joints
+    expected = (13 + math.exp(-100.0 / (2 * g.area * (2 * COCO_SIGMAS["l_wrist"]) ** 2))) / 14
+    assert oks_matrix(shifted[None], [g], SIG)[0, 0] == pytest.approx(expected)
+
+
+def test_oks_ignores_unlabelled_joints() -> None:
+    xy = _skeleton_2d(100, 50)
+    lab = np.isfinite(SIG).copy()
+    lab[J["r_ankle"]] = False
+    wild = xy.copy()
+    wild[J["r_ankle"]] += 500.0
+    assert oks_matrix(wild[None], [_gt(xy, lab)], SIG)[0, 0] == pytest.approx(1.0)
+
+
+def test_person_without_joints_is_compared_with_its_enlarged_box() -> None:
+    g = GTPerson(np.full((K, 2), np.nan), np.zeros(K, bool), 2000.0, np.array([100.0, 100.0, 50.0, 100.0]))
+    inside = _skeleton_2d(120, 100, 0.4)
+    far = _skeleton_2d(900, 900, 0.4)
+    o = oks_matrix(np.stack([inside, far]), [g], SIG)
+    assert o[0, 0] == pytest.approx(1.0) and o[1, 0] < 1e-6
+
+
+# -- matching and AP -----------------------------------------------------------------------------------
+
+
+def test_greedy_match_gives_each_person_to_the_highest_scoring_prediction() -> None:
+    oks = np.array([[0.9, 0.1], [0.95, 0.6]])  # both predictions overlap person 0 best
+    pred_gt, ign = greedy_match(oks, np.array([0.3, 0.8]), np.zeros(2, bool), 0.5)
+    assert pred_gt.tolist() == [-1, 0] and not ign.any()  # the 0.8 prediction takes person 0 first
+    pred_gt, _ = greedy_match(oks, np.array([0.3, 0.8]), np.zeros(2, bool), 0.55)
+    assert pred_gt.tolist() == [-1, 0]
+
+
+def test_greedy_match_lets_ignored_people_absorb_predictions() -> None:
+    oks = np.array([[0.8, 0.0], [0.7, 0.0]])
+    pred_gt, ign = greedy_match(oks, np.array([0.9, 0.8]), np.array([True, False]), 0.5)
+    assert pred_gt.tolist() == [0, 0] and ign.tolist() == [True, True]
+
+
+def test_keypoint_ap_perfect_missed_and_false_positive_cases() -> None:
+    perfect = ImageEval(np.array([0.9, 0.8]), np.eye(2), np.zeros(2, bool), np.zeros(2, bool))
+    assert keypoint_ap([perfect], (0.5,))[0.5] == pytest.approx(1.0)
+    half = ImageEval(np.array([0.9]), np.array([[1.0, 0.0]]), np.zeros(2, bool), np.zeros(1, bool))
+    assert keypoint_ap([half], (0.5,))[0.5] == pytest.approx(51 / 101)  # recall 0.5, precision 1
+    # a false positive scored above the only true positive: precision 0.5 at every recall point
+    fp_first = ImageEval(np.array([0.9, 0.5]), np.array([[0.0], [1.0]]), np.zeros(1, bool), np.zeros(2, bool))
+    assert keypoint_ap([fp_first], (0.5,))[0.5] == pytest.approx(0.5)
+    # the same false positive is not counted where the image is only partly labelled
+    partial = ImageEval(fp_first.scores, fp_first.oks, fp_first.gt_ignored, np.ones(2, bool))
+    assert keypoint_ap([partial], (0.5,))[0.5] == pytest.approx(1.0)
+    assert math.isnan(keypoint_ap([ImageEval(np.zeros(1), np.zeros((1, 0)), np.zeros(0, bool),
+                                             np.zeros(1, bool))], (0.5,))[0.5])
+
+
+def test_keypoint_ap_drops_at_stricter_oks_thresholds() -> None:
+    e = ImageEval(np.array([0.9]), np.array([[0.7]]), np.zeros(1, bool), np.zeros(1, bool))
+    ap = keypoint_ap([e], (0.5, 0.75))
+    assert ap[0.5] == pytest.approx(1.0) and ap[0.75] == 0.0
+
+
+# -- 3D -------------------------------------------------------------------------------------------------
+
+
+def test_root_depth_error_is_a_percentage_of_the_true_distance() -> None:
+    assert root_depth_error_pct(5.5, 5.0) == pytest.approx(10.0)
+    assert root_depth_error_pct(4.5, 5.0) == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="positive"):
+        root_depth_error_pct(1.0, 0.0)
+
+
+def test_mpjpe_absolute_sees_a_translation_that_root_alignment_removes() -> None:
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(K, 3))
+    pred = gt + np.array([0.0, 0.0, 0.3])
+    mask = np.ones(K, bool)
+    assert mpjpe_mm(pred, gt, mask) == pytest.approx(300.0)
+    assert mpjpe_mm(pred, gt, mask, pred[2], gt[2]) == pytest.approx(0.0, abs=1e-9)
+    noisy = pred.copy()
+    noisy[5] += (0.1, 0.0, 0.0)
+    assert mpjpe_mm(noisy, gt, mask, noisy[2], gt[2]) == pytest.approx(100.0 / K)
+    assert math.isnan(mpjpe_mm(pred, gt, np.zeros(K, bool)))
+
+
+# -- the whole scorer on synthetic images ---------------------------------------------------------------
+
+
+def _image_3d(z: float) -> tuple[RealImage, np.ndarray]:
+    cam = Intrinsics(500.0, 500.0, 320.0, 240.0)
+    rng = np.random.default_rng(1)
+    j3 = np.column_stack([rng.uniform(-0.3, 0.3, K), np.linspace(-0.8, 0.9, K), np.full(K, z)])
+    j3[J["mid_hip"]] = (j3[J["l_hip"]] + j3[J["r_hip"]]) / 2
+    j2 = cam.project(j3)
+    g = _gt(j2, area=float(np.ptp(j2[:, 0]) * np.ptp(j2[:, 1])))
+    gt3 = j3.copy()
+    gt3[J["nose"]] = np.nan  # the 3D datasets do not label a nose
+    g.joints_3d, g.root_3d = gt3, (j3[J["l_hip"]] + j3[J["r_hip"]]) / 2
+    return RealImage("h36m", Path("a.jpg"), 640, 480, [g], cam, name="h36m/a.jpg"), j3
+
+
+def test_scorer_reports_perfect_figures_for_ground_truth_predictions() -> None:
+    img3, j3 = _image_3d(4.0)
+    a, b = _skeleton_2d(100, 50), _skeleton_2d(300, 60)
+    img2 = RealImage("coco", Path("b.jpg"), 640, 480, [_gt(a), _gt(b)], name="coco/b.jpg")
+    preds = [_persons([img3.camera().project(j3)], [0.9], [j3], conf=0.8),
+             _persons([a, b], [0.9, 0.7])]
+    r = score_predictions([img3, img2], preds, SK)
+    o = r["overall_2d"]
+    assert (o["recall"], o["precision"], o["ap_oks50"], o["ap_oks50_95"]) == (1.0, 1.0, 1.0, 1.0)
+    assert r["per_dataset_2d"]["coco"]["joints_conf_ge_0.3"] == 1.0
+    t = r["overall_3d"]
+    assert (t["found"], t["persons"]) == (1, 1)
+    assert t["median_root_depth_error_pct"] == 0.0 and t["median_mpjpe_rel_mm"] == 0.0
+    assert r["frames_3d"][0]["shared_joints"] == K - 2  # no nose in 3D, root excluded
+    assert "| coco | 1 | 2 (0)" in format_table(r)
+
+
+def test_scorer_measures_depth_error_and_counts_misses_false_positives_and_low_confidence() -> None:
+    img3, j3 = _image_3d(4.0)
+    far = j3 * (4.4 / 4.0)  # same 2D projection, 10 % further away
+    a, b = _skeleton_2d(100, 50), _skeleton_2d(300, 60)
+    img2 = RealImage("coco", Path("b.jpg"), 640, 480, [_gt(a), _gt(b)], name="coco/b.jpg")
+    preds = [_persons([img3.camera().project(far)], [0.9], [far]),
+             _persons([a, _skeleton_2d(550, 300)], [0.9, 0.95], conf=0.1)]  # b missed, one false positive
+    r = score_predictions([img3, img2], preds, SK)
+    f = r["frames_3d"][0]
+    assert f["root_depth_error_pct"] == pytest.approx(10.0, abs=1e-3)
+    assert f["root_depth_signed_pct"] == pytest.approx(10.0, abs=1e-3)
+    assert f["mpjpe_abs_mm"] > 300 and f["mpjpe_rel_mm"] > 0
+    c = r["per_dataset_2d"]["coco"]
+    assert (c["recall"], c["precision"], c["joints_conf_ge_0.3"]) == (0.5, 0.5, 0.0)
+    assert c["ap_oks50"] == pytest.approx(0.5 * 51 / 101, abs=1e-4)  # FP ranked first, recall 0.5
+
+
+def test_unlabelled_people_ignore_regions_and_partial_labels_do_not_make_false_positives() -> None:
+    a = _skeleton_2d(100, 50)
+    few = np.zeros(K, bool)
+    few[[J["l_shoulder"], J["r_shoulder"]]] = True
+    assert MIN_LABELLED_JOINTS > 2
+    stray = _skeleton_2d(400, 100)
+    regions = [np.array([[380.0, 0.0], [480.0, 0.0], [480.0, 400.0], [380.0, 400.0]])]
+    img = RealImage("posetrack18", Path("c.jpg"), 640, 480, [_gt(a), _gt(_skeleton_2d(250, 50), few)],
+                    ignore_regions=regions, name="posetrack18/c.jpg")
+    partial = RealImage("mpii", Path("d.jpg"), 640, 480, [_gt(a)], exhaustive=False, name="mpii/d.jpg")
+    preds = [_persons([a, _skeleton_2d(250, 50), stray], [0.9, 0.8, 0.7]), _persons([a, stray], [0.6, 0.9])]
+    r = score_predictions([img, partial], preds, SK)
+    pt, mp = r["per_dataset_2d"]["posetrack18"], r["per_dataset_2d"]["mpii"]
+    assert (pt["gt_persons"], pt["ignored_gt_persons"], pt["false_positives"], pt["precision"]) == (1, 1, 0, 1.0)
+    assert (mp["false_positives"], mp["ap_oks50"]) == (0, 1.0)
+    empty = score_predictions([partial], [Persons.empty(K)], SK)["overall_2d"]
+    assert (empty["recall"], empty["precision"], empty["ap_oks50"]) == (0.0, None, 0.0)
+
+
+# -- readers --------------------------------------------------------------------------------------------
+
+
+def test_coco_style_reader_maps_joints_ignores_empty_people_and_defaults_the_area(tmp_path: Path) -> None:
+    (tmp_path / "crowdpose").mkdir()
+    cv2.imwrite(str(tmp_path / "crowdpose" / "x.jpg"), np.zeros((40, 60, 3), np.uint8))
+    names = ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+             "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck"]
+    kp = np.zeros((14, 3))
+    kp[:, :2], kp[:, 2] = np.arange(28).reshape(14, 2) + 1, 2
+    kp[12:, 2] = (1, 1)
+    kp[4] = 0  # left wrist unlabelled
+    anns = [{"image_id": 7, "keypoints": kp.reshape(-1).tolist(), "bbox": [0, 0, 10, 20], "iscrowd": 0},
+            {"image_id": 7, "keypoints": [0] * 42, "bbox": [30, 0, 10, 20], "iscrowd": 0}]
+    data = {"categories": [{"keypoints": names}], "images": [{"id": 7, "file_name": "x.jpg", "width": 60,
+                                                               "height": 40}], "annotations": anns}
+    (tmp_path / "crowdpose" / "test_crowdpose.json").write_text(json.dumps(data))
+    (img,) = read_coco_style(tmp_path, "crowdpose", SK)
+    p, empty = img.persons
+    assert p.labelled.sum() == 12 and not p.labelled[J["l_wrist"]] and not p.labelled[J["nose"]]
+    assert p.keypoints[J["neck"]].tolist() == [27.0, 28.0]  # source index 13
+    assert p.keypoints[J["r_shoulder"]].tolist() == [3.0, 4.0]
+    assert p.area == pytest.approx(0.53 * 200)
+    assert empty.ignored and not p.ignored
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RealDataError, match="no real-image development set"):
+        load_realdata(tmp_path, SK)
+
+
+def _real_folder() -> Path | None:
+    for cand in (Path("/work/shared/realdata"), Path(__file__).resolve().parents[3].parent / "shared" / "realdata"):
+        if (cand / "mmpose_tests" / "cameras.json").is_file():
+            return cand
+    return None
+
+
+@pytest.mark.skipif(_real_folder() is None, reason="../shared/realdata (the real-image development set) is absent")
+def test_real_folder_loads_every_annotated_image_with_calibrated_3d_frames() -> None:
+    images = load_realdata(_real_folder(), SK)  # type: ignore[arg-type]
+    per = {}
+    for im in images:
+        per[im.dataset] = per.get(im.dataset, 0) + 1
+    assert per == {"coco": 4, "crowdpose": 2, "aic": 3, "ochuman": 3, "posetrack18": 3, "jhmdb": 3, "mhp": 2,
+                   "exlpose": 2, "humanart": 1, "mpii": 5, "h36m": 4, "mpi_inf_3dhp": 4}
+    assert len({im.name for im in images}) == len(images)
+    three_d = [p for im in images for p in im.persons if p.joints_3d is not None]
+    assert len(three_d) == 8
+    for im in images:
+        if im.dataset in ("h36m", "mpi_inf_3dhp"):
+            assert im.intrinsics is not None and np.isfinite(im.intrinsics.matrix()).all()
+            (p,) = im.persons
+            assert p.root_3d is not None and 2.0 < p.root_3d[2] < 8.0
+            # the stored 2D joints are the projections of the 3D ones (a wrong camera is tens of px off)
+            lab = p.labelled & np.isfinite(p.joints_3d).all(1)
+            assert np.abs(im.intrinsics.project(p.joints_3d[lab]) - p.keypoints[lab]).max() < 5.0
+        else:
+            assert im.intrinsics is None
+    assert sum(len(im.persons) for im in images if im.dataset not in ("h36m", "mpi_inf_3dhp")) == 67

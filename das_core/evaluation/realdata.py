@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ __all__ = [
     "oks_matrix",
     "overlay_sheet",
     "root_depth_error_pct",
+    "root_in_box_matrix",
     "score_predictions",
 ]
 
@@ -555,36 +557,94 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def root_in_box_matrix(pred_root_xy: np.ndarray, gt: Sequence[GTPerson]) -> np.ndarray:
+    """(M, N) lenient similarity: > 0 when a prediction's 2D root lies inside a person's box, rising to 1 at
+    the box centre (so that the greedy matcher prefers the person a root is most central in)."""
+    pred_root_xy = np.asarray(pred_root_xy, np.float64).reshape(-1, 2)
+    out = np.zeros((len(pred_root_xy), len(gt)))
+    for j, g in enumerate(gt):
+        x, y, w, h = g.box
+        if not (w > 0 and h > 0):
+            continue
+        u = np.abs(pred_root_xy - (x + w / 2, y + h / 2)) / (w / 2, h / 2)  # 0 at the centre, 1 on the edge
+        with np.errstate(invalid="ignore"):
+            out[:, j] = np.where((u <= 1).all(1), 1 - np.nan_to_num(u, nan=1.0).max(1) + 1e-6, 0.0)
+    return out
+
+
 def _summary_2d(evals: list[_ImageEval], per_image: list[dict[str, Any]]) -> dict[str, Any]:
     ap = keypoint_ap(evals)
-    tp = sum(r["true_positives"] for r in per_image)
-    fp = sum(r["false_positives"] for r in per_image)
     n_gt = sum(r["gt_persons"] for r in per_image)
-    conf = [c for r in per_image for c in r["_found_confidences"]]
     ap_vals = list(ap.values())
-    return {
+    out: dict[str, Any] = {
         "images": len(per_image),
         "gt_persons": n_gt,
         "ignored_gt_persons": sum(r["ignored_gt_persons"] for r in per_image),
         "predictions": sum(r["predictions"] for r in per_image),
-        "true_positives": tp,
-        "false_positives": fp,
-        "recall": tp / n_gt if n_gt else math.nan,
-        "precision": tp / (tp + fp) if tp + fp else math.nan,
+    }
+    for rule, suffix in (("oks", ""), ("root_in_box", "_root_in_box")):
+        tp = sum(r[rule]["true_positives"] for r in per_image)
+        fp = sum(r[rule]["false_positives"] for r in per_image)
+        conf = np.asarray([c for r in per_image for c in r[rule]["_confidences"]])
+        out.update({
+            f"true_positives{suffix}": tp,
+            f"false_positives{suffix}": fp,
+            f"recall{suffix}": tp / n_gt if n_gt else math.nan,
+            f"precision{suffix}": tp / (tp + fp) if tp + fp else math.nan,
+            f"joints_conf_ge_0.3{suffix}": float(np.mean(conf >= CONFIDENCE_THRESHOLD)) if conf.size else math.nan,
+            f"median_joint_confidence{suffix}": float(np.median(conf)) if conf.size else math.nan,
+        })
+    out.update({
         "ap_oks50": ap[0.5],
         "ap_oks50_95": float(np.mean(ap_vals)) if all(math.isfinite(a) for a in ap_vals) else math.nan,
         "ap_per_threshold": ap,
-        "joints_conf_ge_0.3": float(np.mean(np.asarray(conf) >= CONFIDENCE_THRESHOLD)) if conf else math.nan,
-        "median_joint_confidence": float(np.median(conf)) if conf else math.nan,
+    })
+    return out
+
+
+def _frame_3d(img: RealImage, g: GTPerson, persons: Persons, hit: int | None, root: int) -> dict[str, Any]:
+    frame: dict[str, Any] = {"image": img.name, "dataset": img.dataset, "found": hit is not None,
+                             "gt_root_z_m": float(g.root_3d[2]) if g.root_3d is not None else math.nan}
+    if hit is None or g.root_3d is None or g.joints_3d is None:
+        return frame
+    p3 = np.asarray(persons.joints_3d[hit], np.float64)
+    shared = np.isfinite(g.joints_3d).all(1)
+    shared[root] = False
+    zp, zg = float(p3[root, 2]), float(g.root_3d[2])
+    frame.update({
+        "score": float(persons.scores[hit]),
+        "pred_root_z_m": zp,
+        "root_depth_error_pct": root_depth_error_pct(zp, zg),
+        "root_depth_signed_pct": 100.0 * (zp - zg) / zg,
+        "mpjpe_abs_mm": mpjpe_mm(p3, g.joints_3d, shared),
+        "mpjpe_rel_mm": mpjpe_mm(p3, g.joints_3d, shared, p3[root], g.root_3d),
+        "root_error_mm": 1000.0 * float(np.linalg.norm(p3[root] - g.root_3d)),
+        "shared_joints": int(shared.sum()),
+        "joints_conf_ge_0.3": float(np.mean(np.asarray(persons.joint_confidence[hit]) >= CONFIDENCE_THRESHOLD)),
+    })
+    return frame
+
+
+def _summary_3d(frames: list[dict[str, Any]]) -> dict[str, Any]:
+    found = [f for f in frames if f["found"]]
+    keys = ("root_depth_error_pct", "root_depth_signed_pct", "mpjpe_abs_mm", "mpjpe_rel_mm")
+    return {
+        "persons": len(frames), "found": len(found),
+        **{f"median_{k}": _median([f[k] for f in found]) for k in keys},
+        **{f"mean_{k}": _mean([f[k] for f in found]) for k in keys if k != "root_depth_signed_pct"},
     }
 
 
 def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons], skeleton: Skeleton) -> dict[str, Any]:
     """All figures for one checkpoint's predictions (one :class:`Persons` per image), JSON-ready.
 
-    Returns ``{"rules", "overall_2d", "per_dataset_2d", "overall_3d", "per_dataset_3d", "images"}``;
-    ``overall_2d`` pools the 2D-only datasets, ``overall_3d`` the frames with 3D ground truth (their 2D
-    figures are in ``per_dataset_2d`` too).
+    Two matching rules, both greedy by score and one-to-one: ``oks`` (OKS ≥ 0.5, the primary one: recall,
+    precision, AP, and the 3D figures) and ``root_in_box`` (the predicted 2D root inside the person's box: a
+    lenient "something is on this person" count, what a user sees before the skeletons fit).
+
+    Returns ``{"rules", "overall_2d", "per_dataset_2d", "overall_3d", "per_dataset_3d", "frames_3d",
+    "overall_3d_root_in_box", "frames_3d_root_in_box", "images"}``; ``overall_2d`` pools the 2D-only
+    datasets, ``overall_3d`` the frames with 3D ground truth (their 2D figures are in ``per_dataset_2d``).
     """
     if len(images) != len(predictions):
         raise ValueError(f"{len(images)} images but {len(predictions)} predictions")
@@ -592,94 +652,78 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     root = skeleton.root
     per_image: list[dict[str, Any]] = []
     evals: list[_ImageEval] = []
-    frames_3d: list[dict[str, Any]] = []
+    frames: dict[str, list[dict[str, Any]]] = {"oks": [], "root_in_box": []}
     for img, raw in zip(images, predictions, strict=True):
         persons = _top(raw)
         scores = np.asarray(persons.scores, np.float64)
-        j2 = np.asarray(persons.joints_2d, np.float64)
-        oks = oks_matrix(j2, img.persons, sig)
+        j2 = np.asarray(persons.joints_2d, np.float64).reshape(len(persons), skeleton.num_joints, 2)
         gt_ignored = np.array([p.ignored for p in img.persons], bool)
-        centres = np.nanmean(np.where(np.isfinite(j2), j2, np.nan), axis=1) if len(j2) else np.zeros((0, 2))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN skeleton has no centre
+            centres = np.nanmean(j2, axis=1)
         pred_ignored = _in_regions(centres, img.ignore_regions) if img.ignore_regions else np.zeros(len(j2), bool)
         if not img.exhaustive:
             pred_ignored[:] = True
-        e = _ImageEval(scores, oks, gt_ignored, pred_ignored)
-        evals.append(e)
-        pred_gt, matched_ignored = greedy_match(oks, scores, gt_ignored, MATCH_OKS)
-        tp_mask = (pred_gt >= 0) & ~matched_ignored
-        fp_mask = (pred_gt < 0) & ~pred_ignored
-        conf = np.asarray(persons.joint_confidence, np.float64)[tp_mask].reshape(-1)
-        per_image.append({
+        similarity = {"oks": (oks_matrix(j2, img.persons, sig), MATCH_OKS),
+                      "root_in_box": (root_in_box_matrix(j2[:, root], img.persons), 1e-9)}
+        evals.append(_ImageEval(scores, similarity["oks"][0], gt_ignored, pred_ignored))
+        record: dict[str, Any] = {
             "image": img.name, "dataset": img.dataset, "width": img.width, "height": img.height,
             "intrinsics": "calibrated" if img.intrinsics is not None else f"hfov {FALLBACK_HFOV_DEG:g} deg",
             "gt_persons": int((~gt_ignored).sum()), "ignored_gt_persons": int(gt_ignored.sum()),
-            "predictions": len(persons), "true_positives": int(tp_mask.sum()), "false_positives": int(fp_mask.sum()),
-            "matched_oks": [float(oks[i, pred_gt[i]]) for i in np.flatnonzero(tp_mask)],
-            "_found_confidences": conf.tolist(),
-        })
-        if img.persons and img.persons[0].joints_3d is not None:
-            for j, g in enumerate(img.persons):
-                hit = np.flatnonzero((pred_gt == j) & tp_mask)
-                frame: dict[str, Any] = {"image": img.name, "dataset": img.dataset, "found": bool(len(hit)),
-                                         "gt_root_z_m": float(g.root_3d[2]) if g.root_3d is not None else math.nan}
-                if len(hit) and g.root_3d is not None and g.joints_3d is not None:
-                    p3 = np.asarray(persons.joints_3d[hit[0]], np.float64)
-                    shared = np.isfinite(g.joints_3d).all(1)
-                    shared[root] = False
-                    frame.update({
-                        "score": float(scores[hit[0]]), "oks": float(oks[hit[0], j]),
-                        "pred_root_z_m": float(p3[root, 2]),
-                        "root_depth_error_pct": root_depth_error_pct(float(p3[root, 2]), float(g.root_3d[2])),
-                        "root_depth_signed_pct": 100.0 * (float(p3[root, 2]) - float(g.root_3d[2])) / float(g.root_3d[2]),
-                        "mpjpe_abs_mm": mpjpe_mm(p3, g.joints_3d, shared),
-                        "mpjpe_rel_mm": mpjpe_mm(p3, g.joints_3d, shared, p3[root], g.root_3d),
-                        "root_error_mm": 1000.0 * float(np.linalg.norm(p3[root] - g.root_3d)),
-                        "shared_joints": int(shared.sum()),
-                    })
-                frames_3d.append(frame)
+            "predictions": len(persons),
+        }
+        for rule, (sim, thr) in similarity.items():
+            pred_gt, matched_ignored = greedy_match(sim, scores, gt_ignored, thr)
+            tp_mask = (pred_gt >= 0) & ~matched_ignored
+            fp_mask = (pred_gt < 0) & ~pred_ignored
+            conf = np.asarray(persons.joint_confidence, np.float64)[tp_mask].reshape(-1)
+            record[rule] = {
+                "true_positives": int(tp_mask.sum()), "false_positives": int(fp_mask.sum()),
+                "joints_conf_ge_0.3": float(np.mean(conf >= CONFIDENCE_THRESHOLD)) if conf.size else math.nan,
+                "_confidences": conf.tolist(),
+            }
+            if rule == "oks":
+                record[rule]["matched_oks"] = [float(sim[i, pred_gt[i]]) for i in np.flatnonzero(tp_mask)]
+            if img.persons and img.persons[0].joints_3d is not None:
+                for j, g in enumerate(img.persons):
+                    hit = np.flatnonzero((pred_gt == j) & tp_mask)
+                    frames[rule].append(_frame_3d(img, g, persons, int(hit[0]) if len(hit) else None, root))
+        per_image.append(record)
 
     def group(names: Sequence[str]) -> tuple[list[_ImageEval], list[dict[str, Any]]]:
         idx = [i for i, r in enumerate(per_image) if r["dataset"] in names]
         return [evals[i] for i in idx], [per_image[i] for i in idx]
 
     present = list(dict.fromkeys(img.dataset for img in images))
-    per_dataset_2d = {d: _summary_2d(*group([d])) for d in present}
     two_d = [d for d in present if d in DATASETS_2D]
-
-    def summary_3d(frames: list[dict[str, Any]]) -> dict[str, Any]:
-        found = [f for f in frames if f["found"]]
-        return {
-            "persons": len(frames), "found": len(found),
-            **{f"median_{k}": _median([f[k] for f in found]) for k in
-               ("root_depth_error_pct", "root_depth_signed_pct", "mpjpe_abs_mm", "mpjpe_rel_mm")},
-            **{f"mean_{k}": _mean([f[k] for f in found]) for k in ("root_depth_error_pct", "mpjpe_abs_mm", "mpjpe_rel_mm")},
-        }
-
-    present_3d = list(dict.fromkeys(f["dataset"] for f in frames_3d))
-    for r in per_image:
-        r["found_joints_conf_ge_0.3"] = (float(np.mean(np.asarray(r["_found_confidences"]) >= CONFIDENCE_THRESHOLD))
-                                         if r["_found_confidences"] else None)
+    present_3d = list(dict.fromkeys(f["dataset"] for f in frames["oks"]))
     result = {
         "rules": {
             "matching": f"COCO greedy by score, OKS >= {MATCH_OKS} on shared joints, one prediction per person",
+            "matching_root_in_box": "lenient: greedy by score, the predicted 2D root (mid_hip) inside the person's "
+                                    "box (file box, else labelled-joint extent x 1.25)",
             "ignored_gt": f"crowd or fewer than {MIN_LABELLED_JOINTS} labelled shared joints",
             "not_false_positives": "matches of ignored people; any unmatched prediction in partially labelled "
                                    "images (MPII); predictions centred in PoseTrack ignore regions",
             "oks": "COCO sigmas on shared joints (neck 0.079 as CrowdPose); area = annotation area, else 0.53 x box "
                    "(file box, else labelled-joint extent x 1.25)",
             "ap": f"COCO 101-point, max {MAX_DETS} predictions per image, pooled per group",
-            "confidence": f"fraction of all {skeleton.num_joints} joints of true-positive predictions with "
+            "confidence": f"fraction of all {skeleton.num_joints} joints of matched predictions with "
                           f"confidence >= {CONFIDENCE_THRESHOLD}",
             "root_3d": "GT root = mean of GT hips; ours = mid_hip; depth error = |Zp - Zg| / Zg",
             "mpjpe": "shared joints except the root, mm; rel = both skeletons minus their roots",
             "intrinsics_2d": f"no calibration: hfov {FALLBACK_HFOV_DEG:g} deg, centred principal point",
         },
         "overall_2d": _summary_2d(*group(two_d)),
-        "per_dataset_2d": per_dataset_2d,
-        "overall_3d": summary_3d(frames_3d),
-        "per_dataset_3d": {d: summary_3d([f for f in frames_3d if f["dataset"] == d]) for d in present_3d},
-        "frames_3d": frames_3d,
-        "images": [{k: v for k, v in r.items() if not k.startswith("_")} for r in per_image],
+        "per_dataset_2d": {d: _summary_2d(*group([d])) for d in present},
+        "overall_3d": _summary_3d(frames["oks"]),
+        "per_dataset_3d": {d: _summary_3d([f for f in frames["oks"] if f["dataset"] == d]) for d in present_3d},
+        "frames_3d": frames["oks"],
+        "overall_3d_root_in_box": _summary_3d(frames["root_in_box"]),
+        "frames_3d_root_in_box": frames["root_in_box"],
+        "images": [{k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
+                    for k, v in r.items()} for r in per_image],
     }
     return _clean(result)  # type: ignore[no-any-return]
 
@@ -734,16 +778,20 @@ def _fmt(x: Any, spec: str) -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     """Markdown tables (2D per dataset + overall, 3D per dataset + overall) of a :func:`score_predictions` result."""
-    lines = ["| dataset | images | people (ignored) | recall | precision | AP@0.5 | AP@[.5:.95] | joints conf ≥ 0.3 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | images | people (ignored) | recall | precision | AP@0.5 | AP@[.5:.95] | joints conf ≥ 0.3 "
+             "| recall / precision, root in box | joints conf ≥ 0.3, root in box |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     rows = [*result["per_dataset_2d"].items(), ("**2D set (all 2D-only datasets)**", result["overall_2d"])]
     for name, r in rows:
         lines.append(f"| {name} | {r['images']} | {r['gt_persons']} ({r['ignored_gt_persons']}) | "
                      f"{_fmt(r['recall'], '.2f')} | {_fmt(r['precision'], '.2f')} | {_fmt(r['ap_oks50'], '.3f')} | "
-                     f"{_fmt(r['ap_oks50_95'], '.3f')} | {_fmt(r['joints_conf_ge_0.3'], '.1%')} |")
+                     f"{_fmt(r['ap_oks50_95'], '.3f')} | {_fmt(r['joints_conf_ge_0.3'], '.1%')} | "
+                     f"{_fmt(r['recall_root_in_box'], '.2f')} / {_fmt(r['precision_root_in_box'], '.2f')} | "
+                     f"{_fmt(r['joints_conf_ge_0.3_root_in_box'], '.1%')} |")
     lines += ["", "| 3D frames | found | root depth err, median (signed) | MPJPE abs, median | MPJPE root-aligned, median |",
               "|---|---|---|---|---|"]
-    rows3 = [*result["per_dataset_3d"].items(), ("**all 3D frames**", result["overall_3d"])]
+    rows3 = [*result["per_dataset_3d"].items(), ("**all 3D frames**", result["overall_3d"]),
+             ("all 3D frames, root in box (lenient)", result["overall_3d_root_in_box"])]
     for name, r in rows3:
         lines.append(f"| {name} | {r['found']} / {r['persons']} | {_fmt(r['median_root_depth_error_pct'], '.1f')} % "
                      f"({_fmt(r['median_root_depth_signed_pct'], '+.1f')} %) | {_fmt(r['median_mpjpe_abs_mm'], '.0f')} mm | "

@@ -27,6 +27,7 @@ from das_core.evaluation.realdata import (
     oks_matrix,
     read_coco_style,
     root_depth_error_pct,
+    root_in_box_matrix,
     score_predictions,
     sigmas_for,
 )
@@ -153,6 +154,21 @@ def test_keypoint_ap_drops_at_stricter_oks_thresholds() -> None:
     e = ImageEval(np.array([0.9]), np.array([[0.7]]), np.zeros(1, bool), np.zeros(1, bool))
     ap = keypoint_ap([e], (0.5, 0.75))
     assert ap[0.5] == pytest.approx(1.0) and ap[0.75] == 0.0
+
+
+def test_root_in_box_is_positive_inside_the_box_and_highest_at_its_centre() -> None:
+    g = GTPerson(np.full((K, 2), np.nan), np.zeros(K, bool), 1.0, np.array([0.0, 0.0, 100.0, 200.0]))
+    sim = root_in_box_matrix(np.array([[50.0, 100.0], [90.0, 100.0], [120.0, 100.0]]), [g])[:, 0]
+    assert sim[0] > sim[1] > 0 and sim[2] == 0
+
+
+def test_a_small_skeleton_on_the_right_person_is_found_only_by_the_lenient_rule() -> None:
+    a = _skeleton_2d(100, 50)
+    img = RealImage("coco", Path("e.jpg"), 640, 480, [_gt(a)], name="coco/e.jpg")
+    tiny = _skeleton_2d(100, 120, 0.2)  # a short torso line around the hips: what users saw
+    r = score_predictions([img], [_persons([tiny], [0.9])], SK)["overall_2d"]
+    assert (r["recall"], r["precision"]) == (0.0, 0.0)
+    assert (r["recall_root_in_box"], r["precision_root_in_box"]) == (1.0, 1.0)
 
 
 # -- 3D -------------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import logging
-import platform
 import sys
 import time
 from pathlib import Path
@@ -86,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     weights, yaml_file = checkpoint_paths(Path(args.checkpoint))
     missing = [str(p) for p in (weights, yaml_file) if not p.is_file()]
     if missing:
-        parser.error(f"checkpoint file(s) not found: {', '.join(missing)} (--checkpoint NAME expects "
-                     "NAME.safetensors and NAME.yaml side by side)")
+        log.error("checkpoint file(s) not found: %s (--checkpoint NAME expects NAME.safetensors and NAME.yaml "
+                  "side by side)", ", ".join(missing))
+        return 2
     try:
         estimator = Estimator.from_checkpoint(weights.with_suffix(""), device=args.device)
         skeleton = get_skeleton(estimator.cfg.skeleton)
@@ -115,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
         "skeleton": skeleton.name,
         "device": str(estimator.device),
         "torch": torch.__version__,
-        "host": platform.node(),
         "inference_seconds": round(infer_s, 2),
         **score_predictions(images, predictions, skeleton),
     }
@@ -126,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_sheet:
         by_path = {img.path: rgb for img, rgb in zip(images, frames, strict=True)}
-        found = {r["image"]: f"{r['true_positives']}/{r['gt_persons']}" for r in result["images"]}
+        found = {r["image"]: f"{r['oks']['true_positives']}/{r['gt_persons']} "
+                             f"(box {r['root_in_box']['true_positives']})" for r in result["images"]}
         captions = [f"{img.name.split('/')[0]} {found[img.name]}" for img in images]
         sheet = overlay_sheet(images, predictions, skeleton, by_path.__getitem__, captions=captions,
                               min_confidence=CONFIDENCE_THRESHOLD)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -323,3 +324,46 @@ def test_real_folder_loads_every_annotated_image_with_calibrated_3d_frames() -> 
         else:
             assert im.intrinsics is None
     assert sum(len(im.persons) for im in images if im.dataset not in ("h36m", "mpi_inf_3dhp")) == 67
+
+
+# -- the script -------------------------------------------------------------------------------------------
+
+
+def _load_module(path: Path, name: str) -> object:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_score_realdata_script_writes_figures_and_a_sheet_for_any_checkpoint(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    fixtures = _load_module(repo / "tests/core/cli_fixtures.py", "cli_fixtures_realdata")
+    ckpt = fixtures.tiny_checkpoint(tmp_path / "tiny")  # type: ignore[attr-defined]
+    root = tmp_path / "realdata" / "mmpose_tests"
+    (root / "coco").mkdir(parents=True)
+    (root / "cameras.json").write_text("{}")
+    cv2.imwrite(str(root / "coco" / "a.jpg"), np.full((80, 120, 3), 90, np.uint8))
+    kp = np.zeros((17, 3))
+    kp[5:, :2] = np.column_stack([np.linspace(40, 80, 12), np.linspace(10, 70, 12)])
+    kp[5:, 2] = 2
+    data = {"categories": [{"keypoints": [
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+        "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+        "right_ankle"]}], "images": [{"id": 1, "file_name": "a.jpg", "width": 120, "height": 80}],
+        "annotations": [{"image_id": 1, "keypoints": kp.reshape(-1).tolist(), "bbox": [35, 5, 50, 70], "area": 1800}]}
+    (root / "coco" / "test_coco.json").write_text(json.dumps(data))
+    script = _load_module(repo / "training/score_realdata.py", "score_realdata_under_test")
+    out = tmp_path / "out"
+    rc = script.main(["--checkpoint", str(ckpt), "--data", str(tmp_path / "realdata"), "--out", str(out),  # type: ignore[attr-defined]
+                      "--datasets", "coco"])
+    assert rc == 0
+    result = json.loads((out / "realdata.json").read_text())
+    assert result["overall_2d"]["images"] == 1 and result["overall_2d"]["gt_persons"] == 1
+    assert result["score_thr"] == pytest.approx(0.07)  # the checkpoint's own threshold, nothing tuned
+    assert result["images"][0]["predictions"] >= 1
+    sheet = cv2.imread(str(out / "realdata_sheet.jpg"))
+    assert sheet is not None and sheet.shape[0] > 0
+    assert script.main(["--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path / "realdata"),  # type: ignore[attr-defined]
+                        "--out", str(out)]) == 2

@@ -19,11 +19,19 @@ Rules, stated once (the scorer's JSON repeats them):
 * **OKS** on the shared joints with COCO's per-joint sigmas; the neck (not a COCO joint) uses CrowdPose's
   0.079. Area: the annotation's ``area`` when the file has one, else 0.53 × its box (COCO people fill about
   half their box; mmpose uses the same factor), the box being the file's or, when it has none, the extent of
-  all labelled joints padded to 1.25× per side.
+  all labelled joints scaled by 1.25 in width and height.
 * **AP**: COCO's 101-point interpolated average precision, up to 20 predictions per image, at OKS 0.5 and
   averaged over 0.50:0.05:0.95, pooled over the images of a dataset (or of the whole 2D set).
-* **3D**: the ground-truth root is the mean of the two hips (our root is ``mid_hip``); root depth error is
-  ``|Z_pred − Z_gt| / Z_gt``; MPJPE absolute and root-aligned are over the shared joints except the root.
+* **Lenient matching** (``root_in_box``, reported beside the OKS figures): the same greedy rule, but a
+  prediction matches a person when its 2D root lies inside the person's box — "something was found on this
+  person", which is what one sees in an overlay before the skeletons fit.
+* **3D**: the person matched under OKS (or, in the ``*_root_in_box`` blocks, the lenient rule); the
+  ground-truth root is the mean of the two hips (our root is ``mid_hip``); root depth error is
+  ``|Z_pred − Z_gt| / Z_gt``; MPJPE absolute and root-aligned are over the shared joints except the root (the
+  12 limb joints and the neck = thorax).
+* **Intrinsics**: the 3D frames use their calibration; the 2D-only images a 60° horizontal field of view
+  (:data:`FALLBACK_HFOV_DEG`). That guess scales their depths only: 2D joints come from the network's pixel
+  offsets, not from projecting the 3D ones.
 """
 
 from __future__ import annotations
@@ -734,20 +742,23 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
 
 
 def _draw_gt(image: np.ndarray, persons: Sequence[GTPerson]) -> np.ndarray:
-    r = max(2, int(round(min(image.shape[:2]) / 160)))
+    """Ground-truth joints as small white dots with a dark rim (predictions are the coloured skeletons)."""
     for g in persons:
         for x, y in g.keypoints[g.labelled]:
             c = (int(round(x)), int(round(y)))
-            cv2.drawMarker(image, c, (0, 0, 0), cv2.MARKER_TILTED_CROSS, 2 * r + 2, r // 2 + 2, cv2.LINE_AA)
-            cv2.drawMarker(image, c, (255, 255, 255), cv2.MARKER_TILTED_CROSS, 2 * r, max(1, r // 2), cv2.LINE_AA)
+            cv2.circle(image, c, 3, (0, 0, 0), -1, cv2.LINE_AA)
+            cv2.circle(image, c, 2, (255, 255, 255), -1, cv2.LINE_AA)
     return image
 
 
 def overlay_sheet(images: Sequence[RealImage], predictions: Sequence[Persons], skeleton: Skeleton,
-                  load: Callable[[Path], np.ndarray], cell: tuple[int, int] = (320, 240), columns: int = 7,
+                  load: Callable[[Path], np.ndarray], cell: tuple[int, int] = (400, 300), columns: int = 7,
                   min_confidence: float = CONFIDENCE_THRESHOLD, captions: Sequence[str] | None = None) -> np.ndarray:
     """One RGB sheet: every image letterboxed into a ``cell`` (w, h), ground-truth joints as white crosses,
-    predicted skeletons in track colours — joints with confidence ≥ ``min_confidence`` solid, the others faint."""
+    predicted skeletons in track colours — joints with confidence ≥ ``min_confidence`` solid, the others faint.
+
+    Drawn after shrinking each image to its cell, so that lines keep a visible width on the sheet.
+    """
     from das_core.overlay import draw_persons
 
     cw, ch = cell
@@ -755,20 +766,24 @@ def overlay_sheet(images: Sequence[RealImage], predictions: Sequence[Persons], s
     sheet = np.full((rows * ch, columns * cw, 3), 32, np.uint8)
     for n, (img, persons) in enumerate(zip(images, predictions, strict=True)):
         rgb = load(img.path)
-        faint = draw_persons(rgb, persons, skeleton, min_confidence=0.0, label_depth=False)
-        drawn = cv2.addWeighted(rgb, 0.6, faint, 0.4, 0.0)
-        drawn = draw_persons(drawn, persons, skeleton, min_confidence=min_confidence,
+        s = min(cw / rgb.shape[1], ch / rgb.shape[0])
+        w, h = max(1, int(rgb.shape[1] * s)), max(1, int(rgb.shape[0] * s))
+        small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        # pixel centres: x' = (x + 0.5)·s − 0.5 (das_core.camera)
+        scaled = Persons(persons.scores, persons.joints_3d, (np.asarray(persons.joints_2d) + 0.5) * s - 0.5,
+                         persons.joint_confidence, persons.track_ids)
+        faint = draw_persons(small, scaled, skeleton, min_confidence=0.0, label_depth=False)
+        drawn = cv2.addWeighted(small, 0.4, faint, 0.6, 0.0)
+        drawn = draw_persons(drawn, scaled, skeleton, min_confidence=min_confidence,
                              label_depth=img.intrinsics is not None)
-        drawn = _draw_gt(drawn, img.persons)
-        s = min(cw / img.width, ch / img.height)
-        w, h = max(1, int(img.width * s)), max(1, int(img.height * s))
-        small = cv2.resize(drawn, (w, h), interpolation=cv2.INTER_AREA)
+        gt = [GTPerson((g.keypoints + 0.5) * s - 0.5, g.labelled, g.area, g.box) for g in img.persons]
+        drawn = _draw_gt(drawn, gt)
         y0, x0 = (n // columns) * ch + (ch - h) // 2, (n % columns) * cw + (cw - w) // 2
-        sheet[y0:y0 + h, x0:x0 + w] = small
+        sheet[y0:y0 + h, x0:x0 + w] = drawn
         text = captions[n] if captions is not None else img.name
         org = ((n % columns) * cw + 4, (n // columns) * ch + 14)
-        cv2.putText(sheet, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(sheet, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(sheet, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(sheet, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     return sheet
 
 

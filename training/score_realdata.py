@@ -65,6 +65,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _display(path: Path) -> str:
+    """``path`` relative to the repository when inside it (so that recorded JSONs do not name a checkout)."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=str(SHIPPED), metavar="NAME",
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         infer_s += time.perf_counter() - t
         frames.append(rgb)
     result: dict[str, Any] = {
-        "checkpoint": str(weights),
+        "checkpoint": _display(weights),
         "checkpoint_sha256": _sha256(weights),
         "data": str(Path(args.data).resolve()),
         "score_thr": float(estimator.cfg.decode.score_thr),

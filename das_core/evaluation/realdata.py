@@ -99,7 +99,9 @@ JOINT_ALIASES: dict[str, str] = {
     "nose": "nose", "neck": "neck", "thorax": "neck",
 }
 
-# Joint orders of the files that carry no names (names as in each dataset's documentation).
+# Joint orders of the files that carry no names (names as in each dataset's documentation). Human3.6M is
+# read from test_h36m_body3d.npz in its standard order (README): h36m_coco.json names joints 1–6 the other way
+# round ("left_hip" first), but in all four frames joint 1 is nearer joint 14 (r_shoulder) than joint 11.
 MPII16 = ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax", "upper_neck",
           "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist")
 H36M17 = ("pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "spine", "thorax", "neck_nose",

@@ -9,7 +9,9 @@ Rules, stated once (the scorer's JSON repeats them):
 
 * **Matching** (person recall / precision, and which prediction a 3D person is compared with): COCO's greedy
   rule — predictions in falling score order, each takes the unmatched ground-truth person with the highest OKS
-  ≥ 0.5; a prediction that can only match an *ignored* person is neither a true nor a false positive.
+  ≥ 0.5; a prediction that can only match an *ignored* person is neither a true nor a false positive (an
+  ignored person takes one such prediction, a crowd region any number). The AP code gives the same numbers
+  as pycocotools' ``COCOeval`` on the same people and sigmas (a test checks it where pycocotools is installed).
 * **Ignored** ground truth: crowd regions and people with fewer than :data:`MIN_LABELLED_JOINTS` labelled
   shared joints (COCO ignores people without keypoints; with 1–3 joints OKS says little). They count neither
   in recall nor, when a prediction matches them, against precision. In images where the dataset labels only
@@ -438,14 +440,19 @@ def oks_matrix(pred_xy: np.ndarray, gt: Sequence[GTPerson], sigmas: np.ndarray) 
     return out
 
 
-def greedy_match(oks: np.ndarray, scores: np.ndarray, ignored: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """COCO's greedy matching at one OKS threshold.
+def greedy_match(oks: np.ndarray, scores: np.ndarray, ignored: np.ndarray, threshold: float,
+                 crowd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """COCO's greedy matching at one OKS threshold (``COCOeval.evaluateImg``).
+
+    Predictions in falling score order take the free person with the highest OKS ≥ ``threshold``, a
+    non-ignored one if any; an ignored person takes one prediction, a crowd (``crowd``) any number.
 
     Returns:
         pred_gt: (M,) index of the matched person or −1, in the original prediction order.
         pred_ignored: (M,) True where the prediction matched an ignored person (neither TP nor FP).
     """
     m, n = oks.shape
+    crowd = np.zeros(n, bool) if crowd is None else np.asarray(crowd, bool)
     pred_gt = np.full(m, -1)
     pred_ignored = np.zeros(m, bool)
     taken = np.zeros(n, bool)
@@ -455,11 +462,11 @@ def greedy_match(oks: np.ndarray, scores: np.ndarray, ignored: np.ndarray, thres
             if not ignored[j] and not taken[j] and oks[i, j] >= best_oks:
                 best, best_oks = j, oks[i, j]
         if best < 0:
-            for j in range(n):  # ignored people absorb any number of predictions
-                if ignored[j] and oks[i, j] >= best_oks:
+            for j in range(n):
+                if ignored[j] and (crowd[j] or not taken[j]) and oks[i, j] >= best_oks:
                     best, best_oks = j, oks[i, j]
             pred_ignored[i] = best >= 0
-        elif not ignored[best]:
+        if best >= 0:
             taken[best] = True
         pred_gt[i] = best
     return pred_gt, pred_ignored
@@ -473,6 +480,7 @@ class _ImageEval:
     oks: np.ndarray
     gt_ignored: np.ndarray
     pred_ignored: np.ndarray  # ignored whatever they match (ignore regions, partially labelled images)
+    gt_crowd: np.ndarray | None = None
 
 
 def keypoint_ap(evals: Sequence[_ImageEval], thresholds: Sequence[float] = AP_THRESHOLDS) -> dict[float, float]:
@@ -482,7 +490,7 @@ def keypoint_ap(evals: Sequence[_ImageEval], thresholds: Sequence[float] = AP_TH
     for t in thresholds:
         scores, tps = [], []
         for e in evals:
-            pred_gt, matched_ignored = greedy_match(e.oks, e.scores, e.gt_ignored, t)
+            pred_gt, matched_ignored = greedy_match(e.oks, e.scores, e.gt_ignored, t, e.gt_crowd)
             keep = ~(matched_ignored | (e.pred_ignored & (pred_gt < 0)))
             scores.append(e.scores[keep])
             tps.append((pred_gt >= 0)[keep])
@@ -668,6 +676,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
         scores = np.asarray(persons.scores, np.float64)
         j2 = np.asarray(persons.joints_2d, np.float64).reshape(len(persons), skeleton.num_joints, 2)
         gt_ignored = np.array([p.ignored for p in img.persons], bool)
+        gt_crowd = np.array([p.crowd for p in img.persons], bool)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN skeleton has no centre
             centres = np.nanmean(j2, axis=1)
@@ -676,7 +685,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
             pred_ignored[:] = True
         similarity = {"oks": (oks_matrix(j2, img.persons, sig), MATCH_OKS),
                       "root_in_box": (root_in_box_matrix(j2[:, root], img.persons), 1e-9)}
-        evals.append(_ImageEval(scores, similarity["oks"][0], gt_ignored, pred_ignored))
+        evals.append(_ImageEval(scores, similarity["oks"][0], gt_ignored, pred_ignored, gt_crowd))
         record: dict[str, Any] = {
             "image": img.name, "dataset": img.dataset, "width": img.width, "height": img.height,
             "intrinsics": "calibrated" if img.intrinsics is not None else f"hfov {FALLBACK_HFOV_DEG:g} deg",
@@ -684,7 +693,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
             "predictions": len(persons),
         }
         for rule, (sim, thr) in similarity.items():
-            pred_gt, matched_ignored = greedy_match(sim, scores, gt_ignored, thr)
+            pred_gt, matched_ignored = greedy_match(sim, scores, gt_ignored, thr, gt_crowd)
             tp_mask = (pred_gt >= 0) & ~matched_ignored
             fp_mask = (pred_gt < 0) & ~pred_ignored
             conf = np.asarray(persons.joint_confidence, np.float64)[tp_mask].reshape(-1)

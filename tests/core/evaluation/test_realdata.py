@@ -130,9 +130,12 @@ def test_greedy_match_gives_each_person_to_the_highest_scoring_prediction() -> N
     assert pred_gt.tolist() == [-1, 0]
 
 
-def test_greedy_match_lets_ignored_people_absorb_predictions() -> None:
+def test_greedy_match_lets_an_ignored_person_take_one_prediction_and_a_crowd_any_number() -> None:
     oks = np.array([[0.8, 0.0], [0.7, 0.0]])
-    pred_gt, ign = greedy_match(oks, np.array([0.9, 0.8]), np.array([True, False]), 0.5)
+    ignored = np.array([True, False])
+    pred_gt, ign = greedy_match(oks, np.array([0.9, 0.8]), ignored, 0.5)
+    assert pred_gt.tolist() == [0, -1] and ign.tolist() == [True, False]
+    pred_gt, ign = greedy_match(oks, np.array([0.9, 0.8]), ignored, 0.5, crowd=np.array([True, False]))
     assert pred_gt.tolist() == [0, 0] and ign.tolist() == [True, True]
 
 
@@ -367,3 +370,74 @@ def test_score_realdata_script_writes_figures_and_a_sheet_for_any_checkpoint(tmp
     assert sheet is not None and sheet.shape[0] > 0
     assert script.main(["--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path / "realdata"),  # type: ignore[attr-defined]
                         "--out", str(out)]) == 2
+
+
+def test_recall_and_ap_equal_pycocotools_cocoeval_on_a_random_set() -> None:
+    """The same people, predictions and sigmas through pycocotools' COCOeval (skips where it is absent)."""
+    pytest.importorskip("pycocotools")
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(0)
+    coco_index = dict(SK.coco_map)  # ours → COCO keypoint index
+    gt_images, anns, dets, ours, preds = [], [], [], [], []
+
+    def to_coco(xy: np.ndarray, lab: np.ndarray, prediction: bool = False) -> list[float]:
+        kp = np.zeros((17, 3))
+        if prediction:  # eyes and ears: never labelled, but COCOeval's box rule for unlabelled people sees them
+            kp[1:5] = (*xy[J["nose"]], 2)
+        for j, c in coco_index.items():
+            if lab[j]:
+                kp[c] = (*xy[j], 2)
+        return kp.reshape(-1).tolist()
+
+    for image_id in range(1, 41):
+        people: list[GTPerson] = []
+        p_xy: list[np.ndarray] = []
+        p_s: list[float] = []
+        for _ in range(int(rng.integers(1, 4))):
+            xy = _skeleton_2d(rng.uniform(60, 600), rng.uniform(40, 300), rng.uniform(0.5, 1.6))
+            lab = np.array([j in coco_index for j in range(K)]) & (rng.random(K) < 0.85)
+            if lab.sum() < MIN_LABELLED_JOINTS:
+                lab = np.array([j in coco_index for j in range(K)])
+            box = np.array([*xy.min(0), *(xy.max(0) - xy.min(0))])
+            area = float(rng.uniform(0.4, 0.7) * box[2] * box[3])
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0, "area": area,
+                         "bbox": box.tolist(), "keypoints": to_coco(xy, lab), "num_keypoints": int(lab.sum())})
+            people.append(GTPerson(np.where(lab[:, None], xy, np.nan), lab, area, box))
+            if rng.random() < 0.8:  # found, with an error from tiny to large
+                p_xy.append(xy + rng.normal(scale=rng.uniform(0.5, 12.0), size=(K, 2)))
+                p_s.append(float(rng.random()))
+        if rng.random() < 0.3:  # a person without keypoints (ignored) far right, one prediction inside its box
+            xy = _skeleton_2d(rng.uniform(1000, 1200), 100, 1.0)
+            box = np.array([*xy.min(0), *(xy.max(0) - xy.min(0))])
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0, "area": 5000.0,
+                         "bbox": box.tolist(), "keypoints": [0] * 51, "num_keypoints": 0})
+            people.append(GTPerson(np.full((K, 2), np.nan), np.zeros(K, bool), 5000.0, box))
+            p_xy.append(_skeleton_2d(box[0] + box[2] / 2, box[1] + 20, 0.3))
+            p_s.append(float(rng.random()))
+        for _ in range(int(rng.integers(0, 3))):  # false positives
+            p_xy.append(_skeleton_2d(rng.uniform(0, 650), rng.uniform(0, 350), rng.uniform(0.3, 1.6)))
+            p_s.append(float(rng.random()))
+        gt_images.append({"id": image_id, "width": 1300, "height": 500, "file_name": f"{image_id}.jpg"})
+        dets += [{"image_id": image_id, "category_id": 1, "score": s, "keypoints": to_coco(xy, np.ones(K, bool), True)}
+                 for xy, s in zip(p_xy, p_s, strict=True)]
+        ours.append(RealImage("coco", Path(f"{image_id}.jpg"), 1300, 500, people, name=f"coco/{image_id}.jpg"))
+        preds.append(_persons(p_xy, p_s) if p_xy else Persons.empty(K))
+
+    gt = COCO()
+    gt.dataset = {"images": gt_images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    r = score_predictions(ours, preds, SK)["overall_2d"]
+    assert 0.2 < r["ap_oks50_95"] < 0.9  # a set that exercises both hits and misses
+    assert r["ap_oks50_95"] == pytest.approx(ev.stats[0], abs=1e-4)
+    assert r["ap_oks50"] == pytest.approx(ev.stats[1], abs=1e-4)
+    assert r["recall"] == pytest.approx(ev.stats[6], abs=1e-4)  # AR at OKS 0.5 = recall of all predictions

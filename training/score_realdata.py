@@ -40,6 +40,7 @@ from das_core.evaluation.realdata import (  # noqa: E402
     CONFIDENCE_THRESHOLD,
     RealDataError,
     format_table,
+    headline,
     load_realdata,
     overlay_sheet,
     score_predictions,
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         t, c = time.perf_counter(), time.process_time()
         predictions.append(estimator(rgb, img.camera()))
         infer_s += time.perf_counter() - t
-        infer_cpu_s += time.process_time() - c  # all threads of this process: a figure a busy machine does not inflate
+        infer_cpu_s += time.process_time() - c  # all threads; depends less on other jobs than wall time
         frames.append(rgb)
     result: dict[str, Any] = {
         "checkpoint": _display(weights),
@@ -127,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "inference_seconds": round(infer_s, 2),
         "inference_cpu_seconds": round(infer_cpu_s, 2),
         "torch_threads": torch.get_num_threads(),
-        **score_predictions(images, predictions, skeleton),
     }
+    scores = score_predictions(images, predictions, skeleton)
+    result.update({"headline": headline(scores), **scores})
     result["total_seconds"] = round(time.perf_counter() - t0, 2)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         sheet_path.write_bytes(buf.tobytes())
         log.info("wrote %s (%d kB)", sheet_path, len(buf) // 1024)
     print(format_table(result))
+    print("\nheadline: " + json.dumps(result["headline"]))
     print(f"\n{len(images)} images, inference {infer_s:.1f} s ({infer_cpu_s:.1f} s CPU time), "
           f"total {result['total_seconds']:.1f} s on {estimator.device}")
     return 0

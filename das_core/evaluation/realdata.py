@@ -63,6 +63,7 @@ __all__ = [
     "RealDataError",
     "RealImage",
     "format_table",
+    "headline",
     "greedy_match",
     "keypoint_ap",
     "load_realdata",
@@ -796,6 +797,19 @@ def overlay_sheet(images: Sequence[RealImage], predictions: Sequence[Persons], s
         cv2.putText(sheet, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(sheet, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     return sheet
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures issue 17's targets name, from a :func:`score_predictions` result (None where undefined)."""
+    d2, d3 = result["overall_2d"], result["overall_3d"]
+    return {
+        "3d_found": d3["found"], "3d_persons": d3["persons"],
+        "3d_median_root_depth_error_pct": d3["median_root_depth_error_pct"],
+        "3d_median_mpjpe_rel_mm": d3["median_mpjpe_rel_mm"],
+        "2d_recall": d2["recall"], "2d_precision": d2["precision"], "2d_ap_oks50": d2["ap_oks50"],
+        "2d_ap_oks50_95": d2["ap_oks50_95"], "2d_joints_conf_ge_0.3": d2["joints_conf_ge_0.3"],
+        "2d_recall_root_in_box": d2["recall_root_in_box"], "2d_precision_root_in_box": d2["precision_root_in_box"],
+    }
 
 
 def _fmt(x: Any, spec: str) -> str:

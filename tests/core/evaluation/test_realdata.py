@@ -20,6 +20,7 @@ from das_core.evaluation.realdata import (
     RealImage,
     format_table,
     greedy_match,
+    headline,
     joint_map,
     keypoint_ap,
     load_realdata,
@@ -229,6 +230,8 @@ def test_scorer_reports_perfect_figures_for_ground_truth_predictions() -> None:
     assert t["median_root_depth_error_pct"] == 0.0 and t["median_mpjpe_rel_mm"] == 0.0
     assert r["frames_3d"][0]["shared_joints"] == K - 2  # no nose in 3D, root excluded
     assert "| coco | 1 | 2 (0)" in format_table(r)
+    h = headline(r)
+    assert (h["3d_found"], h["3d_persons"], h["2d_recall"], h["2d_ap_oks50"]) == (1, 1, 1.0, 1.0)
 
 
 def test_scorer_measures_depth_error_and_counts_misses_false_positives_and_low_confidence() -> None:
@@ -366,6 +369,7 @@ def test_score_realdata_script_writes_figures_and_a_sheet_for_any_checkpoint(tmp
     assert result["overall_2d"]["images"] == 1 and result["overall_2d"]["gt_persons"] == 1
     assert result["score_thr"] == pytest.approx(0.07)  # the checkpoint's own threshold, nothing tuned
     assert result["images"][0]["predictions"] >= 1
+    assert result["headline"]["3d_persons"] == 0 and result["headline"]["2d_recall"] is not None
     sheet = cv2.imread(str(out / "realdata_sheet.jpg"))
     assert sheet is not None and sheet.shape[0] > 0
     assert script.main(["--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path / "realdata"),  # type: ignore[attr-defined]

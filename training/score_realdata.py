@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from das_core.inference import Estimator  # the lead adjusts this path if issue 16 moves the module
+    from das_core.engine.estimator import Estimator
 
     weights, yaml_file = checkpoint_paths(Path(args.checkpoint))
     missing = [str(p) for p in (weights, yaml_file) if not p.is_file()]

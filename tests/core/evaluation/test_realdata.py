@@ -345,7 +345,7 @@ def _load_module(path: Path, name: str) -> object:
 
 def test_score_realdata_script_writes_figures_and_a_sheet_for_any_checkpoint(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[3]
-    fixtures = _load_module(repo / "tests/core/cli_fixtures.py", "cli_fixtures_realdata")
+    fixtures = _load_module(repo / "tests/apps/cli_fixtures.py", "cli_fixtures_realdata")
     ckpt = fixtures.tiny_checkpoint(tmp_path / "tiny")  # type: ignore[attr-defined]
     root = tmp_path / "realdata" / "mmpose_tests"
     (root / "coco").mkdir(parents=True)

@@ -22,6 +22,7 @@ import array
 import gc
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -39,7 +40,12 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from das_core.overlay import draw_persons
 from das_ros import params as P
-from das_ros.conversions import CameraInfoError, intrinsics_from_camera_info, rgb_to_image_fields
+from das_ros.conversions import (
+    CameraInfoError,
+    UncalibratedCameraError,
+    intrinsics_from_camera_info,
+    rgb_to_image_fields,
+)
 from das_ros.diagnostics import DiagnosticsMonitor
 from das_ros.factory import RclpyFactory
 from das_ros.pipeline import FramePipeline, PipelineSettings, load_estimator, skeleton_of, stamp_seconds
@@ -56,9 +62,10 @@ _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEG
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 
 
-def _event_callbacks(node: Any, kind: str, topic: str) -> Any:
+def _event_callbacks(node: Any, kind: str, topic: str, on_lost: Callable[[int], None] | None = None) -> Any:
     """Publisher/subscription event callbacks that log an incompatible QoS loudly (the classic "runs but
-    nothing arrives" problem). ``rclpy.event_handler`` (Iron+) or ``rclpy.qos_event`` (Humble)."""
+    nothing arrives" problem) and, for a subscription, pass the middleware's "message lost" counts to
+    ``on_lost``. ``rclpy.event_handler`` (Iron+) or ``rclpy.qos_event`` (Humble)."""
     try:
         from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
     except ImportError:
@@ -72,7 +79,13 @@ def _event_callbacks(node: Any, kind: str, topic: str) -> Any:
 
     if kind == "publisher":
         return PublisherEventCallbacks(incompatible_qos=incompatible)
-    return SubscriptionEventCallbacks(incompatible_qos=incompatible)
+    if on_lost is None:
+        return SubscriptionEventCallbacks(incompatible_qos=incompatible)
+
+    def lost(info: Any) -> None:
+        on_lost(int(getattr(info, "total_count_change", 0)))
+
+    return SubscriptionEventCallbacks(incompatible_qos=incompatible, message_lost=lost)
 
 
 def descriptor(p: P.Param) -> ParameterDescriptor:
@@ -175,7 +188,8 @@ class DASNode(LifecycleNode):
         self._subs = [
             self.create_subscription(image_type, image_topic, self._on_image, INPUT_QOS,
                                      qos_overriding_options=overrides,
-                                     event_callbacks=_event_callbacks(self, "subscription", image_topic)),
+                                     event_callbacks=_event_callbacks(self, "subscription", image_topic,
+                                                                      self._on_image_lost)),
             self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), "camera_info",
                                      self._on_camera_info, INPUT_QOS, qos_overriding_options=overrides,
                                      event_callbacks=_event_callbacks(self, "subscription", "camera_info")),
@@ -231,15 +245,33 @@ class DASNode(LifecycleNode):
         try:
             intrinsics_from_camera_info(msg, use_rectified=bool(self._values["use_rectified_intrinsics"]))
             self.monitor.camera_info_error = None
+            self.monitor.extra.pop("camera_info", None)
+        except UncalibratedCameraError as exc:
+            hfov = float(self._values["fallback_hfov_deg"])
+            if hfov > 0:
+                self.monitor.camera_info_error = None
+                self.monitor.extra["camera_info"] = f"uncalibrated (K = 0): using fallback_hfov_deg = {hfov:g}"
+                self.get_logger().warning(f"camera_info: {exc}; using fallback_hfov_deg = {hfov:g} degrees "
+                                          "(3D positions are only as good as that guess)",
+                                          throttle_duration_sec=30.0)
+            else:
+                self._camera_info_refused(exc)
         except CameraInfoError as exc:
-            self.monitor.camera_info_error = str(exc)
-            self.get_logger().error(f"camera_info on {self._subs[1].topic_name if len(self._subs) > 1 else ''}: "
-                                    f"{exc}", throttle_duration_sec=10.0)
+            self._camera_info_refused(exc)
         self.monitor.camera_info_received = True
         self._pipeline.set_camera_info(msg)
 
+    def _camera_info_refused(self, exc: CameraInfoError) -> None:
+        self.monitor.camera_info_error = str(exc)
+        self.get_logger().error(f"camera_info on {self._subs[1].topic_name if len(self._subs) > 1 else ''}: "
+                                f"{exc}", throttle_duration_sec=10.0)
+
+    def _on_image_lost(self, count: int) -> None:
+        self.monitor.on_lost_reported(self._now(), count)
+
+
     def _on_image(self, msg: Any) -> None:
-        self.monitor.on_received(self._now())
+        self.monitor.on_received(self._now(), stamp_seconds(msg.header))
         worker = self._worker
         if worker is not None and worker.submit((msg, self._compressed)):
             self.monitor.on_dropped()  # it replaced a frame the worker had not started yet

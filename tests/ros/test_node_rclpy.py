@@ -517,7 +517,7 @@ def test_das_node_process_with_the_shipped_model_publishes_people_and_stops_on_s
     ns = "/das_proc"
     proc = subprocess.Popen(
         [sys.executable, str(exe), "--ros-args", "-r", f"__ns:={ns}", "-p", f"model:={shipped_checkpoint()}",
-         "-p", "device:=cpu", "-p", "tracking.min_hits:=1"],
+         "-p", "device:=cpu", "-p", "tracking.min_hits:=1", "-p", "diagnostics_period:=0.2"],
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     g = Graph(None)
     try:
@@ -545,7 +545,15 @@ def test_das_node_process_with_the_shipped_model_publishes_people_and_stops_on_s
         root = poses[-1].persons[0].root
         assert abs(root.z - float(scene.joints_3d[0, SKELETON.root, 2])) < 1.0
         cam.destroy_node()
-        g.spin(1.0)  # no frame in flight: the 2 s are the shutdown, not the end of an inference
+
+        def idle() -> bool:  # every received frame published or dropped: no inference in flight
+            st = g.das_status()
+            v = {kv.key: kv.value for kv in st[-1].values} if st else {}
+            return bool(v) and int(v["frames received"]) == int(v["frames published"]) + int(
+                v["frames dropped (busy)"])
+
+        g.diagnostics.clear()
+        assert g.run_until(idle, timeout=60.0)  # the 2 s are the shutdown, not the end of an inference
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=10.0)

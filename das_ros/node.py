@@ -51,7 +51,11 @@ from das_ros.factory import RclpyFactory
 from das_ros.pipeline import FramePipeline, PipelineSettings, load_estimator, skeleton_of, stamp_seconds
 from das_ros.worker import LatestFrameWorker
 
-__all__ = ["DASNode", "main"]
+__all__ = ["CAMERA_INFO_TOPIC", "IMAGE_TOPIC", "DASNode", "main"]
+
+# The node's inputs, relative names: what launch/das.launch.py remaps (tests/ros/test_launch.py reads these).
+IMAGE_TOPIC = "image"
+CAMERA_INFO_TOPIC = "camera_info"
 
 # SensorDataQoS with depth 1: best effort matches reliable and best-effort publishers (REP-2003), and
 # one slot because only the newest image matters (the worker's own slot drops older ones anyway).
@@ -181,18 +185,18 @@ class DASNode(LifecycleNode):
         overrides = QoSOverridingOptions.with_default_policies()
         if self._compressed:
             resolve = getattr(self, "resolve_topic_name", None)
-            image_topic = (resolve("image") if resolve else "image") + "/compressed"
+            image_topic = (resolve(IMAGE_TOPIC) if resolve else IMAGE_TOPIC) + "/compressed"
             image_type = self.make.cls("sensor_msgs/msg/CompressedImage")
         else:
-            image_topic, image_type = "image", self.make.cls("sensor_msgs/msg/Image")
+            image_topic, image_type = IMAGE_TOPIC, self.make.cls("sensor_msgs/msg/Image")
         self._subs = [
             self.create_subscription(image_type, image_topic, self._on_image, INPUT_QOS,
                                      qos_overriding_options=overrides,
                                      event_callbacks=_event_callbacks(self, "subscription", image_topic,
                                                                       self._on_image_lost)),
-            self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), "camera_info",
+            self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), CAMERA_INFO_TOPIC,
                                      self._on_camera_info, INPUT_QOS, qos_overriding_options=overrides,
-                                     event_callbacks=_event_callbacks(self, "subscription", "camera_info")),
+                                     event_callbacks=_event_callbacks(self, "subscription", CAMERA_INFO_TOPIC)),
         ]
         self._worker = LatestFrameWorker(self._work, name="das_worker")
         self._worker.start()

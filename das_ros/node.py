@@ -27,6 +27,7 @@ from typing import Any
 
 import rclpy
 import rclpy.executors
+import rclpy.utilities
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -324,11 +325,20 @@ class DASNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of the ``das_node`` executable."""
-    rclpy.init(args=args)
+    """Entry point of the ``das_node`` executable. ``--autostart`` (before ``--ros-args``) configures and
+    activates the node itself, for machines without ``ros2 lifecycle`` (ROS 2 from PyPI has no ros2cli)."""
+    argv = list(sys.argv if args is None else args)
+    rclpy.init(args=argv)
+    autostart = "--autostart" in rclpy.utilities.remove_ros_args(argv)[1:]
     node = DASNode()
+    rc = 0
     try:
-        rclpy.spin(node)
+        if autostart and not (node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                              and node.trigger_activate() == TransitionCallbackReturn.SUCCESS):
+            node.get_logger().error("--autostart: configure/activate failed (see the error above)")
+            rc = 1
+        else:
+            rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
@@ -339,4 +349,4 @@ def main(args: list[str] | None = None) -> int:
             pass
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+    return rc

@@ -482,7 +482,8 @@ def _synthetic_person_frame() -> Any:
 
 
 def test_das_node_process_with_the_shipped_model_publishes_people_and_stops_on_sigint_within_2_s(ros) -> None:
-    """The installed executable (``ros2 run das_ros das_node``), driven like ``ros2 lifecycle set``."""
+    """The installed executable (what ``ros2 run das_ros das_node`` starts) with ``--autostart``, as
+    docs/ROS.md "ROS 2 from PyPI" runs it."""
     from ament_index_python.packages import get_package_prefix
 
     from das_core.infer import shipped_checkpoint
@@ -492,14 +493,15 @@ def test_das_node_process_with_the_shipped_model_publishes_people_and_stops_on_s
     scene = _synthetic_person_frame()
     ns = "/das_proc"
     proc = subprocess.Popen(
-        [sys.executable, str(exe), "--ros-args", "-r", f"__ns:={ns}", "-p", f"model:={shipped_checkpoint()}",
+        [sys.executable, str(exe), "--autostart", "--ros-args", "-r", f"__ns:={ns}",
+         "-p", f"model:={shipped_checkpoint()}",
          "-p", "device:=cpu", "-p", "tracking.min_hits:=1", "-p", "diagnostics_period:=0.2"],
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     g = Graph(None)
     try:
-        change = g.viewer.create_client(ChangeState, f"{ns}/das/change_state")
-        for tid in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
-            assert g.call(change, ChangeState.Request(transition=Transition(id=tid)), timeout=120.0).success
+        get = g.viewer.create_client(GetState, f"{ns}/das/get_state")
+        assert g.run_until(lambda: g.call(get, GetState.Request(), timeout=120.0).current_state.id
+                           == State.PRIMARY_STATE_ACTIVE, timeout=120.0, period=0.5, publish=lambda: None)
         cam = rclpy.create_node("camera2", namespace=ns)
         img_pub = cam.create_publisher(Image, "image", RELIABLE)
         info_pub = cam.create_publisher(CameraInfo, "camera_info", RELIABLE)

@@ -355,6 +355,27 @@ def test_diagnostics_levels_follow_what_the_node_can_do(ros) -> None:
         g.close()
 
 
+def test_frames_missing_from_the_camera_stream_are_counted_in_diagnostics(ros) -> None:
+    g = Graph(das_node(diagnostics_period=0.1))
+
+    def publish_with_gaps() -> None:
+        if g.frame >= 10 and g.frame % 5 == 0:
+            g.frame += 1  # this frame never leaves the "driver": its stamp is missing from the stream
+        g.publish()
+
+    def lost() -> int:
+        st = g.das_status()
+        return int({kv.key: kv.value for kv in st[-1].values}["frames lost before the node (stamp gaps)"]) if st else 0
+
+    try:
+        assert g.run_until(lambda: g.frame >= 40, publish=publish_with_gaps, period=0.03)
+        g.spin(0.3)
+        assert lost() == g.das.monitor.gaps.lost_total >= 4
+        assert g.das.monitor.gaps.period == pytest.approx(0.05)
+    finally:
+        g.close()
+
+
 # ---- parameters -------------------------------------------------------------------------------------------
 
 

@@ -15,5 +15,8 @@ fi
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 # colcon's local_setup.sh prepends install/das_ros to AMENT_PREFIX_PATH, PYTHONPATH and LD_LIBRARY_PATH.
+# It reads unset variables, so `set -u` (CI) is lifted around it.
+case $- in *u*) _das_nounset=1; set +u ;; *) _das_nounset= ;; esac
 COLCON_CURRENT_PREFIX="$_das_repo/build-ros/$_das_distro/install" . "$_das_repo/build-ros/$_das_distro/install/local_setup.sh"
-unset _das_distro _das_repo
+[ -n "$_das_nounset" ] && set -u
+unset _das_distro _das_repo _das_nounset

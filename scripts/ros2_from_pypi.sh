@@ -30,15 +30,18 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 # What the node imports at run time, and what a message package's CMake configure needs: beyond
 # ament_cmake(_python) and rosidl_default_generators, configure stops without ament_package,
 # ament_cmake_include_directories, rosidl_core_generators, ament_cmake_ros (whose CMake extras find gmock,
-# gtest and pytest even with BUILD_TESTING=OFF) and python_cmake_module.
+# gtest and pytest even with BUILD_TESTING=OFF) and, on Jazzy, python_cmake_module.
 PKGS=(
   rclpy rmw-fastrtps-cpp rmw-implementation ament-index-python
   std-msgs geometry-msgs sensor-msgs visualization-msgs diagnostic-msgs lifecycle-msgs rcl-interfaces
   builtin-interfaces
   ament-cmake ament-cmake-python ament-package ament-cmake-include-directories ament-cmake-ros
   ament-cmake-gmock ament-cmake-gtest ament-cmake-pytest
-  rosidl-default-generators rosidl-default-runtime rosidl-core-generators python-cmake-module
+  rosidl-default-generators rosidl-default-runtime rosidl-core-generators
 )
+# Jazzy's rosidl_generator_py finds Python through python_cmake_module; Kilted's uses CMake's FindPython3.
+# Kilted's rosidl type support generators find ament_cmake_ros_core, split out of ament_cmake_ros.
+if [ "$DISTRO" = jazzy ]; then PKGS+=(python-cmake-module); else PKGS+=(ament-cmake-ros-core); fi
 WHEELS=()
 for p in "${PKGS[@]}"; do WHEELS+=("ros-$DISTRO-$p"); done
 COLCON=(colcon-core colcon-cmake colcon-ros colcon-library-path colcon-package-selection colcon-output

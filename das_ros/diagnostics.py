@@ -41,6 +41,8 @@ class StampGaps:
     ``tolerance`` periods counts ``round(step / period) - 1`` lost frames; a step longer than ``restart_after``
     seconds, or a stamp going backwards, is a restart of the stream (a driver restarted, a bag looped), not
     loss, and starts a new period estimate. A repeated stamp counts nothing (some drivers repeat them).
+    A stream that loses every other frame from its first frame on looks like one at half the rate: only
+    losses that vary are seen.
     """
 
     def __init__(self, restart_after: float = 3.0, tolerance: float = 1.5, history: int = 30,

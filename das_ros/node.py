@@ -12,6 +12,8 @@ Topics (relative; the launch file puts them in the ``das`` namespace):
   out: poses [das_ros/MultiPerson3DPose], markers [visualization_msgs/MarkerArray],
        debug_image [sensor_msgs/Image] (only computed while subscribed), /diagnostics [DiagnosticArray]
 
+``das_node --autostart`` configures and activates the node itself (no ``ros2 lifecycle`` needed).
+
 Only the newest image is kept (one slot): a frame that arrives while another waits replaces it and is
 counted as dropped, so the output never lags behind the camera (Azure Kinect driver issue #109).
 """
@@ -271,7 +273,6 @@ class DASNode(LifecycleNode):
 
     def _on_image_lost(self, count: int) -> None:
         self.monitor.on_lost_reported(self._now(), count)
-
 
     def _on_image(self, msg: Any) -> None:
         self.monitor.on_received(self._now(), stamp_seconds(msg.header))

@@ -148,3 +148,19 @@ def test_repeated_stamps_still_age_out_tracks() -> None:
     est.roots = [(0.0, 0.2, 3.0)]
     assert [q.id for q in p.process(image_msg(IMG, hdr=header(0, 0))).poses.persons] == [2]
     assert p.counters["stamps_repeated"] == 6
+
+
+def test_uncalibrated_camera_info_uses_the_fallback_field_of_view_when_set() -> None:
+    from das_core.camera import Intrinsics
+
+    est = FakeEstimator()
+    p = pipeline(est, fallback_hfov_deg=70.0)
+    p.set_camera_info(camera_info(64, 48, f=0.0))
+    r = p.process(image_msg(IMG))
+    assert r.ok and est.calls[-1][1].fx == pytest.approx(Intrinsics.from_fov(64, 48, 70.0).fx)
+    assert p.counters["camera_info_uncalibrated_fallback"] == 1
+    p.set_camera_info(camera_info(64, 48, f=0.0, k=[float("nan")] * 9))  # broken, not uncalibrated: refused
+    assert p.process(image_msg(IMG)).reason == "bad_camera_info"
+    off = pipeline(fallback_hfov_deg=0.0)
+    off.set_camera_info(camera_info(64, 48, f=0.0))
+    assert off.process(image_msg(IMG)).reason == "bad_camera_info"

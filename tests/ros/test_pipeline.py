@@ -214,3 +214,19 @@ def test_settings_changed_during_a_frame_apply_from_the_next_frame() -> None:
     r = p.process(image_msg(IMG))
     assert r.ok and len(r.poses.persons) == 0  # 0.9 < 0.95
     assert p.settings.min_score == 0.95 and p.tracker is not tracker_before
+
+
+def test_uncalibrated_camera_info_uses_the_fallback_field_of_view_when_set() -> None:
+    from das_core.camera import Intrinsics
+
+    est = FakeEstimator()
+    p = pipeline(est, fallback_hfov_deg=70.0)
+    p.set_camera_info(camera_info(64, 48, f=0.0))
+    r = p.process(image_msg(IMG))
+    assert r.ok and est.calls[-1][1].fx == pytest.approx(Intrinsics.from_fov(64, 48, 70.0).fx)
+    assert p.counters["camera_info_uncalibrated_fallback"] == 1
+    p.set_camera_info(camera_info(64, 48, f=0.0, k=[float("nan")] * 9))  # broken, not uncalibrated: refused
+    assert p.process(image_msg(IMG)).reason == "bad_camera_info"
+    off = pipeline(fallback_hfov_deg=0.0)
+    off.set_camera_info(camera_info(64, 48, f=0.0))
+    assert off.process(image_msg(IMG)).reason == "bad_camera_info"

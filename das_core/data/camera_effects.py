@@ -43,11 +43,11 @@ class CameraEffects:
 
 def _motion_blur(img: np.ndarray, rng: np.random.Generator, length: float) -> np.ndarray:
     k = max(3, int(round(length)) | 1)
-    kernel = np.zeros((k, k), np.float32)
-    kernel[k // 2, :] = 1.0
+    line = np.zeros((k, k), np.float32)
+    line[k // 2, :] = 1.0
     rot = cv2.getRotationMatrix2D(((k - 1) / 2.0, (k - 1) / 2.0), float(rng.uniform(0, 180)), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (k, k))
-    return cv2.filter2D(img, -1, kernel / max(float(kernel.sum()), 1e-6))
+    kernel = np.asarray(cv2.warpAffine(line, rot, (k, k)), np.float32)
+    return np.asarray(cv2.filter2D(img, -1, kernel / max(float(kernel.sum()), 1e-6)))
 
 
 def _vignette(h: int, w: int, strength: float) -> np.ndarray:
@@ -117,6 +117,7 @@ def apply_camera_effects(image: np.ndarray, rng: np.random.Generator, fx: Camera
     if rng.random() < fx.jpeg_prob:
         q = int(rng.integers(fx.jpeg_quality[0], fx.jpeg_quality[1] + 1))
         ok, buf = cv2.imencode(".jpg", result, [cv2.IMWRITE_JPEG_QUALITY, q])
-        if ok:
-            result = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+        if decoded is not None:
+            result = decoded
     return result

@@ -506,7 +506,8 @@ def test_das_node_process_with_the_shipped_model_publishes_people_and_stops_on_s
     """The installed executable (what ``ros2 run das_ros das_node`` starts) with ``--autostart``, as
     docs/ROS.md "ROS 2 from PyPI" runs it."""
     from ament_index_python.packages import get_package_prefix
-    from das_core.infer import shipped_checkpoint
+
+    from das_ros.apps.infer import shipped_checkpoint
 
     exe = Path(get_package_prefix("das_ros")) / "lib" / "das_ros" / "das_node"
     assert exe.is_file(), f"{exe} missing: rebuild with scripts/ros2_from_pypi.sh"

@@ -58,8 +58,9 @@ class Persons:
         return len(self.scores)
 
     def __getitem__(self, item: Any) -> Persons:
-        return Persons(**{f.name: None if getattr(self, f.name) is None else np.asarray(getattr(self, f.name))[item]
-                          for f in fields(self)})
+        picked: dict[str, Any] = {f.name: None if getattr(self, f.name) is None
+                                  else np.asarray(getattr(self, f.name))[item] for f in fields(self)}
+        return Persons(**picked)
 
     @property
     def num_joints(self) -> int:

@@ -112,7 +112,7 @@ class PipelineSettings:
             markers=MarkerSettings(
                 lifetime=float(v["markers.lifetime"]), line_width=float(v["markers.line_width"]),
                 joint_size=float(v["markers.joint_size"]), text_size=float(v["markers.text_size"]),
-                joint_confidence_threshold=thr,
+                joint_confidence_threshold=thr, uncertainty=bool(v["markers.uncertainty"]),
             ),
         )
 

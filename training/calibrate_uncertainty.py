@@ -76,7 +76,9 @@ def collect(est: Estimator, ann: AnnotationSet, num: int | None, root: int) -> d
         people = [p for p in image.persons if p.joints_3d is not None]
         if not people or not len(persons):
             continue
-        gt3 = np.stack([p.joints_3d for p in people]).astype(np.float64)
+        if persons.joint_covariance is None:
+            raise ValueError("the estimator returned persons without joint_covariance")
+        gt3 = np.stack([p.joints_3d for p in people if p.joints_3d is not None]).astype(np.float64)
         gt2 = np.stack([image.camera.project(g) for g in gt3])
         vis = np.stack([p.visible for p in people])
         match = match_hungarian_2d(gt2, vis, persons.joints_2d)

@@ -181,9 +181,18 @@ class DecodeConfig:
     nms_thr: float = 0.9
     nms_post: int = 100
     oks_sigma: float = 0.08
+    # Piecewise-linear map (raw, calibrated) from ``1 − mean σ`` to the probability that the joint is right
+    # (fitted on a validation split by training/confidence_calibration.py --fit; () keeps the raw value).
+    confidence_calibration: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.score_thr < 1.0, "decode.score_thr", "must be in [0, 1)")
+        knots = self.confidence_calibration
+        if knots:
+            ok = len(knots) >= 2 and all(len(k) == 2 and 0.0 <= k[0] <= 1.0 and 0.0 <= k[1] <= 1.0 for k in knots)
+            ok = ok and all(a[0] < b[0] and a[1] <= b[1] for a, b in zip(knots[:-1], knots[1:], strict=False))
+            _check(ok, "decode.confidence_calibration",
+                   "needs >= 2 (raw, calibrated) pairs in [0, 1], raw strictly and calibrated weakly increasing")
         _check(self.nms_pre >= 1, "decode.nms_pre", "must be >= 1")
         _check(0.0 < self.nms_thr <= 1.0, "decode.nms_thr", "must be in (0, 1]")
         _check(self.nms_post >= 1, "decode.nms_post", "must be >= 1")

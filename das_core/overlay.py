@@ -28,7 +28,7 @@ def track_color_u8(track_id: int) -> tuple[int, int, int]:
     return int(round(255 * r)), int(round(255 * g)), int(round(255 * b))
 
 
-def draw_persons(image_rgb: np.ndarray, persons: Persons, skeleton: Skeleton, min_confidence: float = 0.1,
+def draw_persons(image_rgb: np.ndarray, persons: Persons, skeleton: Skeleton, min_confidence: float = 0.5,
                  label_depth: bool = True) -> np.ndarray:
     """A copy of ``image_rgb`` (H, W, 3 uint8) with bones, joints and "id: z m" labels in each track's colour.
 

@@ -39,7 +39,7 @@ class MarkerSettings:
     line_width: float = 0.03  # metres
     joint_size: float = 0.06  # metres
     text_size: float = 0.15  # metres
-    joint_confidence_threshold: float = 0.1
+    joint_confidence_threshold: float = 0.5
     uncertainty: bool = False  # draw the root's 1σ covariance ellipsoid
 
 

@@ -88,8 +88,10 @@ PARAMS: tuple[Param, ...] = (
           min=0.0, max=179.0),
     # --- output filtering ---
     Param("min_score", 0.1, "Persons with a detection score below this are not published.", min=0.0, max=1.0),
-    Param("joint_confidence_threshold", 0.1, "Joints with a confidence below this are published with "
-          "valid=false and zero position.", min=0.0, max=1.0),
+    Param("joint_confidence_threshold", 0.5, "Joints with a confidence below this are published with "
+          "valid=false and zero position. With a calibrated checkpoint (the shipped one) confidence is the "
+          "probability that the joint lies within 5 % of the person's size in the image, so 0.5 keeps the joints "
+          "more likely right than wrong (docs/RESULTS.md, joint confidence).", min=0.0, max=1.0),
     Param("max_persons", 50, "At most this many persons per frame (highest scores kept).", min=1, max=1000),
     # --- tracking ---
     Param("tracking.enabled", True, "Assign stable track ids across frames. Off: id = index in the frame.",

@@ -78,7 +78,7 @@ def skeleton_of(estimator: Any, default: str = "panoptic15") -> Skeleton:
 @dataclass(frozen=True)
 class PipelineSettings:
     min_score: float = 0.1
-    joint_confidence_threshold: float = 0.1
+    joint_confidence_threshold: float = 0.5
     max_persons: int = 50
     use_rectified_intrinsics: bool = False
     fallback_hfov_deg: float = 0.0

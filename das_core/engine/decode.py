@@ -43,6 +43,7 @@ from das_core.skeletons import get_skeleton
 
 __all__ = [
     "DecodeError",
+    "calibrate_confidence",
     "DecodedPersons",
     "PixelMapping",
     "camera_table",
@@ -234,7 +235,8 @@ class DecodedPersons(NamedTuple):
         scores: (M,) float32 detection score in [0, 1].
         joints_3d: (M, K, 3) float32 metres, camera optical frame (x right, y down, z forward).
         joints_2d: (M, K, 2) float32 pixels of the original image.
-        joint_confidence: (M, K) float32 ``clamp(1 − mean_axes(sigma), 0, 1)``.
+        joint_confidence: (M, K) float32 ``clamp(1 − mean_axes(sigma), 0, 1)``, mapped through
+            ``cfg.decode.confidence_calibration`` when the checkpoint has one (:func:`calibrate_confidence`).
         joint_covariance: (M, K, 3, 3) float32 position covariance in m², optical frame
             (:func:`joint_covariance`).
         valid: (M,) bool, True on the kept prefix.
@@ -427,7 +429,7 @@ def decode_batch(
     x_n = (uv[..., 0] - cx - skew * y_n) / fx
     joints_3d = torch.stack([x_n * z, y_n * z, z], dim=-1)  # (B, M, K, 3)
     sig = dense.sigma[batch_ix, sel_cells].to(torch.float32)  # (B, M, K, 3)
-    conf = (1.0 - sig.mean(dim=-1)).clamp(0.0, 1.0)
+    conf = calibrate_confidence((1.0 - sig.mean(dim=-1)).clamp(0.0, 1.0), cfg.decode.confidence_calibration)
 
     # Uncertainty (ModelConfig.uncertainty): u, v sigma in stride units → original pixels (both pixel
     # mappings scale by 1/s); d sigma in z_norm units → metres, except at the root, whose d is 0 by
@@ -444,6 +446,20 @@ def decode_batch(
     cov = joint_covariance(sigma_uv, sigma_z, uv, z, cam)
 
     return DecodedPersons(out_scores, joints_3d, uv, conf, cov, out_valid, converged)
+
+
+def calibrate_confidence(raw: Tensor, knots: Sequence[tuple[float, float]]) -> Tensor:
+    """Map raw joint confidence through the piecewise-linear (raw, calibrated) ``knots`` (any shape).
+
+    Written as a sum of clamped ramps with Python-float constants, so it needs no tensor of knots on the device
+    and stays capturable in a CUDA graph. Below the first knot the first value holds, above the last the last.
+    """
+    if not knots:
+        return raw
+    out = torch.full_like(raw, float(knots[0][1]))
+    for (x0, y0), (x1, y1) in zip(knots[:-1], knots[1:], strict=False):
+        out = out + (raw - x0).clamp(0.0, x1 - x0) * ((y1 - y0) / (x1 - x0))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

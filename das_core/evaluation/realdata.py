@@ -654,6 +654,26 @@ def _summary_3d(frames: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _rules(skeleton: Skeleton) -> dict[str, str]:
+    """The scoring rules in words, stored with every result."""
+    return {
+        "matching": f"COCO greedy by score, OKS >= {MATCH_OKS} on shared joints, one prediction per person",
+        "matching_root_in_box": "lenient: greedy by score, the predicted 2D root (mid_hip) inside the person's "
+                                "box (file box, else labelled-joint extent x 1.25)",
+        "ignored_gt": f"crowd or fewer than {MIN_LABELLED_JOINTS} labelled shared joints",
+        "not_false_positives": "matches of ignored people; any unmatched prediction in partially labelled "
+                               "images (MPII); predictions centred in PoseTrack ignore regions",
+        "oks": "COCO sigmas on shared joints (neck 0.079 as CrowdPose); area = annotation area, else 0.53 x box "
+               "(file box, else labelled-joint extent x 1.25)",
+        "ap": f"COCO 101-point, max {MAX_DETS} predictions per image, pooled per group",
+        "confidence": f"fraction of all {skeleton.num_joints} joints of matched predictions with "
+                      f"confidence >= {CONFIDENCE_THRESHOLD}",
+        "root_3d": "GT root = mean of GT hips; ours = mid_hip; depth error = |Zp - Zg| / Zg",
+        "mpjpe": "shared joints except the root, mm; rel = both skeletons minus their roots",
+        "intrinsics_2d": f"no calibration: hfov {FALLBACK_HFOV_DEG:g} deg, centred principal point",
+    }
+
+
 def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons], skeleton: Skeleton) -> dict[str, Any]:
     """All figures for one checkpoint's predictions (one :class:`Persons` per image), JSON-ready.
 
@@ -719,22 +739,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     two_d = [d for d in present if d in DATASETS_2D]
     present_3d = list(dict.fromkeys(f["dataset"] for f in frames["oks"]))
     result = {
-        "rules": {
-            "matching": f"COCO greedy by score, OKS >= {MATCH_OKS} on shared joints, one prediction per person",
-            "matching_root_in_box": "lenient: greedy by score, the predicted 2D root (mid_hip) inside the person's "
-                                    "box (file box, else labelled-joint extent x 1.25)",
-            "ignored_gt": f"crowd or fewer than {MIN_LABELLED_JOINTS} labelled shared joints",
-            "not_false_positives": "matches of ignored people; any unmatched prediction in partially labelled "
-                                   "images (MPII); predictions centred in PoseTrack ignore regions",
-            "oks": "COCO sigmas on shared joints (neck 0.079 as CrowdPose); area = annotation area, else 0.53 x box "
-                   "(file box, else labelled-joint extent x 1.25)",
-            "ap": f"COCO 101-point, max {MAX_DETS} predictions per image, pooled per group",
-            "confidence": f"fraction of all {skeleton.num_joints} joints of matched predictions with "
-                          f"confidence >= {CONFIDENCE_THRESHOLD}",
-            "root_3d": "GT root = mean of GT hips; ours = mid_hip; depth error = |Zp - Zg| / Zg",
-            "mpjpe": "shared joints except the root, mm; rel = both skeletons minus their roots",
-            "intrinsics_2d": f"no calibration: hfov {FALLBACK_HFOV_DEG:g} deg, centred principal point",
-        },
+        "rules": _rules(skeleton),
         "overall_2d": _summary_2d(*group(two_d)),
         "per_dataset_2d": {d: _summary_2d(*group([d])) for d in present},
         "overall_3d": _summary_3d(frames["oks"]),

@@ -115,10 +115,10 @@ def _check_checkpoint(path: str | Path | None) -> Path:
     if shipped:
         raise FileNotFoundError(
             f"the shipped demo checkpoint is missing ({', '.join(str(p) for p in missing)}). Make it: render "
-            "synthetic data with `das make-synthetic` and train config/train/synthetic_r18s.yaml with `das train` "
-            "(scripts/gpu/ablation.sh runs it; the same commands are at the top of "
-            "config/train/synthetic_r18.yaml), then copy the run's final.safetensors and final.yaml to "
-            f"{st} and {ym}; or pass --checkpoint NAME for NAME.safetensors + NAME.yaml"
+            "synthetic data with `das make-synthetic --preset realistic` and train config/train/realistic_r34s.yaml "
+            "with `das train` (scripts/gpu/train_realistic.sh runs both on a GPU), then copy the run's "
+            f"final.safetensors and final.yaml to {st} and {ym}; or pass --checkpoint NAME for NAME.safetensors + "
+            "NAME.yaml"
         )
     raise FileNotFoundError(
         f"checkpoint file(s) not found: {', '.join(str(p) for p in missing)} (--checkpoint NAME expects "

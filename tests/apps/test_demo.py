@@ -165,7 +165,7 @@ def test_missing_shipped_checkpoint_says_how_to_make_it(tmp_path: Path, monkeypa
     monkeypatch.setattr(infer, "shipped_checkpoint", lambda: tmp_path / "assets" / "das_demo")
     rc = cli.main(["demo", "--out", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 1 and "das_demo.safetensors" in err and "synthetic_r18s.yaml" in err and "--checkpoint" in err
+    assert rc == 1 and "das_demo.safetensors" in err and "realistic_r34s.yaml" in err and "--checkpoint" in err
 
 
 def test_bad_sequence_settings_are_rejected_with_the_option_name() -> None:

@@ -1,0 +1,175 @@
+"""The realistic synthetic recipe: every feature can be switched off exactly, none of them moves a label."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from das_core.camera import Intrinsics
+from das_core.data import make_synthetic
+from das_core.data.backgrounds import PhotoLibrary
+from das_core.data.camera_effects import CameraEffects, apply_camera_effects
+from das_core.data.render import PART_BOTTOM, PART_TOP, Appearance, BodyGeometry, draw_people
+from das_core.data.synthetic import (
+    REALISM_FEATURES,
+    SceneConfig,
+    _apply_textures,
+    make_person,
+    make_scene,
+    sample_pose,
+)
+
+SIZE = {"min_size": 96, "max_size": 128}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A folder of three 'photos' (smooth random colour fields): no people in them, by construction."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        small = rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)
+        cv2.imwrite(str(folder / f"p{i}.jpg"), cv2.resize(small, (320, 240), interpolation=cv2.INTER_CUBIC))
+    (folder / "notes.txt").write_text("not a photo")
+    return str(folder)
+
+
+# sha256 of test scenes 0-3 (96-128 px) rendered by the code before the realistic recipe existed (commit f531ce8):
+# the basic recipe, and with it the held-out test split and the demo sequence, must stay image for image the same.
+BASIC_SCENES_SHA256 = "9f209853c74882879832ed7484235f78277b31f1b3aa572c0ff276be9227df08"
+
+
+def test_the_basic_recipe_renders_exactly_what_it_rendered_before_the_realistic_recipe():
+    h = hashlib.sha256()
+    for i in range(4):
+        s = make_scene(0, "test", i, SceneConfig(**SIZE))
+        h.update(s.image.tobytes())
+        h.update(s.joints_3d.astype("<f8").tobytes())
+        h.update(s.visible.tobytes())
+    assert h.hexdigest() == BASIC_SCENES_SHA256, "basic-recipe images changed (a realism feature leaks when off?)"
+
+
+def test_realistic_with_every_feature_disabled_is_the_basic_recipe():
+    assert SceneConfig.realistic(disable=tuple(REALISM_FEATURES), **SIZE) == SceneConfig(**SIZE)
+
+
+def test_realistic_scenes_are_deterministic_and_use_the_photos(photos: str):
+    cfg = SceneConfig.realistic(photos, **SIZE)
+    assert cfg.background_dir == photos and cfg.photo_background_prob > 0 and cfg.camera_effects
+    a, b = make_scene(5, "train", 3, cfg), make_scene(5, "train", 3, cfg)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.joints_3d, b.joints_3d)
+
+
+def test_photos_feature_is_off_without_a_background_folder_and_unknown_features_are_refused():
+    assert SceneConfig.realistic().background_dir is None
+    assert SceneConfig.realistic().photo_background_prob == 0.0
+    with pytest.raises(ValueError, match="unknown realism feature"):
+        SceneConfig.realistic(disable=("lighting",))
+    with pytest.raises(ValueError, match="unknown SceneConfig field"):
+        SceneConfig.realistic(colour=True)
+
+
+def test_camera_effects_change_pixels_but_never_labels():
+    base = replace(SceneConfig.realistic(disable=("effects",)), **SIZE)
+    with_fx = replace(base, camera_effects=True)
+    changed = 0
+    for i in range(4):
+        a, b = make_scene(1, "train", i, base), make_scene(1, "train", i, with_fx)
+        np.testing.assert_array_equal(a.joints_3d, b.joints_3d)
+        np.testing.assert_array_equal(a.visible, b.visible)
+        changed += int(not np.array_equal(a.image, b.image))
+    assert changed >= 3
+
+
+def test_camera_effects_keep_shape_and_type_and_grayscale_means_equal_channels():
+    img = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    out = apply_camera_effects(img, np.random.default_rng(1))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    grey = apply_camera_effects(img, np.random.default_rng(2), CameraEffects(grayscale_prob=1.0, jpeg_prob=0.0))
+    np.testing.assert_array_equal(grey[..., 0], grey[..., 1])
+    np.testing.assert_array_equal(grey[..., 1], grey[..., 2])
+    dark = apply_camera_effects(np.full((20, 20, 3), 128, np.uint8), np.random.default_rng(3),
+                                CameraEffects(low_light_prob=1.0, exposure_prob=0.0, white_balance_prob=0.0,
+                                              vignette_prob=0.0, grayscale_prob=0.0, jpeg_prob=0.0))
+    assert dark.std() > 1.0  # a dark frame brought back up by the camera's gain is noisy
+
+
+def test_people_range_children_and_closeups_of_the_realistic_recipe():
+    cfg = replace(SceneConfig.realistic(disable=("photos", "effects", "clothing", "scene")), **SIZE)
+    roots = np.concatenate([make_scene(2, "train", i, cfg).joints_3d[:, 2, 2] for i in range(12)])
+    assert roots.min() > 0.8 and roots.max() < 15.5
+    assert (roots < 1.5).any()  # close-ups (the basic recipe never goes below 1.35 m)
+
+
+def test_a_person_hidden_behind_furniture_or_others_is_not_labelled():
+    cfg = replace(SceneConfig.realistic(disable=("photos", "effects")), people_range=(10, 12), **SIZE)
+    strict = replace(cfg, min_unoccluded_joints=4)
+    seen = 0
+    for i in range(6):
+        s = make_scene(3, "train", i, strict)
+        shown = (s.visible & ~s.occluded).sum(axis=1)
+        assert np.all(shown >= 4)
+        seen += len(s.joints_3d)
+    loose = sum(len(make_scene(3, "train", i, replace(cfg, min_unoccluded_joints=0)).joints_3d) for i in range(6))
+    assert 0 < seen < loose  # the filter removed someone, and not everyone
+
+
+def _one_person() -> tuple[np.ndarray, Intrinsics, BodyGeometry, np.ndarray, np.ndarray]:
+    cam = Intrinsics.from_fov(160, 120, 60.0)
+    j, head, feet = make_person(1.75, sample_pose(np.random.default_rng(0), "standing"), np.array([0.0, 0.0]), np.pi)
+    offset = np.array([0.0, 0.6, 3.5])  # world → camera: the camera 0.6 m above the hips, 3.5 m away
+    body = BodyGeometry(j - [0, j[2, 1], 0] + offset, head - [0, j[2, 1], 0] + offset, feet - [0, j[2, 1], 0] + offset,
+                        1.75)
+    canvas = np.full((120, 160, 3), 90, np.uint8)
+    parts = np.zeros((120, 160), np.uint8)
+    look = Appearance(top=(200, 40, 40), bottom=(40, 40, 200), skin=(180, 140, 120), shoes=(20, 20, 20),
+                      hair=(30, 20, 10), lower="coat", long_hair=True, hat=(250, 250, 0), bag="handbag")
+    labels = draw_people(canvas, [body], [look], cam, np.array([0.0, -1.0, 0.0]), parts=parts)
+    return canvas, cam, body, labels, parts
+
+
+def test_part_map_covers_the_person_and_clothing_textures_stay_on_the_garments():
+    canvas, cam, body, labels, parts = _one_person()
+    person = labels == 1
+    assert person.sum() > 200
+    assert np.all((parts > 0) == person)  # every person pixel has a part, nothing else has one
+    assert {PART_TOP, PART_BOTTOM} <= set(np.unique(parts[person]).tolist())
+    before = canvas.copy()
+    for seed in range(6):
+        _apply_textures(np.random.default_rng(seed), canvas, labels, parts, [body], cam, None)
+    garment = person & np.isin(parts, [PART_TOP, PART_BOTTOM])
+    np.testing.assert_array_equal(canvas[~garment], before[~garment])
+    assert not np.array_equal(canvas[garment], before[garment])
+
+
+def test_photo_library_crops_at_the_asked_size_and_names_a_bad_folder(photos: str, tmp_path):
+    lib = PhotoLibrary(photos)
+    assert len(lib) == 3  # the text file is not a photo
+    rng = np.random.default_rng(0)
+    assert lib.crop(rng, 50, 30).shape == (30, 50, 3)
+    tex = lib.texture(rng, 7, 5)
+    assert tex.shape == (5, 7) and abs(float(tex.mean()) - 1.0) < 1e-3
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        PhotoLibrary(str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="no photos"):
+        PhotoLibrary(str(tmp_path))
+
+
+def _args(**kw) -> argparse.Namespace:
+    base = {"min_size": 96, "max_size": 128, "occluded_invisible": False, "max_people": 8, "preset": "basic",
+            "backgrounds": None, "disable": ""}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_make_synthetic_options_describe_the_recipe(photos: str):
+    assert make_synthetic.scene_config(_args()) == SceneConfig(**SIZE)
+    cfg = make_synthetic.scene_config(_args(preset="realistic", backgrounds=photos, disable="effects,photos"))
+    assert not cfg.camera_effects and cfg.background_dir is None and cfg.clothing
+    with pytest.raises(ValueError, match="need --preset realistic"):
+        make_synthetic.scene_config(_args(disable="effects"))

@@ -78,9 +78,10 @@ def run(tracker: object, paths: list, seconds: float, noise: str, miss: float, s
 
 
 def record_demo(path: str) -> None:
+    from das_core.infer import load_demo_estimator
+
     from das_core.data.synthetic import make_sequence
     from das_ros.apps.demo import MIN_VISIBLE_JOINTS, DemoSettings
-    from das_core.infer import load_demo_estimator
     from das_ros.params import defaults
 
     s = DemoSettings()

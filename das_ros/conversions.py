@@ -23,6 +23,7 @@ __all__ = [
     "MAX_PIXELS",
     "CameraInfoError",
     "ImageConversionError",
+    "UncalibratedCameraError",
     "compressed_to_rgb",
     "image_to_array",
     "image_to_rgb",
@@ -42,6 +43,11 @@ class ImageConversionError(ValueError):
 
 class CameraInfoError(CameraError):
     """A CameraInfo cannot give intrinsics for the image (uncalibrated, non-finite, inconsistent size)."""
+
+
+class UncalibratedCameraError(CameraInfoError):
+    """K[0] (or P[0]) is 0: the CameraInfo.msg convention for an uncalibrated camera (many UVC drivers).
+    The one CameraInfo problem that ``fallback_hfov_deg`` may stand in for."""
 
 
 # encoding → (channels, numpy dtype, cv2 conversion code to RGB or None, channel order note)
@@ -293,7 +299,7 @@ def intrinsics_from_camera_info(
     if not np.isfinite(raw).all():
         raise CameraInfoError(f"CameraInfo {name} has non-finite values: {raw.tolist()}")
     if raw[0] == 0.0:
-        raise CameraInfoError(
+        raise UncalibratedCameraError(
             f"camera is uncalibrated: CameraInfo {name}[0] == 0 (calibrate it, or set fallback_hfov_deg)"
         )
     if use_rectified:

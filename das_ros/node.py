@@ -12,6 +12,8 @@ Topics (relative; the launch file puts them in the ``das`` namespace):
   out: poses [das_ros/MultiPerson3DPose], markers [visualization_msgs/MarkerArray],
        debug_image [sensor_msgs/Image] (only computed while subscribed), /diagnostics [DiagnosticArray]
 
+``das_node --autostart`` configures and activates the node itself (no ``ros2 lifecycle`` needed).
+
 Only the newest image is kept (one slot): a frame that arrives while another waits replaces it and is
 counted as dropped, so the output never lags behind the camera (Azure Kinect driver issue #109).
 """
@@ -22,10 +24,12 @@ import array
 import gc
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
 import rclpy.executors
+import rclpy.utilities
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -39,13 +43,22 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from das_core.overlay import draw_persons
 from das_ros import params as P
-from das_ros.conversions import CameraInfoError, intrinsics_from_camera_info, rgb_to_image_fields
+from das_ros.conversions import (
+    CameraInfoError,
+    UncalibratedCameraError,
+    intrinsics_from_camera_info,
+    rgb_to_image_fields,
+)
 from das_ros.diagnostics import DiagnosticsMonitor
 from das_ros.factory import RclpyFactory
 from das_ros.pipeline import FramePipeline, PipelineSettings, load_estimator, skeleton_of, stamp_seconds
 from das_ros.worker import LatestFrameWorker
 
-__all__ = ["DASNode", "main"]
+__all__ = ["CAMERA_INFO_TOPIC", "IMAGE_TOPIC", "DASNode", "main"]
+
+# The node's inputs, relative names: what launch/das.launch.py remaps (tests/ros/test_launch.py reads these).
+IMAGE_TOPIC = "image"
+CAMERA_INFO_TOPIC = "camera_info"
 
 # SensorDataQoS with depth 1: best effort matches reliable and best-effort publishers (REP-2003), and
 # one slot because only the newest image matters (the worker's own slot drops older ones anyway).
@@ -56,9 +69,10 @@ _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEG
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 
 
-def _event_callbacks(node: Any, kind: str, topic: str) -> Any:
+def _event_callbacks(node: Any, kind: str, topic: str, on_lost: Callable[[int], None] | None = None) -> Any:
     """Publisher/subscription event callbacks that log an incompatible QoS loudly (the classic "runs but
-    nothing arrives" problem). ``rclpy.event_handler`` (Iron+) or ``rclpy.qos_event`` (Humble)."""
+    nothing arrives" problem) and, for a subscription, pass the middleware's "message lost" counts to
+    ``on_lost``. ``rclpy.event_handler`` (Iron+) or ``rclpy.qos_event`` (Humble)."""
     try:
         from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
     except ImportError:
@@ -72,7 +86,13 @@ def _event_callbacks(node: Any, kind: str, topic: str) -> Any:
 
     if kind == "publisher":
         return PublisherEventCallbacks(incompatible_qos=incompatible)
-    return SubscriptionEventCallbacks(incompatible_qos=incompatible)
+    if on_lost is None:
+        return SubscriptionEventCallbacks(incompatible_qos=incompatible)
+
+    def lost(info: Any) -> None:
+        on_lost(int(getattr(info, "total_count_change", 0)))
+
+    return SubscriptionEventCallbacks(incompatible_qos=incompatible, message_lost=lost)
 
 
 def descriptor(p: P.Param) -> ParameterDescriptor:
@@ -168,17 +188,18 @@ class DASNode(LifecycleNode):
         overrides = QoSOverridingOptions.with_default_policies()
         if self._compressed:
             resolve = getattr(self, "resolve_topic_name", None)
-            image_topic = (resolve("image") if resolve else "image") + "/compressed"
+            image_topic = (resolve(IMAGE_TOPIC) if resolve else IMAGE_TOPIC) + "/compressed"
             image_type = self.make.cls("sensor_msgs/msg/CompressedImage")
         else:
-            image_topic, image_type = "image", self.make.cls("sensor_msgs/msg/Image")
+            image_topic, image_type = IMAGE_TOPIC, self.make.cls("sensor_msgs/msg/Image")
         self._subs = [
             self.create_subscription(image_type, image_topic, self._on_image, INPUT_QOS,
                                      qos_overriding_options=overrides,
-                                     event_callbacks=_event_callbacks(self, "subscription", image_topic)),
-            self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), "camera_info",
+                                     event_callbacks=_event_callbacks(self, "subscription", image_topic,
+                                                                      self._on_image_lost)),
+            self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), CAMERA_INFO_TOPIC,
                                      self._on_camera_info, INPUT_QOS, qos_overriding_options=overrides,
-                                     event_callbacks=_event_callbacks(self, "subscription", "camera_info")),
+                                     event_callbacks=_event_callbacks(self, "subscription", CAMERA_INFO_TOPIC)),
         ]
         self._worker = LatestFrameWorker(self._work, name="das_worker")
         self._worker.start()
@@ -208,13 +229,11 @@ class DASNode(LifecycleNode):
         self._estimator = None
         self.monitor.model_loaded = False
         gc.collect()
-        try:  # free cached GPU memory so an inactive node does not hold VRAM
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        # Free cached GPU memory so an inactive node does not hold VRAM. Only if a model imported torch:
+        # importing it here would add seconds to a Ctrl-C of a node that never loaded one.
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
@@ -231,15 +250,32 @@ class DASNode(LifecycleNode):
         try:
             intrinsics_from_camera_info(msg, use_rectified=bool(self._values["use_rectified_intrinsics"]))
             self.monitor.camera_info_error = None
+            self.monitor.extra.pop("camera_info", None)
+        except UncalibratedCameraError as exc:
+            hfov = float(self._values["fallback_hfov_deg"])
+            if hfov > 0:
+                self.monitor.camera_info_error = None
+                self.monitor.extra["camera_info"] = f"uncalibrated (K = 0): using fallback_hfov_deg = {hfov:g}"
+                self.get_logger().warning(f"camera_info: {exc}; using fallback_hfov_deg = {hfov:g} degrees "
+                                          "(3D positions are only as good as that guess)",
+                                          throttle_duration_sec=30.0)
+            else:
+                self._camera_info_refused(exc)
         except CameraInfoError as exc:
-            self.monitor.camera_info_error = str(exc)
-            self.get_logger().error(f"camera_info on {self._subs[1].topic_name if len(self._subs) > 1 else ''}: "
-                                    f"{exc}", throttle_duration_sec=10.0)
+            self._camera_info_refused(exc)
         self.monitor.camera_info_received = True
         self._pipeline.set_camera_info(msg)
 
+    def _camera_info_refused(self, exc: CameraInfoError) -> None:
+        self.monitor.camera_info_error = str(exc)
+        self.get_logger().error(f"camera_info on {self._subs[1].topic_name if len(self._subs) > 1 else ''}: "
+                                f"{exc}", throttle_duration_sec=10.0)
+
+    def _on_image_lost(self, count: int) -> None:
+        self.monitor.on_lost_reported(self._now(), count)
+
     def _on_image(self, msg: Any) -> None:
-        self.monitor.on_received(self._now())
+        self.monitor.on_received(self._now(), stamp_seconds(msg.header))
         worker = self._worker
         if worker is not None and worker.submit((msg, self._compressed)):
             self.monitor.on_dropped()  # it replaced a frame the worker had not started yet
@@ -290,11 +326,20 @@ class DASNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of the ``das_node`` executable."""
-    rclpy.init(args=args)
+    """Entry point of the ``das_node`` executable. ``--autostart`` (before ``--ros-args``) configures and
+    activates the node itself, for machines without ``ros2 lifecycle`` (ROS 2 from PyPI has no ros2cli)."""
+    argv = list(sys.argv if args is None else args)
+    rclpy.init(args=argv)
+    autostart = "--autostart" in rclpy.utilities.remove_ros_args(argv)[1:]
     node = DASNode()
+    rc = 0
     try:
-        rclpy.spin(node)
+        if autostart and not (node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                              and node.trigger_activate() == TransitionCallbackReturn.SUCCESS):
+            node.get_logger().error("--autostart: configure/activate failed (see the error above)")
+            rc = 1
+        else:
+            rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
@@ -305,4 +350,4 @@ def main(args: list[str] | None = None) -> int:
             pass
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+    return rc

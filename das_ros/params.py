@@ -83,8 +83,9 @@ PARAMS: tuple[Param, ...] = (
           choices=("raw", "compressed"), dynamic=False),
     Param("use_rectified_intrinsics", False, "Use CameraInfo P (rectified image, e.g. image_rect) instead of K.",
           dynamic=True),
-    Param("fallback_hfov_deg", 0.0, "Horizontal field of view used when no CameraInfo has arrived "
-          "(square pixels, centred principal point). 0 disables the fallback: frames wait for camera_info.",
+    Param("fallback_hfov_deg", 0.0, "Horizontal field of view used when no CameraInfo has arrived or it is "
+          "uncalibrated (K = 0, as many UVC drivers send; warned, throttled) (square pixels, centred principal "
+          "point). 0 disables the fallback: frames wait for a calibrated camera_info.",
           min=0.0, max=179.0),
     # --- output filtering ---
     Param("min_score", 0.1, "Persons with a detection score below this are not published.", min=0.0, max=1.0),

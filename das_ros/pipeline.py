@@ -186,8 +186,15 @@ class FramePipeline:
                 return Intrinsics.from_fov(width, height, s.fallback_hfov_deg)
             raise LookupError("no CameraInfo received yet (check the camera_info remapping and QoS, "
                               "or set fallback_hfov_deg)")
-        return conversions.intrinsics_from_camera_info(
-            info, width, height, use_rectified=s.use_rectified_intrinsics)
+        try:
+            return conversions.intrinsics_from_camera_info(
+                info, width, height, use_rectified=s.use_rectified_intrinsics)
+        except conversions.UncalibratedCameraError:
+            if s.fallback_hfov_deg <= 0:
+                raise
+            # K = 0 (most UVC drivers): the fallback the error text tells users to set. Counted; the node warns.
+            self.counters["camera_info_uncalibrated_fallback"] += 1
+            return Intrinsics.from_fov(width, height, s.fallback_hfov_deg)
 
     def _bad(self, header: Any, reason: str, error: str, **kw: Any) -> FrameResult:
         self.counters[reason] += 1

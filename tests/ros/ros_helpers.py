@@ -5,9 +5,14 @@ A plain module (not conftest.py): tests/training has its own conftest, and two m
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
+import pytest
 
 from das_core.camera import Intrinsics
 from das_core.persons import Persons
@@ -79,3 +84,29 @@ def persons(n: int = 2) -> Persons:
     j2 = np.stack([np.c_[np.linspace(10, 50, K), np.linspace(5, 40, K)] for _ in range(n)]).astype(np.float32)
     return Persons(scores=np.full(n, 0.8, np.float32), joints_3d=j3, joints_2d=j2,
                    joint_confidence=np.full((n, K), 0.9, np.float32), track_ids=np.array([5, 9][:n]))
+
+
+def import_generated_messages() -> Any:
+    """The generated ``das_ros.msg`` (needs rclpy's environment). It lives in the *installed* das_ros, which
+    the source tree's das_ros shadows on sys.path, so the installed folder is appended to the package path.
+    Skips the calling test module when das_ros is not built."""
+    import das_ros
+
+    try:
+        return importlib.import_module("das_ros.msg")
+    except ImportError:
+        pass
+    try:
+        from ament_index_python.packages import get_package_prefix
+
+        prefix = Path(get_package_prefix("das_ros"))
+    except Exception:  # noqa: BLE001
+        pytest.skip("das_ros is not built/installed in this ROS environment (scripts/ros2_from_pypi.sh, "
+                    ". scripts/ros2_env.sh)", allow_module_level=True)
+    v = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for cand in (prefix / "lib" / v / "site-packages" / "das_ros", prefix / "local" / "lib" / v / "dist-packages" / "das_ros",
+                 prefix / "lib" / v / "dist-packages" / "das_ros"):
+        if (cand / "msg").is_dir():
+            das_ros.__path__.append(str(cand))
+            return importlib.import_module("das_ros.msg")
+    pytest.skip(f"generated das_ros.msg not found under {prefix}", allow_module_level=True)

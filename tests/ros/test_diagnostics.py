@@ -68,3 +68,55 @@ def test_message_has_one_status_with_key_values() -> None:
     assert arr.header is h and len(arr.status) == 1
     st = arr.status[0]
     assert st.name == "das" and any(kv.key == "backend" for kv in st.values) and isinstance(st.level, int)
+
+
+def test_first_frame_still_processing_is_not_an_error() -> None:
+    m = running_monitor()
+    for i in range(10):  # 10 Hz camera, the first inference (warm-up) has not finished after 1 s
+        m.on_received(0.1 * i, stamp=0.1 * i)
+    st = m.status(1.0)
+    assert st.level == OK and "first frame" in st.message
+
+
+def test_first_result_that_never_comes_warns_after_the_grace_period() -> None:
+    m = DiagnosticsMonitor("das", window=2.0, first_result_grace=5.0)
+    m.model_loaded = m.camera_info_received = True
+    for i in range(70):
+        m.on_received(0.1 * i)
+    assert m.status(7.0).level == WARN and "no result" in m.status(7.0).message
+
+
+def test_stamp_gaps_count_frames_lost_before_the_node() -> None:
+    m = running_monitor()
+    stamps = [100.0 + i / 30 for i in range(40) if i not in (20, 21, 30)]  # 30 Hz, three frames never arrive
+    for k, s in enumerate(stamps):
+        m.on_received(1.0 + k / 30, stamp=s)
+        m.on_published(1.0 + k / 30, s, 0.01, 1)
+    values = dict(m.status(1.0 + len(stamps) / 30).values)
+    assert values["frames lost before the node (stamp gaps)"] == "3"
+    assert values["input period from stamps (ms)"] == "33.3"
+
+
+def test_a_steady_stream_loses_nothing_and_a_restarted_camera_is_not_loss() -> None:
+    m = running_monitor()
+    for i in range(20):  # 5 Hz, nothing missing
+        t = i * 0.2
+        m.on_received(t, stamp=t)
+        m.on_published(t, t, 0.01, 1)
+    assert m.status(3.8).level == OK and m.gaps.lost_total == 0
+    for s in (10.0, 10.2, 10.4):  # the driver restarted 6 s later, then again with stamps from 0
+        m.gaps.add(s)
+    m.gaps.add(0.0)
+    assert m.gaps.restarts == 2 and m.gaps.lost_total == 0
+
+
+def test_losing_one_frame_in_three_warns() -> None:
+    m = running_monitor()
+    for i in range(40):  # 30 Hz, one frame in three lost from frame 10 on
+        if i > 10 and i % 3 == 0:
+            continue
+        m.on_received(i / 30, stamp=i / 30)
+        m.on_published(i / 30, i / 30, 0.01, 1)
+    st = m.status(39 / 30)
+    assert st.level == WARN and "lost before the node" in st.message
+    assert m.gaps.lost_total == 9

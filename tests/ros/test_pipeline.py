@@ -234,3 +234,19 @@ def test_covariance_reaches_messages_and_the_uncertainty_parameter_draws_root_el
     assert list(got[3.0].joints[4].position_covariance) == [0.0] * 9
     ellipsoids = [m for m in r.markers.markers if getattr(m, "type", None) == 2]
     assert len(ellipsoids) == 2 and sorted(round(m.scale.z, 3) for m in ellipsoids) == [0.6, round(0.6 * 2**0.5, 3)]
+
+
+def test_uncalibrated_camera_info_uses_the_fallback_field_of_view_when_set() -> None:
+    from das_core.camera import Intrinsics
+
+    est = FakeEstimator()
+    p = pipeline(est, fallback_hfov_deg=70.0)
+    p.set_camera_info(camera_info(64, 48, f=0.0))
+    r = p.process(image_msg(IMG))
+    assert r.ok and est.calls[-1][1].fx == pytest.approx(Intrinsics.from_fov(64, 48, 70.0).fx)
+    assert p.counters["camera_info_uncalibrated_fallback"] == 1
+    p.set_camera_info(camera_info(64, 48, f=0.0, k=[float("nan")] * 9))  # broken, not uncalibrated: refused
+    assert p.process(image_msg(IMG)).reason == "bad_camera_info"
+    off = pipeline(fallback_hfov_deg=0.0)
+    off.set_camera_info(camera_info(64, 48, f=0.0))
+    assert off.process(image_msg(IMG)).reason == "bad_camera_info"

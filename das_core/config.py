@@ -37,6 +37,7 @@ __all__ = [
     "OptimConfig",
     "TargetConfig",
     "TrainConfig",
+    "UncertaintyConfig",
     "UpdateConfig",
     "config_from_dict",
     "config_to_dict",
@@ -199,6 +200,27 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class UncertaintyConfig:
+    """How decoding turns the predicted sigma into a metric 3×3 covariance (``Persons.joint_covariance``).
+
+    The head's sigma is the scale of the RLE residual (DAS_SPEC §6.4), read as one standard deviation:
+    u, v in stride units, d in ``z_norm`` units. The root depth is a plain regression (Smooth-L1, no
+    sigma), so its standard deviation is modelled as ``root_depth_rel · Z_root``. The three numbers are
+    fitted per checkpoint on a validation split by ``training/calibrate_uncertainty.py``; the defaults
+    (1, 1, 0.15) are the uncalibrated reading.
+    """
+
+    offset_scale: float = 1.0
+    depth_scale: float = 1.0
+    root_depth_rel: float = 0.15
+
+    def __post_init__(self) -> None:
+        _check(self.offset_scale > 0, "uncertainty.offset_scale", "must be > 0")
+        _check(self.depth_scale > 0, "uncertainty.depth_scale", "must be > 0")
+        _check(self.root_depth_rel > 0, "uncertainty.root_depth_rel", "must be > 0 (a fraction of the depth)")
+
+
+@dataclass(frozen=True)
 class InputConfig:
     """Test-time keep-ratio resize (mmdet range semantics: scale = min(long/L, short/S)), normalisation."""
 
@@ -235,6 +257,7 @@ class ModelConfig:
     targets: TargetConfig = field(default_factory=TargetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     input: InputConfig = field(default_factory=InputConfig)
 
     def __post_init__(self) -> None:

@@ -24,6 +24,9 @@ class Persons:
         joints_2d: (N, K, 2) joints in pixels of the original image.
         joint_confidence: (N, K) per-joint confidence in [0, 1] (from the predicted sigma).
         track_ids: (N,) int64 stable id across frames, −1 before tracking.
+        joint_covariance: (N, K, 3, 3) position covariance of each joint in m², optical frame: the model's
+            belief (1σ) propagated through the back-projection (``das_core.engine.decode``), not a
+            guaranteed error bound. ``None`` when the producer has no uncertainty (hand-built persons).
     """
 
     scores: np.ndarray
@@ -31,12 +34,13 @@ class Persons:
     joints_2d: np.ndarray
     joint_confidence: np.ndarray
     track_ids: np.ndarray
+    joint_covariance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.scores)
         for f in fields(self):
             arr = getattr(self, f.name)
-            if len(arr) != n:
+            if arr is not None and len(arr) != n:
                 raise ValueError(f"Persons.{f.name} has {len(arr)} rows, scores has {n}")
 
     @classmethod
@@ -47,13 +51,16 @@ class Persons:
             joints_2d=np.zeros((0, num_joints, 2), np.float32),
             joint_confidence=np.zeros((0, num_joints), np.float32),
             track_ids=np.zeros((0,), np.int64),
+            joint_covariance=np.zeros((0, num_joints, 3, 3), np.float32),
         )
 
     def __len__(self) -> int:
         return len(self.scores)
 
     def __getitem__(self, item: Any) -> Persons:
-        return Persons(**{f.name: np.asarray(getattr(self, f.name))[item] for f in fields(self)})
+        picked: dict[str, Any] = {f.name: None if getattr(self, f.name) is None
+                                  else np.asarray(getattr(self, f.name))[item] for f in fields(self)}
+        return Persons(**picked)
 
     @property
     def num_joints(self) -> int:
@@ -62,6 +69,10 @@ class Persons:
     def roots(self, root_index: int) -> np.ndarray:
         """(N, 3) root joint positions in metres."""
         return self.joints_3d[:, root_index]
+
+    def root_covariance(self, root_index: int) -> np.ndarray | None:
+        """(N, 3, 3) covariance of the root joint in m² (the root's own joint covariance), or ``None``."""
+        return None if self.joint_covariance is None else self.joint_covariance[:, root_index]
 
     def boxes_2d(self) -> np.ndarray:
         """(N, 4) ``x_min, y_min, x_max, y_max`` of the 2D joints, pixels of the original image."""
@@ -82,8 +93,9 @@ class Persons:
                     & (conf >= min_confidence) & (j3[..., 2] > 0))
 
     def is_finite(self) -> bool:
-        return all(np.isfinite(getattr(self, f.name)).all() for f in fields(self))
+        return all(np.isfinite(getattr(self, f.name)).all() for f in fields(self) if getattr(self, f.name) is not None)
 
     def to_dict(self) -> dict[str, list[Any]]:
         """JSON-ready per-person list fields."""
-        return {f.name: np.asarray(getattr(self, f.name)).tolist() for f in fields(self)}
+        return {f.name: np.asarray(getattr(self, f.name)).tolist() for f in fields(self)
+                if getattr(self, f.name) is not None}

@@ -2,6 +2,10 @@
 
 Never NaN or Inf: the pipeline drops persons whose score or root is non-finite before this point, and here
 every joint that is non-finite or below the confidence threshold is sent with ``valid = false`` and zeros.
+
+Covariances (``position_covariance``, ``root_covariance``: row-major 3×3, m², optical frame, as in
+``sensor_msgs/NavSatFix``) follow ``sensor_msgs/Imu``'s rule for a missing estimate: element 0 is −1 and the
+rest 0 when the persons carry no covariance or it is not finite; an invalid joint's covariance is all zero.
 """
 
 from __future__ import annotations
@@ -16,14 +20,26 @@ from das_core.skeletons import Skeleton
 from das_ros.factory import MessageFactory
 from das_ros.tracker import OFF
 
-__all__ = ["build_pose_message"]
+__all__ = ["NO_COVARIANCE", "build_pose_message", "covariance_field"]
 
 POSE_TYPE = "das_ros/msg/MultiPerson3DPose"
+# sensor_msgs/Imu's "no estimate" marker.
+NO_COVARIANCE = (-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def _finite(x: float) -> float:
     x = float(x)
     return x if math.isfinite(x) else 0.0
+
+
+def covariance_field(cov: np.ndarray | None) -> list[float]:
+    """(3, 3) covariance → the 9 row-major floats of a message; :data:`NO_COVARIANCE` if missing or not finite."""
+    if cov is None:
+        return list(NO_COVARIANCE)
+    flat = np.asarray(cov, dtype=np.float64).reshape(9)
+    if not np.isfinite(flat).all():
+        return list(NO_COVARIANCE)
+    return [float(c) for c in flat]
 
 
 def build_pose_message(
@@ -54,6 +70,7 @@ def build_pose_message(
     j3 = np.asarray(persons.joints_3d, dtype=np.float64)
     j2 = np.asarray(persons.joints_2d, dtype=np.float64)
     conf = np.asarray(persons.joint_confidence, dtype=np.float64)
+    cov = persons.joint_covariance
     root = skeleton.root
 
     out_persons = []
@@ -67,6 +84,7 @@ def build_pose_message(
                 "das_ros/msg/Keypoint3D",
                 position=make("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z)),
                 u=float(u), v=float(v), confidence=min(1.0, max(0.0, _finite(conf[i, j]))), valid=ok,
+                position_covariance=covariance_field(None if cov is None else cov[i, j]) if ok else [0.0] * 9,
             ))
         # The pipeline guarantees a finite root; guard anyway so this function alone never emits NaN.
         rx, ry, rz = (_finite(c) for c in j3[i, root])
@@ -81,6 +99,7 @@ def build_pose_message(
             tracking_state=int(states[i]) if states is not None else OFF,
             score=min(1.0, max(0.0, _finite(persons.scores[i]))),
             root=make("geometry_msgs/msg/Point", x=rx, y=ry, z=rz),
+            root_covariance=covariance_field(None if cov is None else cov[i, root]),
             joints=joints,
             x_min=float(lo[0]), y_min=float(lo[1]), x_max=float(hi[0]), y_max=float(hi[1]),
         ))

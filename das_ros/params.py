@@ -121,6 +121,8 @@ PARAMS: tuple[Param, ...] = (
     Param("markers.line_width", 0.03, "Bone line width (metres).", min=0.001, max=1.0),
     Param("markers.joint_size", 0.06, "Joint sphere diameter (metres).", min=0.001, max=1.0),
     Param("markers.text_size", 0.15, "Track id text height (metres).", min=0.001, max=2.0),
+    Param("markers.uncertainty", False, "Also draw a translucent 1σ ellipsoid at each person's root, from the "
+          "root_covariance of the poses (metres; long along the viewing ray)."),
     Param("debug_image", False, "Publish an overlay on 'debug_image' (computed only while someone subscribes)."),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min=0.1, max=60.0, dynamic=False),
 )

@@ -112,7 +112,7 @@ class PipelineSettings:
             markers=MarkerSettings(
                 lifetime=float(v["markers.lifetime"]), line_width=float(v["markers.line_width"]),
                 joint_size=float(v["markers.joint_size"]), text_size=float(v["markers.text_size"]),
-                joint_confidence_threshold=thr,
+                joint_confidence_threshold=thr, uncertainty=bool(v["markers.uncertainty"]),
             ),
         )
 
@@ -236,8 +236,11 @@ class FramePipeline:
             j3 = np.where(bad[..., None], j3[:, self.skeleton.root : self.skeleton.root + 1], j3)
             j2 = np.where(bad[..., None], 0.0, j2).astype(np.float32)
             conf = np.where(bad, 0.0, conf).astype(np.float32)
+        cov = None if p.joint_covariance is None else np.array(p.joint_covariance, dtype=np.float32)
+        if cov is not None and bad.any():
+            cov = np.where(bad[..., None, None], 0.0, cov).astype(np.float32)
         return Persons(scores=np.asarray(p.scores, np.float32), joints_3d=j3, joints_2d=j2,
-                       joint_confidence=conf, track_ids=np.full(len(p), -1, np.int64))
+                       joint_confidence=conf, track_ids=np.full(len(p), -1, np.int64), joint_covariance=cov)
 
     def _track_time(self, header: Any) -> float:
         """Tracker time from the image stamp. Drivers that repeat a stamp (often 0) would freeze track ageing

@@ -261,5 +261,7 @@ class Tracker:
             joints_2d=persons.joints_2d,
             joint_confidence=persons.joint_confidence,
             track_ids=ids,
+            # the model's per-frame belief; the smoothing filters do not narrow it
+            joint_covariance=persons.joint_covariance,
         )
         return out, states

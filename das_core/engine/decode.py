@@ -39,6 +39,7 @@ from das_core.camera import Intrinsics, ResizeRecord, from_resized, to_resized
 from das_core.config import ModelConfig
 from das_core.model.outputs import DenseOutputs
 from das_core.persons import Persons
+from das_core.skeletons import get_skeleton
 
 __all__ = [
     "DecodeError",
@@ -46,6 +47,7 @@ __all__ = [
     "DecodedPersons",
     "PixelMapping",
     "camera_table",
+    "joint_covariance",
     "decode",
     "decode_batch",
     "device_camera_table",
@@ -235,6 +237,8 @@ class DecodedPersons(NamedTuple):
         joints_2d: (M, K, 2) float32 pixels of the original image.
         joint_confidence: (M, K) float32 ``clamp(1 − mean_axes(sigma), 0, 1)``, mapped through
             ``cfg.decode.confidence_calibration`` when the checkpoint has one (:func:`calibrate_confidence`).
+        joint_covariance: (M, K, 3, 3) float32 position covariance in m², optical frame
+            (:func:`joint_covariance`).
         valid: (M,) bool, True on the kept prefix.
         nms_converged: () bool, False when OKS-NMS stopped after a fixed number of steps before reaching
             the exact greedy answer (only possible with ``decode(..., nms_iters=n)``).
@@ -244,6 +248,7 @@ class DecodedPersons(NamedTuple):
     joints_3d: Tensor
     joints_2d: Tensor
     joint_confidence: Tensor
+    joint_covariance: Tensor
     valid: Tensor
     nms_converged: Tensor
 
@@ -272,6 +277,43 @@ def device_camera_table(records: Sequence[ResizeRecord], cameras: Sequence[Intri
     return table.to(device)
 
 
+def joint_covariance(
+    sigma_uv: Tensor,
+    sigma_z: Tensor,
+    uv: Tensor,
+    z: Tensor,
+    cam: Tensor,
+) -> Tensor:
+    """First-order propagation of pixel and depth standard deviations through the back-projection.
+
+    With ``y_n = (v − cy)/fy``, ``x_n = (u − cx − skew·y_n)/fx`` and ``P = (x_n·Z, y_n·Z, Z)``, the
+    Jacobian of P with respect to (u, v, Z) has the columns ``(Z/fx, 0, 0)``, ``(−skew·Z/(fx·fy), Z/fy, 0)``
+    and ``(x_n, y_n, 1)``; the last one is the viewing ray, so depth uncertainty stretches the ellipsoid
+    along the ray. u, v and Z are taken as independent: ``Σ = J·diag(σ_u², σ_v², σ_Z²)·Jᵀ``.
+
+    Args:
+        sigma_uv: (B, M, K, 2) standard deviation of u, v in pixels of the original image.
+        sigma_z: (B, M, K) standard deviation of Z in metres.
+        uv: (B, M, K, 2) pixels of the original image.
+        z: (B, M, K) depth in metres.
+        cam: (B, 7) :func:`camera_table` (only fx, fy, cx, cy, skew are used).
+
+    Returns:
+        (B, M, K, 3, 3) symmetric positive semi-definite covariance in m², optical frame.
+    """
+    fx, fy, cx, cy, skew = (cam[:, i, None, None] for i in range(5))  # each (B, 1, 1)
+    y_n = (uv[..., 1] - cy) / fy
+    x_n = (uv[..., 0] - cx - skew * y_n) / fx
+    zeros, ones = torch.zeros_like(z), torch.ones_like(z)
+    col_u = torch.stack([z / fx, zeros, zeros], dim=-1)
+    col_v = torch.stack([-skew * z / (fx * fy), z / fy, zeros], dim=-1)
+    col_z = torch.stack([x_n, y_n, ones], dim=-1)
+    jac = torch.stack([col_u, col_v, col_z], dim=-1)  # (B, M, K, 3 rows, 3 columns)
+    var = torch.cat([sigma_uv, sigma_z[..., None]], dim=-1).square()  # (B, M, K, 3)
+    cov = (jac * var[..., None, :]) @ jac.transpose(-1, -2)
+    return 0.5 * (cov + cov.transpose(-1, -2))  # exactly symmetric despite rounding
+
+
 def decode(
     dense: DenseOutputs,
     points: Tensor,
@@ -292,7 +334,7 @@ def decode(
         level_sizes: L × (H_l, W_l), in the order of P (level-major).
         records: B resize records (original image ↔ network input).
         cameras: B intrinsics of the *original* images.
-        cfg: model config (``decode.*``, ``z_norm``, ``compat``).
+        cfg: model config (``decode.*``, ``z_norm``, ``compat``, ``uncertainty``, ``skeleton``).
         nms_iters: ``None`` = exact OKS-NMS (may sync); an int runs that many steps without syncing and
             reports convergence in ``nms_converged``.
 
@@ -389,7 +431,21 @@ def decode_batch(
     sig = dense.sigma[batch_ix, sel_cells].to(torch.float32)  # (B, M, K, 3)
     conf = calibrate_confidence((1.0 - sig.mean(dim=-1)).clamp(0.0, 1.0), cfg.decode.confidence_calibration)
 
-    return DecodedPersons(out_scores, joints_3d, uv, conf, out_valid, converged)
+    # Uncertainty (ModelConfig.uncertainty): u, v sigma in stride units → original pixels (both pixel
+    # mappings scale by 1/s); d sigma in z_norm units → metres, except at the root, whose d is 0 by
+    # construction (its d-sigma is a constant, sigmoid(1)); root depth has no predicted sigma, so a
+    # calibrated fraction of Z_root stands in for it, shared by all joints of the person.
+    unc = cfg.uncertainty
+    stride = point_strides[sel_cells].to(torch.float32)[..., None, None]  # (B, M, 1, 1)
+    sigma_uv = unc.offset_scale * stride * sig[..., :2] / scale  # (B, M, K, 2) original px
+    not_root = torch.ones(sig.shape[2], device=device)
+    not_root[get_skeleton(cfg.skeleton).root] = 0.0
+    sigma_dz = unc.depth_scale * cfg.z_norm * sig[..., 2] * not_root  # (B, M, K) metres
+    sigma_root = unc.root_depth_rel * z_root.abs()  # (B, M) metres
+    sigma_z = torch.sqrt(sigma_root[..., None].square() + sigma_dz.square())
+    cov = joint_covariance(sigma_uv, sigma_z, uv, z, cam)
+
+    return DecodedPersons(out_scores, joints_3d, uv, conf, cov, out_valid, converged)
 
 
 def calibrate_confidence(raw: Tensor, knots: Sequence[tuple[float, float]]) -> Tensor:
@@ -411,9 +467,14 @@ def calibrate_confidence(raw: Tensor, knots: Sequence[tuple[float, float]]) -> T
 # ----------------------------------------------------------------------------------------------
 
 
+# Floats per person and joint in the packed block: 3D (3) + 2D (2) + confidence (1) + covariance (9).
+_PER_JOINT = 15
+
+
 def packed_width(m: int, k: int) -> int:
-    """Floats per frame in :func:`pack_decoded`: converged flag, then M valid flags, M scores, M·K·3, M·K·2, M·K."""
-    return 1 + m * (2 + 6 * k)
+    """Floats per frame in :func:`pack_decoded`: converged flag, then M valid flags, M scores, M·K·3, M·K·2,
+    M·K confidences, M·K·9 covariances."""
+    return 1 + m * (2 + _PER_JOINT * k)
 
 
 def pack_decoded(batch: DecodedPersons) -> Tensor:
@@ -430,6 +491,7 @@ def pack_decoded(batch: DecodedPersons) -> Tensor:
             batch.joints_3d.reshape(b, -1).to(torch.float32),
             batch.joints_2d.reshape(b, -1).to(torch.float32),
             batch.joint_confidence.reshape(b, -1).to(torch.float32),
+            batch.joint_covariance.reshape(b, -1).to(torch.float32),
         ],
         dim=1,
     )
@@ -438,13 +500,14 @@ def pack_decoded(batch: DecodedPersons) -> Tensor:
 def unpack_persons(packed: np.ndarray, k: int) -> tuple[list[Persons], list[bool]]:
     """Host side of :func:`pack_decoded`: (B, width) → one :class:`Persons` per frame (its valid rows,
     best first, copied out of ``packed``) and whether its OKS-NMS had converged. M follows from the width."""
-    m = (packed.shape[-1] - 1) // (2 + 6 * k) if packed.ndim == 2 else -1
+    per_person = 2 + _PER_JOINT * k
+    m = (packed.shape[-1] - 1) // per_person if packed.ndim == 2 else -1
     if packed.ndim != 2 or m < 0 or packed.shape[1] != packed_width(m, k):
-        raise DecodeError(f"packed results: expected (B, 1 + M·{2 + 6 * k}) for K={k}, got shape {packed.shape}")
+        raise DecodeError(f"packed results: expected (B, 1 + M·{per_person}) for K={k}, got shape {packed.shape}")
     persons, converged = [], []
-    bounds = np.cumsum([0, 1, m, m, m * k * 3, m * k * 2, m * k])
+    bounds = np.cumsum([0, 1, m, m, m * k * 3, m * k * 2, m * k, m * k * 9])
     for row in packed:
-        flag, valid, scores, j3, j2, conf = (row[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        flag, valid, scores, j3, j2, conf, cov = (row[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
         n = int((valid > 0.5).sum())  # the valid rows are a prefix
         converged.append(bool(flag[0] > 0.5))
         persons.append(
@@ -454,6 +517,7 @@ def unpack_persons(packed: np.ndarray, k: int) -> tuple[list[Persons], list[bool
                 joints_2d=j2.reshape(m, k, 2)[:n].copy(),
                 joint_confidence=conf.reshape(m, k)[:n].copy(),
                 track_ids=np.full((n,), -1, dtype=np.int64),
+                joint_covariance=cov.reshape(m, k, 3, 3)[:n].copy(),
             )
         )
     return persons, converged

@@ -12,8 +12,10 @@ distance then scales with that guess: a focal length 10 % too long gives depths 
 
 JSON (``--json``, default OUT/persons.json): ``{"checkpoint", "skeleton", "joint_names", "root_index",
 "units", "frames": [{"file", "frame", "width", "height", "intrinsics": {fx, fy, cx, cy, skew, source},
-"persons": [{"track_id", "score", "root", "joints_3d", "joints_2d", "confidence"}]}]}``; 3D joints in
-metres in the camera optical frame (x right, y down, z forward), 2D joints in pixels of the input image,
+"persons": [{"track_id", "score", "root", "joints_3d", "joints_2d", "confidence", "root_covariance",
+"joints_covariance"}]}]}``; 3D joints in metres in the camera optical frame (x right, y down, z forward), 2D
+joints in pixels of the input image, covariances row-major 3×3 in m² in the same frame (9 numbers per joint,
+the messages' ``position_covariance``: the model's 1σ belief, ``[-1, 0, …]`` when there is no estimate),
 ``frame`` is the video frame index (null for images), ``track_id`` is null for images; a frame the
 pipeline had to skip has no persons and an ``error``.
 
@@ -44,6 +46,7 @@ from das_core.atomic_file import atomic_write_bytes, atomic_write_text, publish_
 from das_core.camera import CameraError, Intrinsics
 from das_core.persons import Persons
 from das_ros.interfaces import typestore
+from das_ros.messages import covariance_field
 from das_ros.recording import (
     APP_TOPICS,
     McapWriter,
@@ -327,7 +330,7 @@ def _r(x: np.ndarray, nd: int = 4) -> Any:
 
 
 def persons_to_json(persons: Persons, root: int, tracked: bool) -> list[dict[str, Any]]:
-    """Persons → JSON-ready dicts (metres, pixels, confidences rounded to 0.1 mm / 0.1 mpx / 1e-4)."""
+    """Persons → JSON-ready dicts (metres, pixels, confidences rounded to 0.1 mm / 0.01 px / 1e-4; m² to 1e-10)."""
     return [
         {
             "track_id": int(persons.track_ids[i]) if tracked else None,
@@ -336,9 +339,15 @@ def persons_to_json(persons: Persons, root: int, tracked: bool) -> list[dict[str
             "joints_3d": _r(persons.joints_3d[i]),
             "joints_2d": _r(persons.joints_2d[i], 2),
             "confidence": _r(persons.joint_confidence[i]),
+            "root_covariance": _r(covariance_field(_cov(persons, i, root)), 10),
+            "joints_covariance": [_r(covariance_field(_cov(persons, i, j)), 10) for j in range(persons.num_joints)],
         }
         for i in range(len(persons))
     ]
+
+
+def _cov(persons: Persons, i: int, j: int) -> np.ndarray | None:
+    return None if persons.joint_covariance is None else persons.joint_covariance[i, j]
 
 
 def _intrinsics_json(k: Intrinsics, source: str) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from das_ros import cli
 from das_ros.apps import infer
 
 W, H = 128, 80
-PERSON_KEYS = {"track_id", "score", "root", "joints_3d", "joints_2d", "confidence"}
+PERSON_KEYS = {"track_id", "score", "root", "joints_3d", "joints_2d", "confidence", "root_covariance",
+               "joints_covariance"}
 FRAME_KEYS = {"file", "frame", "width", "height", "intrinsics", "persons"}
 
 
@@ -87,6 +88,9 @@ def test_folder_of_images_gives_json_overlays_and_mcap(tmp_path: Path, ckpt: Pat
             assert np.shape(p["joints_3d"]) == (15, 3) and np.shape(p["joints_2d"]) == (15, 2)
             assert np.shape(p["confidence"]) == (15,) and np.isfinite(p["joints_3d"]).all()
             assert p["root"] == p["joints_3d"][2]
+            cov = np.array(p["joints_covariance"]).reshape(15, 3, 3)
+            assert np.isfinite(cov).all() and (np.linalg.eigvalsh(cov) > -1e-9).all() and (cov[:, 2, 2] > 0).all()
+            assert p["root_covariance"] == p["joints_covariance"][2]
     for name in ("a_overlay.png", "b_overlay.png"):
         img = cv2.imread(str(out / name))
         assert img is not None and img.shape == (H, W, 3)
@@ -101,6 +105,8 @@ def test_folder_of_images_gives_json_overlays_and_mcap(tmp_path: Path, ckpt: Pat
     for pose, f in zip(msgs["/das/poses"], doc["frames"], strict=True):
         assert len(pose.persons) == len(f["persons"])
         assert pose.persons[0].root.z == pytest.approx(f["persons"][0]["root"][2], abs=1e-3)
+        # the bag carries the same covariance as the JSON (float64[9] fields in the embedded definitions)
+        np.testing.assert_allclose(pose.persons[0].root_covariance, f["persons"][0]["root_covariance"], atol=1e-9)
     assert not list(tmp_path.glob(".*")) and not list(out.glob(".*")), "temporary files left behind"
 
 

@@ -21,8 +21,17 @@ def all_numbers(msg) -> list[float]:
     for p in msg.persons:
         out += [p.score, p.root.x, p.root.y, p.root.z, p.x_min, p.y_min, p.x_max, p.y_max]
         for j in p.joints:
-            out += [j.position.x, j.position.y, j.position.z, j.u, j.v, j.confidence]
+            out += [j.position.x, j.position.y, j.position.z, j.u, j.v, j.confidence, *j.position_covariance]
+        out += list(p.root_covariance)
     return out
+
+
+def with_covariance(p: Persons) -> Persons:
+    """Depth-dominated covariances: σ 2 cm across, 30 cm along z, person i's joint j scaled by (1 + j/10)."""
+    base = np.diag([0.02**2, 0.02**2, 0.3**2]).astype(np.float32)
+    scale = (1.0 + np.arange(p.num_joints) / 10.0)[None, :, None, None]
+    p.joint_covariance = np.broadcast_to(base * scale, (len(p), p.num_joints, 3, 3)).astype(np.float32).copy()
+    return p
 
 
 def test_header_skeleton_and_sizes_are_filled() -> None:
@@ -72,3 +81,30 @@ def test_person_without_valid_joints_has_a_zero_box() -> None:
     p.joint_confidence[:] = 0.0
     q = build_pose_message(make, p, header(), SKELETON, (64, 48)).persons[0]
     assert (q.x_min, q.y_min, q.x_max, q.y_max) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_covariance_fields_are_row_major_m2_in_the_optical_frame() -> None:
+    p = with_covariance(persons(2))
+    p.joint_covariance[0, 4, 0, 2] = 0.01  # an asymmetric entry shows the order: row 0, column 2
+    msg = build_pose_message(make, p, header(frame_id="cam_optical"), SKELETON, (64, 48))
+    assert msg.header.frame_id == "cam_optical"  # the covariance is in the frame of the positions
+    j = msg.persons[0].joints[4]
+    assert len(j.position_covariance) == 9 and j.position_covariance[2] == np.float32(0.01)
+    assert j.position_covariance[6] == 0.0
+    np.testing.assert_allclose(np.reshape(msg.persons[1].joints[3].position_covariance, (3, 3)),
+                               p.joint_covariance[1, 3])
+    np.testing.assert_allclose(msg.persons[1].root_covariance, p.joint_covariance[1, SKELETON.root].reshape(9))
+    assert all(math.isfinite(x) for x in all_numbers(msg))
+
+
+def test_invalid_joints_have_zero_covariance_and_missing_covariance_is_minus_one() -> None:
+    p = with_covariance(persons(2))
+    p.joint_confidence[0, 5] = 0.01
+    p.joint_covariance[1, 6, 2, 2] = np.nan
+    msg = build_pose_message(make, p, header(), SKELETON, (64, 48), joint_confidence_threshold=0.1)
+    assert list(msg.persons[0].joints[5].position_covariance) == [0.0] * 9  # invalid: zeros, like its position
+    assert list(msg.persons[1].joints[6].position_covariance) == [-1.0] + [0.0] * 8  # sensor_msgs/Imu rule
+    assert all(math.isfinite(x) for x in all_numbers(msg))
+    bare = build_pose_message(make, persons(1), header(), SKELETON, (64, 48))  # persons without covariance
+    assert list(bare.persons[0].root_covariance) == [-1.0] + [0.0] * 8
+    assert all(list(j.position_covariance) == [-1.0] + [0.0] * 8 for j in bare.persons[0].joints)

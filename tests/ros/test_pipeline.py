@@ -216,6 +216,26 @@ def test_settings_changed_during_a_frame_apply_from_the_next_frame() -> None:
     assert p.settings.min_score == 0.95 and p.tracker is not tracker_before
 
 
+def test_covariance_reaches_messages_and_the_uncertainty_parameter_draws_root_ellipsoids() -> None:
+    out = FakeEstimator([(0.0, 0.2, 3.0), (1.0, 0.2, 4.0)])(IMG, camera_info_intrinsics())
+    cov = np.zeros((2, SKELETON.num_joints, 3, 3), np.float32)
+    cov[:] = np.diag([1e-4, 4e-4, 0.09]).astype(np.float32)
+    cov[1] *= 2
+    out.joint_covariance = cov
+    out.joints_3d[0, 4] = np.nan  # a non-finite joint: invalid, its covariance all zero
+    settings = PipelineSettings.from_params({"markers.uncertainty": True, "tracking.enabled": True})
+    p = FramePipeline(Returns(out), SKELETON, namespace_factory(), settings)
+    p.set_camera_info(camera_info(64, 48))
+    r = p.process(image_msg(IMG))
+    assert r.ok and settings.markers.uncertainty and not PipelineSettings.from_params({}).markers.uncertainty
+    got = {round(q.root.z, 3): q for q in r.poses.persons}
+    np.testing.assert_allclose(got[3.0].root_covariance, cov[0, SKELETON.root].reshape(9))
+    np.testing.assert_allclose(got[4.0].joints[0].position_covariance, cov[1, 0].reshape(9))
+    assert list(got[3.0].joints[4].position_covariance) == [0.0] * 9
+    ellipsoids = [m for m in r.markers.markers if getattr(m, "type", None) == 2]
+    assert len(ellipsoids) == 2 and sorted(round(m.scale.z, 3) for m in ellipsoids) == [0.6, round(0.6 * 2**0.5, 3)]
+
+
 def test_uncalibrated_camera_info_uses_the_fallback_field_of_view_when_set() -> None:
     from das_core.camera import Intrinsics
 

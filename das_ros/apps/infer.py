@@ -325,7 +325,7 @@ def _video_frames(path: Path, limit: int | None) -> tuple[float, int, Iterator[n
 # ----------------------------------------------------------------------------------------------
 
 
-def _r(x: np.ndarray, nd: int = 4) -> Any:
+def _r(x: np.ndarray | list[float], nd: int = 4) -> Any:
     return np.round(np.asarray(x, np.float64), nd).tolist()
 
 

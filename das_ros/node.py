@@ -12,6 +12,11 @@ Topics (relative; the launch file puts them in the ``das`` namespace):
   out: poses [das_ros/MultiPerson3DPose], markers [visualization_msgs/MarkerArray],
        debug_image [sensor_msgs/Image] (only computed while subscribed), /diagnostics [DiagnosticArray]
 
+Several cameras (parameter ``cameras``, e.g. ``"front left"``): every topic above except /diagnostics moves
+under each camera's namespace (``front/image`` → ``front/poses``), and each camera has its own FramePipeline
+(camera_info, tracker, counters) and its own newest-frame slot. Their frames go through the ONE shared model one
+at a time (a lock around it), not batched: N cameras cost about N times one camera's inference.
+
 ``das_node --autostart`` configures and activates the node itself (no ``ros2 lifecycle`` needed).
 
 Only the newest image is kept (one slot): a frame that arrives while another waits replaces it and is
@@ -23,8 +28,10 @@ from __future__ import annotations
 import array
 import gc
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import rclpy
@@ -106,6 +113,32 @@ def descriptor(p: P.Param) -> ParameterDescriptor:
     return d
 
 
+class _SharedModel:
+    """One estimator behind a lock, so that the cameras' workers call the one model one frame at a time."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self._lock = threading.Lock()
+
+    def __call__(self, rgb: Any, intrinsics: Any) -> Any:
+        with self._lock:
+            return self.estimator(rgb, intrinsics)
+
+
+@dataclass
+class _Camera:
+    """One input camera: its namespace ("" = the node's own topics), pipeline, worker and publishers."""
+
+    ns: str
+    pipeline: FramePipeline
+    pubs: dict[str, Any] = field(default_factory=dict)
+    subs: list[Any] = field(default_factory=list)
+    worker: LatestFrameWorker[tuple[Any, bool]] | None = None
+
+    def topic(self, name: str) -> str:
+        return f"{self.ns}/{name}" if self.ns else name
+
+
 class DASNode(LifecycleNode):
     """Managed node; ``estimator`` may be injected (tests, demos): then the ``model`` parameter is not used."""
 
@@ -119,12 +152,12 @@ class DASNode(LifecycleNode):
         self._values: dict[str, Any] = {p.name: self.get_parameter(p.name).value for p in P.PARAMS}
 
         self._estimator: Any = None
-        self._pipeline: FramePipeline | None = None
-        self._pubs: dict[str, Any] = {}
+        self._pipeline: FramePipeline | None = None  # the first camera's (the only one by default)
+        self._cameras: list[_Camera] = []
+        self._pubs: dict[str, Any] = {}  # every camera's, by topic name
         self._subs: list[Any] = []
-        # Keep-last-1 slot + one inference thread (das_ros.worker: tested without ROS).
-        self._worker: LatestFrameWorker[tuple[Any, bool]] | None = None
         self._compressed = False
+        self._camera_info_errors: dict[str, str] = {}  # camera namespace → why its camera_info is refused
 
         self.monitor = DiagnosticsMonitor(name=f"{self.get_name()}: DAS 3D pose", hardware_id=self.get_fully_qualified_name())
         self._diag_pub = self.create_publisher(self.make.cls("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics",
@@ -146,8 +179,8 @@ class DASNode(LifecycleNode):
         except (P.ParamError, ValueError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._values = new
-        if self._pipeline is not None:
-            self._pipeline.update_settings(settings)  # dynamic ones apply at the next frame
+        for cam in self._cameras:
+            cam.pipeline.update_settings(settings)  # dynamic ones apply at the next frame
         return SetParametersResult(successful=True)
 
     def _now(self) -> float:
@@ -162,8 +195,14 @@ class DASNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - any load failure must leave the node unconfigured, not dead
             self.get_logger().error(f"cannot load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
+        namespaces = P.camera_namespaces(str(v["cameras"])) or [""]
         self._estimator = est
-        self._pipeline = FramePipeline(est, skeleton_of(est), self.make, PipelineSettings.from_params(v))
+        model = est if len(namespaces) == 1 else _SharedModel(est)
+        skeleton = skeleton_of(est)
+        self._cameras = [_Camera(ns, FramePipeline(model, skeleton, self.make, PipelineSettings.from_params(v)))
+                         for ns in namespaces]
+        self._pipeline = self._cameras[0].pipeline
+        self._camera_info_errors = {}
         self.monitor.model_loaded = True
         # The resolved device ("auto" → cuda:0 / cpu) when the estimator reports it.
         self.monitor.backend, self.monitor.precision = str(v["backend"]), str(v["precision"])
@@ -171,49 +210,59 @@ class DASNode(LifecycleNode):
         self.destroy_timer(self._diag_timer)
         self._diag_timer = self.create_timer(float(v["diagnostics_period"]), self._publish_diagnostics)
         reliable = QoSProfile(depth=10)
-        self._pubs["poses"] = self.create_lifecycle_publisher(
-            self.make.cls("das_ros/msg/MultiPerson3DPose"), "poses", reliable,
-            event_callbacks=_event_callbacks(self, "publisher", "poses"))
-        self._pubs["markers"] = self.create_lifecycle_publisher(
-            self.make.cls("visualization_msgs/msg/MarkerArray"), "markers", reliable,
-            event_callbacks=_event_callbacks(self, "publisher", "markers"))
-        self._pubs["debug_image"] = self.create_lifecycle_publisher(
-            self.make.cls("sensor_msgs/msg/Image"), "debug_image", qos_profile_sensor_data)
-        self.get_logger().info(f"configured: skeleton {self._pipeline.skeleton.name}, backend {v['backend']}, "
-                               f"device {self.monitor.device}, precision {v['precision']}")
+        for cam in self._cameras:
+            for name, type_name, qos in (("poses", "das_ros/msg/MultiPerson3DPose", reliable),
+                                         ("markers", "visualization_msgs/msg/MarkerArray", reliable),
+                                         ("debug_image", "sensor_msgs/msg/Image", qos_profile_sensor_data)):
+                topic = cam.topic(name)
+                events = _event_callbacks(self, "publisher", topic) if qos is reliable else None
+                cam.pubs[name] = self.create_lifecycle_publisher(self.make.cls(type_name), topic, qos,
+                                                                 event_callbacks=events)
+                self._pubs[topic] = cam.pubs[name]
+        cameras = f", cameras {[c.ns for c in self._cameras]}" if self._cameras[0].ns else ""
+        self.get_logger().info(f"configured: skeleton {skeleton.name}, backend {v['backend']}, "
+                               f"device {self.monitor.device}, precision {v['precision']}{cameras}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._compressed = self._values["image_transport"] == "compressed"
         overrides = QoSOverridingOptions.with_default_policies()
-        if self._compressed:
-            resolve = getattr(self, "resolve_topic_name", None)
-            image_topic = (resolve(IMAGE_TOPIC) if resolve else IMAGE_TOPIC) + "/compressed"
-            image_type = self.make.cls("sensor_msgs/msg/CompressedImage")
-        else:
-            image_topic, image_type = IMAGE_TOPIC, self.make.cls("sensor_msgs/msg/Image")
-        self._subs = [
-            self.create_subscription(image_type, image_topic, self._on_image, INPUT_QOS,
-                                     qos_overriding_options=overrides,
-                                     event_callbacks=_event_callbacks(self, "subscription", image_topic,
-                                                                      self._on_image_lost)),
-            self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), CAMERA_INFO_TOPIC,
-                                     self._on_camera_info, INPUT_QOS, qos_overriding_options=overrides,
-                                     event_callbacks=_event_callbacks(self, "subscription", CAMERA_INFO_TOPIC)),
-        ]
-        self._worker = LatestFrameWorker(self._work, name="das_worker")
-        self._worker.start()
-        self.get_logger().info(f"active: subscribed to {self._subs[0].topic_name} and {self._subs[1].topic_name} "
-                               "(best effort, keep last 1: matches reliable and best-effort publishers)")
+        resolve = getattr(self, "resolve_topic_name", None)
+        for cam in self._cameras:
+            if self._compressed:
+                # The remapped image topic + "/compressed" (image_transport's convention), so resolve first.
+                image_topic = (resolve(cam.topic(IMAGE_TOPIC)) if resolve else cam.topic(IMAGE_TOPIC)) + "/compressed"
+                image_type = self.make.cls("sensor_msgs/msg/CompressedImage")
+            else:
+                image_topic, image_type = cam.topic(IMAGE_TOPIC), self.make.cls("sensor_msgs/msg/Image")
+            info_topic = cam.topic(CAMERA_INFO_TOPIC)
+            cam.subs = [
+                self.create_subscription(image_type, image_topic, lambda m, c=cam: self._on_image(c, m), INPUT_QOS,
+                                         qos_overriding_options=overrides,
+                                         event_callbacks=_event_callbacks(self, "subscription", image_topic,
+                                                                          self._on_image_lost)),
+                self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), info_topic,
+                                         lambda m, c=cam: self._on_camera_info(c, m), INPUT_QOS,
+                                         qos_overriding_options=overrides,
+                                         event_callbacks=_event_callbacks(self, "subscription", info_topic)),
+            ]
+            self._subs.extend(cam.subs)
+            cam.worker = LatestFrameWorker(lambda item, c=cam: self._work(c, item),
+                                           name=f"das_worker_{cam.ns}" if cam.ns else "das_worker")
+            cam.worker.start()
+            self.get_logger().info(f"active: subscribed to {cam.subs[0].topic_name} and {cam.subs[1].topic_name} "
+                                   "(best effort, keep last 1: matches reliable and best-effort publishers)")
         return super().on_activate(state)  # activates the lifecycle publishers
 
     def _stop_worker(self) -> None:
         for s in self._subs:
             self.destroy_subscription(s)
         self._subs = []
-        if self._worker is not None:
-            self._worker.stop(timeout=10.0)  # finishes the frame in progress; a waiting one is dropped
-            self._worker = None
+        for cam in self._cameras:
+            cam.subs = []
+            if cam.worker is not None:
+                cam.worker.stop(timeout=10.0)  # finishes the frame in progress; a waiting one is dropped
+                cam.worker = None
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
@@ -225,6 +274,7 @@ class DASNode(LifecycleNode):
         for pub in self._pubs.values():
             destroy(pub)
         self._pubs = {}
+        self._cameras = []
         self._pipeline = None
         self._estimator = None
         self.monitor.model_loaded = False
@@ -244,66 +294,77 @@ class DASNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ---- callbacks (subscription thread: no work here) ------------------------------------------------
-    def _on_camera_info(self, msg: Any) -> None:
-        if self._pipeline is None:
+    def _on_camera_info(self, cam: _Camera, msg: Any) -> None:
+        if not self._cameras:
             return
         try:
             intrinsics_from_camera_info(msg, use_rectified=bool(self._values["use_rectified_intrinsics"]))
-            self.monitor.camera_info_error = None
+            self._camera_info_ok(cam)
             self.monitor.extra.pop("camera_info", None)
         except UncalibratedCameraError as exc:
             hfov = float(self._values["fallback_hfov_deg"])
             if hfov > 0:
-                self.monitor.camera_info_error = None
+                self._camera_info_ok(cam)
                 self.monitor.extra["camera_info"] = f"uncalibrated (K = 0): using fallback_hfov_deg = {hfov:g}"
                 self.get_logger().warning(f"camera_info: {exc}; using fallback_hfov_deg = {hfov:g} degrees "
                                           "(3D positions are only as good as that guess)",
                                           throttle_duration_sec=30.0)
             else:
-                self._camera_info_refused(exc)
+                self._camera_info_refused(cam, exc)
         except CameraInfoError as exc:
-            self._camera_info_refused(exc)
+            self._camera_info_refused(cam, exc)
         self.monitor.camera_info_received = True
-        self._pipeline.set_camera_info(msg)
+        cam.pipeline.set_camera_info(msg)
 
-    def _camera_info_refused(self, exc: CameraInfoError) -> None:
-        self.monitor.camera_info_error = str(exc)
-        self.get_logger().error(f"camera_info on {self._subs[1].topic_name if len(self._subs) > 1 else ''}: "
+    def _camera_info_ok(self, cam: _Camera) -> None:
+        # Per camera: a good camera's info must not clear the error of another camera.
+        self._camera_info_errors.pop(cam.ns, None)
+        self._show_camera_info_errors()
+
+    def _camera_info_refused(self, cam: _Camera, exc: CameraInfoError) -> None:
+        self._camera_info_errors[cam.ns] = f"{cam.ns}: {exc}" if cam.ns else str(exc)
+        self._show_camera_info_errors()
+        self.get_logger().error(f"camera_info on {cam.subs[1].topic_name if len(cam.subs) > 1 else ''}: "
                                 f"{exc}", throttle_duration_sec=10.0)
+
+    def _show_camera_info_errors(self) -> None:
+        errors = list(self._camera_info_errors.values())
+        self.monitor.camera_info_error = "; ".join(errors) if errors else None
 
     def _on_image_lost(self, count: int) -> None:
         self.monitor.on_lost_reported(self._now(), count)
 
-    def _on_image(self, msg: Any) -> None:
+    def _on_image(self, cam: _Camera, msg: Any) -> None:
         self.monitor.on_received(self._now(), stamp_seconds(msg.header))
-        worker = self._worker
+        worker = cam.worker
         if worker is not None and worker.submit((msg, self._compressed)):
             self.monitor.on_dropped()  # it replaced a frame the worker had not started yet
 
     # ---- worker thread --------------------------------------------------------------------------------
-    def _work(self, item: tuple[Any, bool]) -> None:
+    def _work(self, cam: _Camera, item: tuple[Any, bool]) -> None:
         msg, compressed = item
         try:
-            self._process(msg, compressed)
+            self._process(cam, msg, compressed)
         except Exception as exc:  # noqa: BLE001 - never let one frame kill the worker
             self.get_logger().error(f"unexpected error while publishing a frame: {exc!r}",
                                     throttle_duration_sec=5.0)
 
-    def _process(self, msg: Any, compressed: bool) -> None:
-        pipeline = self._pipeline
-        if pipeline is None:
+    def _process(self, cam: _Camera, msg: Any, compressed: bool) -> None:
+        pipeline = cam.pipeline
+        if self._pipeline is None or not cam.pubs:  # released while this frame waited
             return
         t0 = time.perf_counter()
         result = pipeline.process(msg, compressed=compressed)
         if not result.ok:
             self.monitor.on_bad_frame(result.reason or "", result.error or "")
-            self.get_logger().warning(f"frame skipped ({result.reason}, {pipeline.counters[result.reason or '']} "
+            where = f" on camera '{cam.ns}'" if cam.ns else ""
+            self.get_logger().warning(f"frame skipped{where} ({result.reason}, {pipeline.counters[result.reason or '']} "
                                       f"so far): {result.error}", throttle_duration_sec=5.0)
             return
-        self._pubs["poses"].publish(result.poses)
+        cam.pubs["poses"].publish(result.poses)
         if result.markers is not None:
-            self._pubs["markers"].publish(result.markers)
-        dbg = self._pubs.get("debug_image")
+            cam.pubs["markers"].publish(result.markers)
+        dbg = cam.pubs.get("debug_image")
         if (self._values["debug_image"] and dbg is not None and dbg.get_subscription_count() > 0
                 and result.rgb is not None and result.persons is not None):
             over = draw_persons(result.rgb, result.persons, pipeline.skeleton,

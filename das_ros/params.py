@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 __all__ = ["PARAMS", "Param", "ParamError", "by_name", "defaults", "flatten", "markdown_table", "validate",
-           "validate_all", "yaml_text"]
+           "validate_all", "yaml_text", "camera_namespaces"]
 
 Value = Union[bool, int, float, str]
 
@@ -64,6 +64,9 @@ class Param:
 
 
 _DEVICE = r"auto|cpu|cuda(:\d+)?|mps"
+_NS_TOKEN = r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*"
+CAMERAS_PATTERN = rf"\s*({_NS_TOKEN}([\s,]+{_NS_TOKEN})*)?[\s,]*"
+"""Relative ROS names (no leading '/', '~' or '//'), separated by spaces or commas."""
 
 PARAMS: tuple[Param, ...] = (
     # --- model (applied at configure) ---
@@ -81,6 +84,12 @@ PARAMS: tuple[Param, ...] = (
     Param("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: subscribe "
           "'<image>/compressed' (sensor_msgs/CompressedImage) and decode with OpenCV.",
           choices=("raw", "compressed"), dynamic=False),
+    Param("cameras", "", "Several cameras through one node and one model: camera namespaces separated by spaces "
+          "or commas (e.g. 'front left rear'). For each N the node subscribes 'N/image' (or "
+          "'N/image/compressed') and 'N/camera_info' and publishes 'N/poses', 'N/markers', 'N/debug_image', each "
+          "camera with its own camera_info, tracker and counters. Frames run one at a time through the one "
+          "shared model (not batched). Empty: one camera on 'image' / 'camera_info'.",
+          pattern=CAMERAS_PATTERN, dynamic=False),
     Param("use_rectified_intrinsics", False, "Use CameraInfo P (rectified image, e.g. image_rect) instead of K.",
           dynamic=True),
     Param("fallback_hfov_deg", 0.0, "Horizontal field of view used when no CameraInfo has arrived or it is "
@@ -199,6 +208,18 @@ def validate_all(values: dict[str, Any]) -> dict[str, Value]:
     for k, v in values.items():
         out[k] = validate(k, v)
     return out
+
+
+def camera_namespaces(value: str) -> list[str]:
+    """The ``cameras`` parameter → namespaces in order (``[]`` = the single-camera default). Two cameras with the
+    same namespace would share topics, so a repeat is refused."""
+    v = validate("cameras", value)
+    assert isinstance(v, str)
+    names = [n for n in re.split(r"[\s,]+", v) if n]
+    seen = {n for n in names if names.count(n) > 1}
+    if seen:
+        raise ParamError(f"parameter 'cameras' names {sorted(seen)} more than once")
+    return names
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

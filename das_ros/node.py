@@ -190,12 +190,16 @@ class DASNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         v = self._values
         try:
+            namespaces = P.camera_namespaces(str(v["cameras"])) or [""]
+        except P.ParamError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
+        try:
             est = self._injected_estimator or load_estimator(str(v["model"]), str(v["device"]), str(v["backend"]),
                                                             str(v["precision"]))
         except Exception as exc:  # noqa: BLE001 - any load failure must leave the node unconfigured, not dead
             self.get_logger().error(f"cannot load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
-        namespaces = P.camera_namespaces(str(v["cameras"])) or [""]
         self._estimator = est
         model = est if len(namespaces) == 1 else _SharedModel(est)
         skeleton = skeleton_of(est)

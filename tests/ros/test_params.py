@@ -88,3 +88,12 @@ def test_backend_and_precision_choices_match_das_core() -> None:
     assert P.by_name("backend").choices == tuple(BACKEND_NAMES)
     assert P.by_name("precision").choices == tuple(PRECISIONS)
     assert P.by_name("backend").default in BACKEND_NAMES
+
+
+def test_cameras_parameter_splits_namespaces_and_refuses_repeats_and_absolute_names() -> None:
+    assert P.camera_namespaces("") == []
+    assert P.camera_namespaces(" front, left  rear/color ") == ["front", "left", "rear/color"]
+    for bad, text in (("front front", "more than once"), ("/front", "does not match"), ("~x", "does not match"),
+                      ("a//b", "does not match"), ("2cam", "does not match")):
+        with pytest.raises(P.ParamError, match=text):
+            P.camera_namespaces(bad)

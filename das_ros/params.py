@@ -65,8 +65,8 @@ class Param:
 
 _DEVICE = r"auto|cpu|cuda(:\d+)?|mps"
 _NS_TOKEN = r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*"
-CAMERAS_PATTERN = rf"\s*({_NS_TOKEN}([\s,]+{_NS_TOKEN})*)?[\s,]*"
-"""Relative ROS names (no leading '/', '~' or '//'), separated by spaces or commas."""
+CAMERAS_PATTERN = rf"\s*(/?{_NS_TOKEN}([\s,]+/?{_NS_TOKEN})*)?[\s,]*"
+"""ROS names, relative (under the node's namespace) or absolute, no '~' or '//', separated by spaces or commas."""
 
 PARAMS: tuple[Param, ...] = (
     # --- model (applied at configure) ---
@@ -85,7 +85,7 @@ PARAMS: tuple[Param, ...] = (
           "'<image>/compressed' (sensor_msgs/CompressedImage) and decode with OpenCV.",
           choices=("raw", "compressed"), dynamic=False),
     Param("cameras", "", "Several cameras through one node and one model: camera namespaces separated by spaces "
-          "or commas (e.g. 'front left rear'). For each N the node subscribes 'N/image' (or "
+          "or commas (e.g. 'front left rear', or absolute '/cam1 /cam2'). For each N the node subscribes 'N/image' (or "
           "'N/image/compressed') and 'N/camera_info' and publishes 'N/poses', 'N/markers', 'N/debug_image', each "
           "camera with its own camera_info, tracker and counters. Frames run one at a time through the one "
           "shared model (not batched). Empty: one camera on 'image' / 'camera_info'.",

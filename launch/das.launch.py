@@ -3,7 +3,10 @@
   ros2 launch das_ros das.launch.py image:=/camera/color/image_raw camera_info:=/camera/color/camera_info \
       model:=/path/to/checkpoint device:=cuda rviz:=true
 
-Empty launch arguments (model, device, backend, precision, image_transport, publish_markers, debug_image)
+Several cameras, one node, one model: ``cameras:="/front /left /rear"`` (then image/camera_info are not used;
+the node reads ``/front/image`` + ``/front/camera_info`` and writes ``/front/poses``, ... per camera).
+
+Empty launch arguments (model, device, backend, precision, image_transport, publish_markers, debug_image, cameras)
 leave the value of params_file (default: the installed config/das.yaml) untouched.
 With autostart:=true (default) the node is configured then activated; otherwise drive it with
 ``ros2 lifecycle set /das/das configure`` / ``activate``.
@@ -28,7 +31,8 @@ from lifecycle_msgs.msg import Transition
 from das_ros import params as P
 
 # Launch arguments that override one node parameter when not empty.
-OVERRIDES = ("model", "device", "backend", "precision", "image_transport", "publish_markers", "debug_image")
+OVERRIDES = ("model", "device", "backend", "precision", "image_transport", "publish_markers", "debug_image",
+             "cameras")
 
 
 def _setup(context, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - launch's OpaqueFunction signature
@@ -100,6 +104,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("image_transport", default_value="", description="raw | compressed"),
         DeclareLaunchArgument("publish_markers", default_value="", description="true | false"),
         DeclareLaunchArgument("debug_image", default_value="", description="true | false"),
+        DeclareLaunchArgument("cameras", default_value="",
+                              description="camera namespaces, e.g. '/front /rear': each gets <N>/image, "
+                                          "<N>/camera_info in and <N>/poses, <N>/markers out, through one model "
+                                          "(image and camera_info are then unused); empty: one camera"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/das.rviz"),
         DeclareLaunchArgument("rviz_fixed_frame", default_value="camera_color_optical_frame",
                               description="RViz fixed frame: the camera's optical frame (header.frame_id of the "

@@ -212,12 +212,13 @@ def test_every_launch_configuration_read_is_a_declared_argument(launch_file) -> 
 
 def test_overrides_are_node_parameters_typed_like_them(launch_file) -> None:
     launched = launch_file(model="/ckpt/das", device="cuda:1", publish_markers="false", debug_image="true",
-                           image_transport="compressed", backend="onnx", precision="fp16", use_sim_time="true")
+                           image_transport="compressed", backend="onnx", precision="fp16", use_sim_time="true",
+                           cameras="/front /rear")
     params_file, overrides = launched.node["parameters"]
     assert Path(params_file) == ROOT / "config" / "das.yaml" and Path(params_file).is_file()
     assert overrides == {"model": "/ckpt/das", "device": "cuda:1", "publish_markers": False, "debug_image": True,
                          "image_transport": "compressed", "backend": "onnx", "precision": "fp16",
-                         "use_sim_time": True}
+                         "cameras": "/front /rear", "use_sim_time": True}
     for name in set(overrides) - {"use_sim_time"}:
         P.by_name(name)  # raises for a name the node does not declare
     assert launch_file().node["parameters"][1] == {"use_sim_time": False}  # empty arguments override nothing
@@ -226,6 +227,8 @@ def test_overrides_are_node_parameters_typed_like_them(launch_file) -> None:
 def test_a_bad_override_value_stops_the_launch(launch_file) -> None:
     with pytest.raises(P.ParamError, match="device"):
         launch_file(device="gpu0")
+    with pytest.raises(P.ParamError, match="cameras"):
+        launch_file(cameras="~front")
 
 
 def test_remaps_target_the_node_inputs_and_the_node_is_the_installed_executable(launch_file) -> None:
@@ -301,6 +304,35 @@ def test_the_node_started_with_the_launch_arguments_subscribes_where_they_say(la
             assert {p.topic_name for p in node._pubs.values()} == {"/front/poses", "/front/markers",
                                                                    "/front/debug_image"}
             assert node._diag_pub.topic_name == "/diagnostics"
+        finally:
+            node._release()
+            node.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
+def test_the_node_started_with_cameras_subscribes_and_publishes_in_each_camera_namespace(launch_file,
+                                                                                        tmp_path: Path) -> None:
+    if os.environ.get("DAS_REQUIRE_ROS", "") in ("", "0"):
+        pytest.importorskip("rclpy")
+    import rclpy
+    from ros_helpers import FakeEstimator, import_generated_messages
+
+    import_generated_messages()
+    from das_ros.node import DASNode
+
+    launched = launch_file(namespace="das", cameras="/cam1 /cam2, rear")
+    rclpy.init()
+    try:
+        node = DASNode(estimator=FakeEstimator(), cli_args=_ros_args(launched.node, tmp_path))
+        try:
+            node.trigger_configure()
+            node.trigger_activate()
+            assert [s.topic_name for s in node._subs] == ["/cam1/image", "/cam1/camera_info", "/cam2/image",
+                                                          "/cam2/camera_info", "/das/rear/image",
+                                                          "/das/rear/camera_info"]
+            assert {p.topic_name for p in node._pubs.values()} == {
+                f"{ns}/{t}" for ns in ("/cam1", "/cam2", "/das/rear") for t in ("poses", "markers", "debug_image")}
         finally:
             node._release()
             node.destroy_node()

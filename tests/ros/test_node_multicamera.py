@@ -183,7 +183,7 @@ def test_a_camera_that_stops_does_not_stop_the_other(ros) -> None:
         g.close()
 
 
-@pytest.mark.parametrize("value", ["front front", "/front", "front//x"])
+@pytest.mark.parametrize("value", ["front front", "~front", "front//x"])
 def test_a_bad_cameras_value_fails_configure_with_a_reason(ros, value: str) -> None:
     node = DASNode("das", namespace=NS, estimator=FakeEstimator(),
                    parameter_overrides=[Parameter("cameras", value=value)])

@@ -14,8 +14,9 @@ Topics (relative; the launch file puts them in the ``das`` namespace):
 
 Several cameras (parameter ``cameras``, e.g. ``"front left"``): every topic above except /diagnostics moves
 under each camera's namespace (``front/image`` → ``front/poses``), and each camera has its own FramePipeline
-(camera_info, tracker, counters) and its own newest-frame slot. Their frames go through the ONE shared model one
-at a time (a lock around it), not batched: N cameras cost about N times one camera's inference.
+(camera_info, tracker, counters) and its own newest-frame slot and worker; all share the ONE model: frames that
+wait for it together run as one ``Estimator.batch`` (das_ros.batching.BatchingModel: opportunistic, no timer,
+so a camera alone adds no delay).
 
 ``das_node --autostart`` configures and activates the node itself (no ``ros2 lifecycle`` needed).
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 import array
 import gc
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +50,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from das_core.overlay import draw_persons
 from das_ros import params as P
+from das_ros.batching import BatchingModel
 from das_ros.conversions import (
     CameraInfoError,
     UncalibratedCameraError,
@@ -113,18 +114,6 @@ def descriptor(p: P.Param) -> ParameterDescriptor:
     return d
 
 
-class _SharedModel:
-    """One estimator behind a lock, so that the cameras' workers call the one model one frame at a time."""
-
-    def __init__(self, estimator: Any) -> None:
-        self.estimator = estimator
-        self._lock = threading.Lock()
-
-    def __call__(self, rgb: Any, intrinsics: Any) -> Any:
-        with self._lock:
-            return self.estimator(rgb, intrinsics)
-
-
 @dataclass
 class _Camera:
     """One input camera: its namespace ("" = the node's own topics), pipeline, worker and publishers."""
@@ -152,6 +141,7 @@ class DASNode(LifecycleNode):
         self._values: dict[str, Any] = {p.name: self.get_parameter(p.name).value for p in P.PARAMS}
 
         self._estimator: Any = None
+        self._model: Any = None  # the estimator, or a BatchingModel around it with several cameras
         self._pipeline: FramePipeline | None = None  # the first camera's (the only one by default)
         self._cameras: list[_Camera] = []
         self._pubs: dict[str, Any] = {}  # every camera's, by topic name
@@ -201,7 +191,9 @@ class DASNode(LifecycleNode):
             self.get_logger().error(f"cannot load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._estimator = est
-        model = est if len(namespaces) == 1 else _SharedModel(est)
+        # Several cameras: frames that wait for the model together run as one Estimator.batch (das_ros.batching).
+        self._model = est if len(namespaces) == 1 else BatchingModel(est, max_batch=len(namespaces))
+        model = self._model
         skeleton = skeleton_of(est)
         self._cameras = [_Camera(ns, FramePipeline(model, skeleton, self.make, PipelineSettings.from_params(v)))
                          for ns in namespaces]
@@ -281,6 +273,7 @@ class DASNode(LifecycleNode):
         self._cameras = []
         self._pipeline = None
         self._estimator = None
+        self._model = None
         self.monitor.model_loaded = False
         gc.collect()
         # Free cached GPU memory so an inactive node does not hold VRAM. Only if a model imported torch:
@@ -385,6 +378,11 @@ class DASNode(LifecycleNode):
         if torch is not None and self._estimator is not None and torch.cuda.is_available():
             self.monitor.extra["gpu memory allocated (MB)"] = f"{torch.cuda.memory_allocated() / 2**20:.0f}"
             self.monitor.extra["gpu memory reserved (MB)"] = f"{torch.cuda.memory_reserved() / 2**20:.0f}"
+        model = self._model
+        if isinstance(model, BatchingModel) and model.batches:
+            self.monitor.extra["cameras"] = str(len(self._cameras))
+            self.monitor.extra["images per model run (mean, max)"] = (
+                f"{model.frames / model.batches:.2f}, {model.largest_batch}")
         now = self.get_clock().now()
         header = self.make("std_msgs/msg/Header", stamp=now.to_msg(), frame_id="")
         self._diag_pub.publish(self.monitor.message(self.make, now.nanoseconds * 1e-9, header))

@@ -149,6 +149,39 @@ def test_each_camera_gets_its_own_poses_topic_with_its_own_header_from_one_model
         g.close()
 
 
+class SlowBatchEstimator(FakeEstimator):
+    """``FakeEstimator`` with ``batch`` (like das_core's Estimator) and 30 ms per model run, so that the two
+    cameras' frames meet at the model."""
+
+    def __init__(self) -> None:
+        super().__init__([(0.0, 0.2, 3.0)])
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, rgb: np.ndarray, intrinsics: Any) -> Any:
+        time.sleep(0.03)
+        self.batch_sizes.append(1)
+        return super().__call__(rgb, intrinsics)
+
+    def batch(self, images: list[np.ndarray], intrinsics_list: list[Any]) -> list[Any]:
+        time.sleep(0.03)
+        self.batch_sizes.append(len(images))
+        return [FakeEstimator.__call__(self, im, k) for im, k in zip(images, intrinsics_list, strict=True)]
+
+
+def test_frames_of_two_cameras_that_meet_at_the_model_run_as_one_batch_and_go_back_to_their_camera(ros) -> None:
+    est = SlowBatchEstimator()
+    g = Cameras(das_node(est, cameras="front rear"))
+    try:
+        assert g.run_until(lambda: 2 in est.batch_sizes and len(g.poses["front"]) >= 3
+                           and len(g.poses["rear"]) >= 3, lambda: both(g))
+        assert max(est.batch_sizes) == 2  # never more images than cameras
+        for name in SIZES:  # a batched result reaches the camera it came from
+            assert all(m.header.frame_id == f"{name}_optical" and m.image_width == SIZES[name][0]
+                       for m in g.poses[name])
+    finally:
+        g.close()
+
+
 def test_a_camera_with_bad_camera_info_is_counted_and_the_other_keeps_publishing(ros) -> None:
     g = Cameras(das_node(FakeEstimator(), cameras="front, rear"))
     try:

@@ -1,0 +1,100 @@
+"""``BatchingModel``: several cameras' workers share one estimator, and frames that wait for it together go
+through it as one batch (``Estimator.batch``). No rclpy import.
+
+Opportunistic batching, no timer: a frame that finds the model idle runs at once (one camera costs what it did
+before); frames that arrive while the model is busy queue, and when it finishes, the next caller takes the whole
+queue as one batch. With N cameras at the same rate the batches grow to N images without adding waiting time.
+
+A batch that raises (e.g. one camera's bad image) is re-run one image at a time, so that the error reaches only
+the frame that caused it and the other cameras get their results.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["BatchingModel"]
+
+
+class _Request:
+    __slots__ = ("done", "error", "image", "intrinsics", "result")
+
+    def __init__(self, image: Any, intrinsics: Any) -> None:
+        self.image, self.intrinsics = image, intrinsics
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class BatchingModel:
+    """``model(image, intrinsics) -> Persons``, callable from several threads at once.
+
+    ``estimator`` is ``est(image, intrinsics)``; when it also has ``batch(images, intrinsics_list)`` (the das_core
+    ``Estimator``) queued frames run as one batch, else one after another. Counters: ``frames``, ``batches``,
+    ``largest_batch`` (updated under the lock).
+    """
+
+    def __init__(self, estimator: Any, max_batch: int = 16) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.estimator = estimator
+        self.max_batch = max_batch
+        self._batch: Callable[[list[Any], list[Any]], list[Any]] | None = getattr(estimator, "batch", None)
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._running = False
+        self.frames = 0
+        self.batches = 0
+        self.largest_batch = 0
+
+    def __call__(self, image: Any, intrinsics: Any) -> Any:
+        req = _Request(image, intrinsics)
+        with self._cond:
+            self._queue.append(req)
+            # Wait while another caller runs the model; it may take this request into its batch.
+            while self._running and not req.done:
+                self._cond.wait()
+            if req.done:
+                return self._answer(req)
+            batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+            self._running = True
+        try:
+            self._run(batch)
+        finally:
+            with self._cond:
+                for r in batch:
+                    if not r.done:  # only after a BaseException escaped _run
+                        r.error, r.done = RuntimeError("the batch was interrupted"), True
+                self._running = False
+                self.frames += len(batch)
+                self.batches += 1
+                self.largest_batch = max(self.largest_batch, len(batch))
+                self._cond.notify_all()
+        return self._answer(req)
+
+    @staticmethod
+    def _answer(req: _Request) -> Any:
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def _run(self, batch: list[_Request]) -> None:
+        if len(batch) > 1 and self._batch is not None:
+            try:
+                results = list(self._batch([r.image for r in batch], [r.intrinsics for r in batch]))
+                if len(results) != len(batch):
+                    raise ValueError(f"batch returned {len(results)} results for {len(batch)} images")
+            except Exception:  # noqa: BLE001 - re-run one by one below, so the error reaches only its frame
+                pass
+            else:
+                for r, res in zip(batch, results, strict=True):
+                    r.result, r.done = res, True
+                return
+        for r in batch:
+            try:
+                r.result = self.estimator(r.image, r.intrinsics)
+            except Exception as exc:  # noqa: BLE001 - handed to that frame's caller (the pipeline counts it)
+                r.error = exc
+            r.done = True

@@ -1,0 +1,108 @@
+"""``das_ros.batching.BatchingModel``: one model for several cameras' threads (no ROS needed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from das_ros.batching import BatchingModel
+
+
+class Model:
+    """``model(image, k) -> ("one", image)``; ``batch`` -> ``("batch", image)`` each. The first single call blocks
+    until ``release`` is set, so that other callers queue behind it. Images named "bad*" raise."""
+
+    def __init__(self, with_batch: bool = True, batch_raises: bool = False) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.calls: list[tuple[str, list[Any]]] = []
+        self.batch_raises = batch_raises
+        if not with_batch:
+            self.batch = None  # type: ignore[assignment]
+
+    def __call__(self, image: Any, k: Any) -> Any:
+        self.calls.append(("one", [image]))
+        if len(self.calls) == 1:
+            self.entered.set()
+            assert self.release.wait(5.0)
+        if str(image).startswith("bad"):
+            raise ValueError(f"bad image {image}")
+        return ("one", image, k)
+
+    def batch(self, images: list[Any], ks: list[Any]) -> list[Any]:
+        self.calls.append(("batch", list(images)))
+        if self.batch_raises:
+            raise ValueError("one image of the batch is bad")
+        return [("batch", i, k) for i, k in zip(images, ks, strict=True)]
+
+
+def call_in_threads(model: BatchingModel, items: list[tuple[Any, Any]], inner: Model) -> dict[Any, Any]:
+    """First item alone (it blocks inside the model), then the rest while it is busy; then release."""
+    out: dict[Any, Any] = {}
+
+    def run(image: Any, k: Any) -> None:
+        try:
+            out[image] = model(image, k)
+        except Exception as exc:  # noqa: BLE001 - the test checks it
+            out[image] = exc
+
+    threads = [threading.Thread(target=run, args=items[0])]
+    threads[0].start()
+    assert inner.entered.wait(5.0)
+    for item in items[1:]:
+        threads.append(threading.Thread(target=run, args=item))
+        threads[-1].start()
+    end = time.monotonic() + 5.0
+    while len(model._queue) < len(items) - 1 and time.monotonic() < end:  # all queued behind the first
+        time.sleep(0.005)
+    inner.release.set()
+    for t in threads:
+        t.join(5.0)
+    return out
+
+
+def test_a_lone_frame_runs_at_once_as_a_single_call() -> None:
+    inner = Model()
+    inner.release.set()
+    model = BatchingModel(inner)
+    assert model("a", 1) == ("one", "a", 1)
+    assert inner.calls == [("one", ["a"])] and (model.batches, model.largest_batch) == (1, 1)
+
+
+def test_frames_that_wait_for_the_busy_model_run_as_one_batch_and_each_caller_gets_its_own_result() -> None:
+    inner = Model()
+    model = BatchingModel(inner)
+    out = call_in_threads(model, [("a", 1), ("b", 2), ("c", 3)], inner)
+    assert out == {"a": ("one", "a", 1), "b": ("batch", "b", 2), "c": ("batch", "c", 3)}
+    assert inner.calls[0] == ("one", ["a"]) and inner.calls[1][0] == "batch"
+    assert sorted(inner.calls[1][1]) == ["b", "c"] and len(inner.calls) == 2
+    assert (model.frames, model.batches, model.largest_batch) == (3, 2, 2)
+
+
+def test_a_failing_batch_is_rerun_one_by_one_so_only_the_bad_frame_gets_the_error() -> None:
+    inner = Model(batch_raises=True)
+    model = BatchingModel(inner)
+    out = call_in_threads(model, [("a", 1), ("b", 2), ("bad", 3)], inner)
+    assert out["a"] == ("one", "a", 1) and out["b"] == ("one", "b", 2)
+    assert isinstance(out["bad"], ValueError) and "bad image bad" in str(out["bad"])
+
+
+def test_an_estimator_without_batch_runs_queued_frames_one_after_another() -> None:
+    inner = Model(with_batch=False)
+    model = BatchingModel(inner)
+    out = call_in_threads(model, [("a", 1), ("b", 2), ("c", 3)], inner)
+    assert out == {"a": ("one", "a", 1), "b": ("one", "b", 2), "c": ("one", "c", 3)}
+    assert [kind for kind, _ in inner.calls] == ["one"] * 3
+
+
+def test_max_batch_caps_the_batch_size() -> None:
+    inner = Model()
+    model = BatchingModel(inner, max_batch=2)
+    out = call_in_threads(model, [("a", 1), ("b", 2), ("c", 3), ("d", 4)], inner)
+    assert set(out) == {"a", "b", "c", "d"} and not any(isinstance(v, Exception) for v in out.values())
+    assert all(len(images) <= 2 for _, images in inner.calls) and model.largest_batch == 2
+    with pytest.raises(ValueError, match="max_batch"):
+        BatchingModel(inner, max_batch=0)

@@ -87,8 +87,8 @@ PARAMS: tuple[Param, ...] = (
     Param("cameras", "", "Several cameras through one node and one model: camera namespaces separated by spaces "
           "or commas (e.g. 'front left rear', or absolute '/cam1 /cam2'). For each N the node subscribes 'N/image' (or "
           "'N/image/compressed') and 'N/camera_info' and publishes 'N/poses', 'N/markers', 'N/debug_image', each "
-          "camera with its own camera_info, tracker and counters. Frames run one at a time through the one "
-          "shared model (not batched). Empty: one camera on 'image' / 'camera_info'.",
+          "camera with its own camera_info, tracker and counters. All share one model: frames that wait for it "
+          "together run as one batch. Empty: one camera on 'image' / 'camera_info'.",
           pattern=CAMERAS_PATTERN, dynamic=False),
     Param("use_rectified_intrinsics", False, "Use CameraInfo P (rectified image, e.g. image_rect) instead of K.",
           dynamic=True),

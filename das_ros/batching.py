@@ -45,6 +45,7 @@ class BatchingModel:
         self._cond = threading.Condition()
         self._queue: list[_Request] = []
         self._running = False
+        self._next: _Request | None = None  # the waiting request whose caller runs the next batch
         self.frames = 0
         self.batches = 0
         self.largest_batch = 0
@@ -54,10 +55,11 @@ class BatchingModel:
         with self._cond:
             self._queue.append(req)
             # Wait while another caller runs the model; it may take this request into its batch.
-            while self._running and not req.done:
+            while self._running and not req.done and self._next is not req:
                 self._cond.wait()
             if req.done:
                 return self._answer(req)
+            self._next = None
             batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
             self._running = True
         try:
@@ -67,7 +69,11 @@ class BatchingModel:
                 for r in batch:
                     if not r.done:  # only after a BaseException escaped _run
                         r.error, r.done = RuntimeError("the batch was interrupted"), True
-                self._running = False
+                # Hand the model to the oldest waiting caller rather than to whoever calls first: the caller
+                # that just got its result would otherwise start a lone run before the woken ones rejoin, and
+                # one camera would get twice the frames of the other.
+                self._next = self._queue[0] if self._queue else None
+                self._running = self._next is not None
                 self.frames += len(batch)
                 self.batches += 1
                 self.largest_batch = max(self.largest_batch, len(batch))

@@ -93,7 +93,9 @@ class DiagnosticsMonitor:
         self.name, self.hardware_id = name, hardware_id
         self.window, self.stale_after = window, stale_after
         self.first_result_grace, self.lost_warn_fraction = first_result_grace, lost_warn_fraction
-        self.gaps = StampGaps(restart_after=stale_after)
+        self.gaps = StampGaps(restart_after=stale_after)  # the single camera's (source "")
+        # One per camera: interleaved stamps of two cameras would look like restarts and losses.
+        self.gaps_by_source: dict[str, StampGaps] = {"": self.gaps}
         self._lost: collections.deque[tuple[float, int]] = collections.deque()  # t, frames lost before it
         self.lost_reported_total = 0  # by the middleware's message-lost event
         self._first_rx: float | None = None
@@ -123,14 +125,18 @@ class DiagnosticsMonitor:
         while self._lost and now - self._lost[0][0] > self.window:
             self._lost.popleft()
 
-    def on_received(self, now: float, stamp: float | None = None) -> None:
-        """An image reached the node; ``stamp`` (its header stamp, s) feeds the lost-frame count."""
+    def on_received(self, now: float, stamp: float | None = None, source: str = "") -> None:
+        """An image reached the node; ``stamp`` (its header stamp, s) feeds the lost-frame count of its
+        ``source`` (camera namespace; "" for the single camera)."""
         self.received_total += 1
         self._received.append(now)
         if self._first_rx is None:
             self._first_rx = now
         if stamp is not None:
-            lost = self.gaps.add(stamp)
+            gaps = self.gaps_by_source.get(source)
+            if gaps is None:
+                gaps = self.gaps_by_source[source] = StampGaps(restart_after=self.stale_after)
+            lost = gaps.add(stamp)
             if lost:
                 self._lost.append((now, lost))
 
@@ -203,10 +209,11 @@ class DiagnosticsMonitor:
             ("processing median (ms)", ms(proc, 50)), ("processing p95 (ms)", ms(proc, 95)),
             ("frames received", str(self.received_total)), ("frames published", str(self.published_total)),
             ("frames dropped (busy)", str(self.dropped_total)),
-            ("frames lost before the node (stamp gaps)", str(self.gaps.lost_total)),
+            ("frames lost before the node (stamp gaps)", str(sum(g.lost_total for g in self.gaps_by_source.values()))),
             ("frames lost reported by the middleware", str(self.lost_reported_total)),
-            ("input restarts (stamp jump back or > stale)", str(self.gaps.restarts)),
-            ("input period from stamps (ms)", f"{self.gaps.period * 1e3:.1f}" if self.gaps.period else "n/a"),
+            ("input restarts (stamp jump back or > stale)", str(sum(g.restarts for g in self.gaps_by_source.values()))),
+            ("input period from stamps (ms)", ", ".join(f"{g.period * 1e3:.1f}" for g in self.gaps_by_source.values()
+                                                        if g.period) or "n/a"),
             ("persons in last frame", str(self.persons_last)),
             ("camera_info received", str(self.camera_info_received).lower()),
         ]

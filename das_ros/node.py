@@ -332,7 +332,7 @@ class DASNode(LifecycleNode):
         self.monitor.on_lost_reported(self._now(), count)
 
     def _on_image(self, cam: _Camera, msg: Any) -> None:
-        self.monitor.on_received(self._now(), stamp_seconds(msg.header))
+        self.monitor.on_received(self._now(), stamp_seconds(msg.header), cam.ns)
         worker = cam.worker
         if worker is not None and worker.submit((msg, self._compressed)):
             self.monitor.on_dropped()  # it replaced a frame the worker had not started yet

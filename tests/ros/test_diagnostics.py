@@ -120,3 +120,18 @@ def test_losing_one_frame_in_three_warns() -> None:
     st = m.status(39 / 30)
     assert st.level == WARN and "lost before the node" in st.message
     assert m.gaps.lost_total == 9
+
+
+def test_two_cameras_interleaved_stamps_are_not_mistaken_for_loss_or_restarts() -> None:
+    m = DiagnosticsMonitor("das")
+    for i in range(40):  # front at 0.05 s steps from 100 s, rear at 0.05 s steps from 7 s; frame 30 of rear lost
+        m.on_received(i * 0.05, 100.0 + 0.05 * i, "front")
+        if i != 30:
+            m.on_received(i * 0.05 + 0.01, 7.0 + 0.05 * i, "rear")
+    assert m.gaps_by_source["front"].lost_total == 0 and m.gaps_by_source["rear"].lost_total == 1
+    assert sum(g.restarts for g in m.gaps_by_source.values()) == 0
+    mixed = DiagnosticsMonitor("das")  # the same stamps as one stream: what per-camera gaps avoid
+    for i in range(40):
+        mixed.on_received(i * 0.05, 100.0 + 0.05 * i)
+        mixed.on_received(i * 0.05 + 0.01, 7.0 + 0.05 * i)
+    assert mixed.gaps.restarts > 0

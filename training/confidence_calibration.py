@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from das_core.data.annotations import read_annotations  # noqa: E402
 from das_core.evaluation.metrics import match_hungarian_2d  # noqa: E402
-from das_core.evaluation.run import frame_result, load_image  # noqa: E402
+from das_core.evaluation.run import frame_result, run_estimator  # noqa: E402
 from das_core.skeletons import get_skeleton  # noqa: E402
 
 BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
@@ -37,8 +37,7 @@ def collect(estimator, data: str, max_images: int | None) -> dict[str, np.ndarra
     ann = read_annotations(data)
     root = get_skeleton(ann.skeleton).root
     conf, e2, e3 = [], [], []
-    for image in ann.images[:max_images]:
-        persons = estimator(load_image(ann.image_path(image)), image.camera)
+    for image, persons, _ in run_estimator(estimator, ann, max_images):
         f = frame_result(image, persons)
         match = match_hungarian_2d(f.gt_2d, f.gt_visible, f.pred_2d)
         for i, m in enumerate(match):

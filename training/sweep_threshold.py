@@ -17,13 +17,13 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from das_core.checkpoint import load_checkpoint  # noqa: E402
 from das_core.data.annotations import read_annotations  # noqa: E402
-from das_core.evaluation.run import compute_metrics, frame_result, load_image  # noqa: E402
+from das_core.evaluation.run import compute_metrics, frame_result, run_estimator  # noqa: E402
 from das_core.model.das import DAS  # noqa: E402
 
 THRESHOLDS = (0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
@@ -44,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(ck.state_dict)
     estimator = Estimator.from_model(model.eval(), cfg, device=args.device)
     ann = read_annotations(args.data)
-    runs = []
-    for image in ann.images:
-        persons = estimator(load_image(ann.image_path(image)), image.camera)
-        parts = PurePosixPath(image.file).parts
-        runs.append((image, persons, parts[0] if len(parts) > 1 else ""))
+    runs = run_estimator(estimator, ann)
     rows = []
     for thr in THRESHOLDS:
         frames = [frame_result(img, p[p.scores >= thr], seq) for img, p, seq in runs]

@@ -33,7 +33,8 @@ from das_core.evaluation.metrics import FrameResult, mupots_pck, panoptic_mpjpe,
 from das_core.persons import Persons
 from das_core.skeletons import get_skeleton
 
-__all__ = ["PROTOCOLS", "add_arguments", "compute_metrics", "evaluate_estimator", "evaluate_model", "frame_result", "run"]
+__all__ = ["PROTOCOLS", "add_arguments", "compute_metrics", "evaluate_estimator", "evaluate_model", "frame_result", "run",
+           "run_estimator"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,18 +85,28 @@ def compute_metrics(frames: list[FrameResult], protocol: str, skeleton: str, mod
     raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
 
 
+def run_estimator(estimator: Any, annotations: AnnotationSet,
+                  max_images: int | None = None) -> list[tuple[ImageAnnotation, Persons, str]]:
+    """``estimator(image, intrinsics) -> Persons`` on every image: (annotation, prediction, sequence) each.
+
+    The sequence is the first folder of the image's path ("" for a flat split), as the MuPoTS protocol groups.
+    """
+    images = annotations.images[: max_images] if max_images else annotations.images
+    out = []
+    for image in images:
+        persons = estimator(load_image(annotations.image_path(image)), image.camera)
+        parts = PurePosixPath(image.file).parts
+        out.append((image, persons, parts[0] if len(parts) > 1 else ""))
+    return out
+
+
 def evaluate_estimator(estimator: Any, annotations: AnnotationSet, protocol: str, mode: str = "all",
                        max_images: int | None = None) -> dict[str, float]:
     """Run ``estimator(image, intrinsics) -> Persons`` over every image and compute the metrics."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
-    images = annotations.images[: max_images] if max_images else annotations.images
-    frames = []
-    for image in images:
-        persons = estimator(load_image(annotations.image_path(image)), image.camera)
-        parts = PurePosixPath(image.file).parts
-        sequence = parts[0] if len(parts) > 1 else ""
-        frames.append(frame_result(image, persons, sequence))
+    runs = run_estimator(estimator, annotations, max_images)
+    frames = [frame_result(image, persons, sequence) for image, persons, sequence in runs]
     metrics = compute_metrics(frames, protocol, annotations.skeleton, mode)
     metrics["num_images"] = float(len(frames))
     return metrics

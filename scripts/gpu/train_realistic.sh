@@ -31,7 +31,7 @@ elif [ "${1:-}" = finish ]; then
   grep -v Warn $LOG | grep -E "budget|stopped|iter [0-9]*000/" | tail -6
   $P evaluate --checkpoint $R/final --data $D/basic/test.json --protocol synthetic --device cuda --json $OUT/test_basic.json 2>&1 | tail -3
   $P evaluate --checkpoint $R/final --data $D/real/val.json --protocol synthetic --device cuda --json $OUT/val_realistic.json 2>&1 | tail -3
-  python3 scripts/gpu/threshold_sweep.py $R/final $D/real/val.json $OUT/threshold_sweep_val.json 2>&1 | grep thr
+  python3 training/sweep_threshold.py --checkpoint $R/final --data $D/real/val.json --device cuda --json $OUT/threshold_sweep_val.json
   python3 training/fp16_checkpoint.py $R/final /tmp/final_fp16
   cp /tmp/final_fp16.yaml $OUT/final_fp16.yaml; cp $LOG $OUT/train.log; cp $R/metrics.jsonl $OUT/ 2>/dev/null
   split -b 15M /tmp/final_fp16.safetensors $OUT/final_fp16.safetensors.part-

@@ -10,13 +10,14 @@ decoding assumes).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-__all__ = ["CameraEffects", "apply_camera_effects"]
+__all__ = ["CameraEffects", "apply_camera_effects", "gaussian_tile", "noise_field"]
 
 
 @dataclass(frozen=True)
@@ -60,18 +61,27 @@ def _vignette(h: int, w: int, strength: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-_NOISE: dict[int, np.ndarray] = {}
+@functools.lru_cache(maxsize=2)
+def gaussian_tile(size: int, seed: int) -> np.ndarray:
+    """A fixed (size, size, 3) float32 unit-Gaussian tile, the same in every process (read-only)."""
+    tile = np.random.default_rng(seed).standard_normal((size, size, 3)).astype(np.float32)
+    tile.setflags(write=False)
+    return tile
 
 
-def _noise_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """(H, W, 3) float32 unit Gaussian noise: a random window of a fixed, larger tile (fresh noise costs ~10 ms)."""
-    if 0 not in _NOISE:
-        _NOISE[0] = np.random.default_rng(2024).standard_normal((1024, 1024, 3)).astype(np.float32)
-    tile = _NOISE[0]
-    if h > tile.shape[0] or w > tile.shape[1]:
-        return rng.standard_normal((h, w, 3)).astype(np.float32)
-    y0, x0 = int(rng.integers(0, tile.shape[0] - h + 1)), int(rng.integers(0, tile.shape[1] - w + 1))
-    return tile[y0:y0 + h, x0:x0 + w]
+def noise_field(rng: np.random.Generator, h: int, w: int, tile: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 unit Gaussian noise made of random windows of ``tile`` (fresh noise costs ~10 ms a frame).
+
+    The frame is covered block by block in rows; each block draws its window offset (y, then x) from ``rng``.
+    """
+    out = np.empty((h, w, 3), np.float32)
+    th, tw = tile.shape[:2]
+    for y in range(0, h, th):
+        for x in range(0, w, tw):
+            hh, ww = min(th, h - y), min(tw, w - x)
+            oy, ox = int(rng.integers(0, th - hh + 1)), int(rng.integers(0, tw - ww + 1))
+            out[y:y + hh, x:x + ww] = tile[oy:oy + hh, ox:ox + ww]
+    return out
 
 
 def apply_camera_effects(image: np.ndarray, rng: np.random.Generator, fx: CameraEffects | None = None) -> np.ndarray:
@@ -108,7 +118,7 @@ def apply_camera_effects(image: np.ndarray, rng: np.random.Generator, fx: Camera
             out *= _vignette(h, w, vignette)[..., None]
         if noisy:
             sigma = float(rng.uniform(*fx.noise_sigma)) * (2.0 if low_light else 1.0)
-            out += _noise_crop(rng, h, w) * sigma
+            out += noise_field(rng, h, w, gaussian_tile(1024, 2024)) * sigma
         # the camera's auto gain brings a dark frame back up, its noise included
         result = np.clip(out * auto_gain, 0, 255).astype(np.uint8)
     if rng.random() < fx.grayscale_prob:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from das_core.camera import Intrinsics
+from das_core.data.camera_effects import gaussian_tile, noise_field
 
 __all__ = [
     "PART_ACCESSORY", "PART_BOTTOM", "PART_HAIR", "PART_SHOES", "PART_SKIN", "PART_TOP",
@@ -272,17 +273,6 @@ def joint_occlusion(labels: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return inside & (lab != 0) & (lab != own)
 
 
-_NOISE_TILE: np.ndarray | None = None
-
-
-def _noise_tile() -> np.ndarray:
-    """A fixed 512×512×3 unit-Gaussian tile (same in every process); random crops of it are the grain."""
-    global _NOISE_TILE
-    if _NOISE_TILE is None:
-        _NOISE_TILE = np.random.default_rng(12345).standard_normal((512, 512, 3)).astype(np.float32)
-    return _NOISE_TILE
-
-
 def render_background(
     rng: np.random.Generator, width: int, height: int, camera: Intrinsics, cam_height: float, pitch: float
 ) -> np.ndarray:
@@ -317,14 +307,9 @@ def render_background(
             img[:y1, x0:x0 + bw] = img[:y1, x0:x0 + bw] * 0.4 + rng.uniform(30, 230, 3).astype(np.float32) * 0.6
     if horizon < height - 2:
         _floor_grid(rng, img, camera, cam_height, pitch)
-    # Fine grain (sensor-like): a random crop of a fixed Gaussian tile, scaled — far cheaper than fresh noise
-    tile = _noise_tile()
+    # Fine grain (sensor-like): random windows of a fixed Gaussian tile, scaled — far cheaper than fresh noise
     sigma = float(rng.uniform(1, 8))
-    for y in range(0, height, tile.shape[0]):
-        for x in range(0, width, tile.shape[1]):
-            hh, ww = min(tile.shape[0], height - y), min(tile.shape[1], width - x)
-            oy, ox = int(rng.integers(0, tile.shape[0] - hh + 1)), int(rng.integers(0, tile.shape[1] - ww + 1))
-            cv2.scaleAdd(tile[oy:oy + hh, ox:ox + ww], sigma, img[y:y + hh, x:x + ww], dst=img[y:y + hh, x:x + ww])
+    cv2.scaleAdd(noise_field(rng, height, width, gaussian_tile(512, 12345)), sigma, img, dst=img)
     np.clip(img, 0, 255, out=img)
     return img.astype(np.uint8)
 

@@ -534,12 +534,9 @@ def _sample_objects(rng: np.random.Generator, max_objects: int, placed: list[np.
             sx, sy, sz = float(rng.uniform(0.3, 1.6)), float(rng.uniform(0.3, 1.8)), float(rng.uniform(0.3, 1.0))
         yaw = float(rng.uniform(0, np.pi))
         c, s = math.cos(yaw), math.sin(yaw)
-        corners = []
-        for y in (0.0, -sy):
-            for a, b in ((-1, -1), (-1, 1), (1, 1), (1, -1)):
-                dx, dz = a * sx / 2, b * sz / 2
-                corners.append([x + dx * c - dz * s, y, z + dx * s + dz * c])
-        cam = (np.asarray(corners) - centre) @ rot.T
+        corners = _floor_box(np.array([x, 0.0, z]), np.array([c, 0.0, s]), np.array([-s, 0.0, c]), sx / 2, sz / 2,
+                             (0.0, -sy))
+        cam = (corners - centre) @ rot.T
         objects.append((cam, tuple(int(v) for v in rng.uniform(20, 235, 3))))
     return objects  # type: ignore[return-value]
 
@@ -587,11 +584,16 @@ def _seat(joints: np.ndarray, height: float, heading: float) -> np.ndarray:
     side = np.array([fwd[2], 0.0, -fwd[0]])
     hip = joints[_HIP] - fwd * 0.06 * height
     top = hip[1] + 0.055 * height  # y is down: the seat surface is a little lower than the hip joints
-    half = 0.21
+    return _floor_box(hip, side, fwd, 0.21, 0.21, (top, 0.0))
+
+
+def _floor_box(base: np.ndarray, side: np.ndarray, fwd: np.ndarray, half_side: float, half_fwd: float,
+               heights: tuple[float, float]) -> np.ndarray:
+    """(8, 3) world corners of an upright box: its footprint about ``base`` along ``side`` / ``fwd``, at two heights y."""
     corners = []
-    for y in (top, 0.0):
+    for y in heights:
         for a, b in ((-1, -1), (-1, 1), (1, 1), (1, -1)):
-            p = hip + side * a * half + fwd * b * half
+            p = base + side * a * half_side + fwd * b * half_fwd
             corners.append([p[0], y, p[2]])
     return np.asarray(corners)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 
 from das_core.data.annotations import AnnotationSet, ImageAnnotation, PersonAnnotation, write_annotations
+from das_core.data.backgrounds import PhotoLibrary
 from das_core.data.synthetic import SPLIT_CODES, SceneConfig, make_scene
 
 __all__ = ["add_arguments", "generate", "run", "scene_config"]
@@ -125,6 +126,8 @@ def scene_config(args: argparse.Namespace) -> SceneConfig:
         if args.backgrounds or disable:
             raise ValueError("--backgrounds and --disable need --preset realistic")
         return SceneConfig(people_range=(1, args.max_people), **common)
+    if args.backgrounds and "photos" not in disable:
+        PhotoLibrary(args.backgrounds)  # a missing or empty folder is named now, not in a render worker
     cfg = SceneConfig.realistic(args.backgrounds, disable=disable, **common)
     if args.max_people != 8:  # an explicit --max-people wins over the preset's crowd size
         cfg = replace(cfg, people_range=(1, args.max_people))

@@ -272,9 +272,13 @@ def _loader(dataset: Any, batches: RunBatches, cfg: TrainConfig, pin: bool) -> t
     )
 
 
-def _unpack(batch: Any) -> tuple[Tensor, list[Pose25D], Targets | None]:
-    """A collated batch → (images (B, 3, H, W), list of B Pose25D, targets or None)."""
-    return batch["images"], list(batch["gts"]), batch.get("targets")
+def _unpack(batch: Any, cfg: Any, dev: torch.device) -> tuple[Tensor, list[Pose25D], Targets | None]:
+    """A collated batch → (images (B, 3, H, W) normalised on ``dev``, list of B Pose25D, targets or None)."""
+    from das_core.data.dataset import normalise_batch
+
+    images = normalise_batch(batch["images"].to(dev, non_blocking=True), batch["image_sizes"], cfg.input.mean,
+                             cfg.input.std)
+    return images, list(batch["gts"]), batch.get("targets")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -450,8 +454,7 @@ def _step_module(run: _Run) -> nn.Module:
 def _optimisation_step(run: _Run, step_module: nn.Module, batch: Any) -> tuple[dict[str, float], int]:
     """Forward, backward, clip, step on one batch; returns the logged numbers and the batch size."""
     cfg, dev = run.cfg, run.dev
-    images, gts, targets = _unpack(batch)
-    images = images.to(dev, non_blocking=True)
+    images, gts, targets = _unpack(batch, cfg.model, dev)
     if targets is not None:
         targets = targets.to(dev)
     if cfg.channels_last:

@@ -353,17 +353,17 @@ def main(argv: list[str] | None = None) -> int:
             r["load_average_after"] = list(os.getloadavg())
             runs.append(r)
             tt = r["totals"]
+            for c in r["cameras"]:
+                c.pop("_lat", None)
             print(f"{mode} N={n}: {tt['fps']:.2f} frames/s total, latency mean {fmt(tt['latency_ms']['mean'])} ms "
                   f"p90 {fmt(tt['latency_ms']['p90'])} ms, dropped {tt['dropped']} of {tt['offered']} "
                   f"({r['wall_s']:.1f} s)", flush=True)
-    for r in runs:
-        for c in r["cameras"]:
-            c.pop("_lat", None)
+            if args.json:  # after every run, so that a run cut short by a time limit keeps what it measured
+                Path(args.json).write_text(json.dumps({"environment": env, "config": config, "runs": runs},
+                                                      indent=2) + "\n")
     print()
     print(table(runs))
     print(f"\nwall time {time.time() - t0:.1f} s; load average at the end {os.getloadavg()}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"environment": env, "config": config, "runs": runs}, indent=2) + "\n")
     return 0
 
 

@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import threading
@@ -253,7 +254,11 @@ def child_main(args: argparse.Namespace) -> int:
     est = load_estimator(args)
     warm_up(est, args.width, args.height, 1, args.warmup)
     print("ready", flush=True)
-    t_start = float(sys.stdin.readline())
+    line = sys.stdin.readline()
+    if not line.strip():  # the parent ended (e.g. killed by a time limit) before the start
+        print("multicamera_rate: no start time from the parent process; exiting", file=sys.stderr)
+        return 1
+    t_start = float(line)
     i, n = args.child, args.child_of
     res = run_cameras(est, [names_for(n)[i]], [phases_for(n, args.rate)[i]], args.rate, args.seconds, t_start,
                       args.width, args.height, [i])
@@ -323,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--rate and --seconds must be > 0")
     if args.child >= 0:
         return child_main(args)
+    # A time limit's SIGTERM must still run the `finally` that kills the camera processes of --modes separate.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     counts = parse_cameras(args.cameras)
     modes = ["separate"] if args.separate else [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]

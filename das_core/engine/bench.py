@@ -222,6 +222,11 @@ class ForcedPeopleBackend:
     def run(self, images: Tensor) -> DenseOutputs:
         return self._apply(self.inner.run(images))
 
+    def save_compile_cache(self) -> None:
+        save = getattr(self.inner, "save_compile_cache", None)
+        if callable(save):
+            save()
+
     def capturable(self, images: Tensor) -> DenseOutputs:
         return self._apply(self.inner.capturable(images))
 

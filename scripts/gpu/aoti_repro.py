@@ -10,6 +10,7 @@ For each precision, on the same fixed-seed normalised input, it compares with ea
 * ``exported``         — the ``torch.export`` program of that form, run eagerly (``ep.module()``): torch.export alone;
 * ``aoti``             — the AOTInductor package of that form, called with the input in the layout it was
   compiled for (``aoti_foreign_layout``: the other layout, which a caller may pass by mistake);
+* ``jit_inductor``     — (``--jit``) ``torch.compile`` of the same exported program: Inductor without AOT packaging;
 * ``aoti_fp32_head``   — (``--variants fp32_head``) the package of the mixed form: backbone + FPN converted, head +
   update in fp32.
 
@@ -214,6 +215,14 @@ def run_precision(cfg: ModelConfig, model: nn.Module, precision: str, args: argp
             res[f"aoti_foreign_layout{tag}"] = errors(fn(x.contiguous(memory_format=other)), ref, sizes)
             # the same package twice on the same input: run-to-run determinism of the package itself
             res[f"aoti_rerun{tag}"] = errors(fn(xin), DenseOutputs(*(t.clone() for t in got)), sizes)
+            save()
+            if args.jit:  # JIT Inductor on the same exported form: Inductor itself vs the AOT packaging
+                t0 = time.perf_counter()
+                jit = torch.compile(ep.module(), dynamic=False)
+                res[f"jit_inductor{tag}"] = errors(jit(xin), ref, sizes)
+                res[f"jit_build_s{tag}"] = round(time.perf_counter() - t0, 1)
+                print(f"[aoti_repro] {precision}{tag}: jit inductor offsets max "
+                      f"{res[f'jit_inductor{tag}']['offsets']:.4g}", flush=True)
             print(f"[aoti_repro] {precision}{tag}: aoti offsets max {res[f'aoti{tag}']['offsets']:.4g}, foreign "
                   f"layout {res[f'aoti_foreign_layout{tag}']['offsets']:.4g} (build {res[f'aoti_build_s{tag}']} s)",
                   flush=True)
@@ -231,6 +240,8 @@ def main() -> int:
                         help="also the mixed forms (eager, and their packages with --aoti-variants)")
     parser.add_argument("--aoti-variants", dest="variants_aoti", action="store_const", const=("aoti",), default=(),
                         help="build packages of the --variants forms too (one more build each)")
+    parser.add_argument("--jit", action="store_true",
+                        help="also torch.compile (JIT Inductor) the exported form: is it Inductor or AOT packaging?")
     parser.add_argument("--no-aoti", action="store_true", help="stop after torch.export (no package builds)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/das-aoti-repro"))
     parser.add_argument("--out", type=Path, default=None)

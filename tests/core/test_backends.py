@@ -262,3 +262,22 @@ def test_a_refused_make_backend_call_leaves_the_callers_model_untouched(name: st
     assert model.training
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
+
+
+def test_aoti_refuses_an_input_in_the_other_memory_layout(tmp_path) -> None:
+    """A package reads its input with its compiled strides and checks nothing, so the backend checks."""
+    from das_core.engine.backends.aoti import AOTIBackend
+
+    cfg, model = tiny_das()
+    calls = []
+
+    def package(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        calls.append(x.stride())
+        return (x,)
+
+    backend = AOTIBackend(model, cfg, device="cpu", precision="fp32", cache_dir=tmp_path, channels_last=True)
+    x = torch.zeros(1, 3, 64, 96)
+    with pytest.raises(BackendError, match="not the channels_last layout"):
+        backend._call(package, x)
+    backend._call(package, x.contiguous(memory_format=torch.channels_last))
+    assert len(calls) == 1

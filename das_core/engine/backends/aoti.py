@@ -173,6 +173,13 @@ class AOTIBackend:
         self.run(x)
 
     def _call(self, fn: object, images: Tensor) -> tuple[Tensor, ...]:
+        if images.dim() == 4 and not images.is_contiguous(memory_format=self.memory_format):
+            # An AOTInductor package reads its input with the strides it was compiled for and checks nothing:
+            # fed the other layout it returns wrong numbers, not an error (scripts/gpu/aoti_repro.py measures
+            # it: a bf16 channels-last package fed NCHW was 2 strides off on the CPU).
+            raise BackendError(f"backend 'aoti': input strides {tuple(images.stride())} are not the "
+                               f"{'channels_last' if self.channels_last else 'NCHW'} layout the package was "
+                               "compiled for")
         out = fn(images)  # type: ignore[operator]
         return tuple(out)
 

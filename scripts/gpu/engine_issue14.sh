@@ -82,7 +82,7 @@ if has suite; then
   T=$(( $(left) - 10 ))
   if [ "$T" -gt 60 ]; then
     SUITE_ARGS="--specs eager:fp32 compile:$PREC --batches 4 8 --budget-s $(( T - 30 ))"
-    if [ "$RESTART_OK" = 1 ]; then
+    if [ "$RESTART_OK" = 1 ] || [ -d "$WORK/restart/das-cache/compile" ]; then
       export DAS_CACHE_DIR="$WORK/restart/das-cache"  # step 1's cache: the batch-1 compile is a hit
       SUITE_ARGS="$SUITE_ARGS --min-compile-s 40"
     else
@@ -90,7 +90,7 @@ if has suite; then
     fi
     if [ "$DEVICE" = cpu ]; then
       $PY -c "import sys; sys.path.insert(0, 'benchmarks'); from restart import TINY; from das_core.config import ModelConfig, config_from_dict, dump_config; open('$WORK/tiny_restart.yaml', 'w').write(dump_config(config_from_dict(ModelConfig, TINY)))"
-      SUITE_ARGS="--model $WORK/tiny_restart.yaml --quick --specs eager:fp32 --people 1 2 --batches 2 4 --budget-s $(( T - 30 ))"
+      SUITE_ARGS="--model $WORK/tiny_restart.yaml --quick --specs eager:fp32 compile:fp32 --people 1 2 --batches 2 --budget-s $(( T - 30 ))"
     fi
     say "3/3 engine_suite.py $SUITE_ARGS (timeout ${T}s, DAS_CACHE_DIR=$DAS_CACHE_DIR)"
     timeout -k 10 "$T" $PY benchmarks/engine_suite.py --device "$DEVICE" $SUITE_ARGS --out "$OUT/engine_suite.json" \

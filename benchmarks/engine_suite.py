@@ -117,6 +117,8 @@ def main() -> int:
     parser.add_argument("--compile-mode", default="default",
                         help="compile backend: default | max-autotune-no-cudagraphs (Triton conv/matmul templates "
                              "benchmarked at build: a much longer first build, cached for restarts)")
+    parser.add_argument("--compile-freezing", action="store_true",
+                        help="compile backend: Inductor freezing (weights as constants: conv-BN folding); experimental")
     parser.add_argument("--min-compile-s", type=float, default=None,
                         help="seconds the compile backend needs at least (default 200: a cold build; ~40 with a "
                              "warm das compile cache, e.g. after benchmarks/restart.py with the same DAS_CACHE_DIR)")
@@ -143,7 +145,7 @@ def main() -> int:
         batches=tuple(args.batches or ()),
         device=args.device,
         cache_dir=cache_dir,
-        options={"compile": {"mode": args.compile_mode}},
+        options={"compile": {"mode": args.compile_mode, **({"freezing": True} if args.compile_freezing else {})}},
     )
     if args.min_compile_s is not None:
         from das_core.engine import bench

@@ -106,7 +106,8 @@ def child(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     channels_last = device.type == "cuda" and args.precision != "fp32"
     est = Estimator.from_model(model, cfg, device=device, backend="compile", precision=args.precision,
-                               channels_last=channels_last, persistent_cache=not args.no_cache)
+                               channels_last=channels_last, persistent_cache=not args.no_cache,
+                               mode=args.compile_mode, freezing=args.freezing)
     t_model = time.time()
     w, h = args.frame
     frame, cam = synthetic_frame(w, h), default_camera(w, h)
@@ -159,6 +160,7 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
            "--precision", args.precision, "--frame", f"{args.frame[0]}x{args.frame[1]}", "--frames", str(args.frames)]
     if phase.startswith("no_cache"):
         cmd.append("--no-cache")
+    cmd += ["--compile-mode", args.compile_mode] + (["--freezing"] if args.freezing else [])
     spawn = time.time()
     cmd += ["--spawn-time", repr(spawn)]
     print(f"[restart] phase {phase}: starting a fresh process", flush=True)
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (default: delete it)")
     parser.add_argument("--wipe-system-tmp", action="store_true",
                         help="wiped_tmp also deletes /tmp/torchinductor_* (bare benchmark machines only)")
+    parser.add_argument("--compile-mode", default="default", help="default | max-autotune-no-cudagraphs")
+    parser.add_argument("--freezing", action="store_true", help="Inductor freezing (experimental)")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per child process")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -222,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="das-restart-"))
     report: dict[str, Any] = {"model": args.model, "device": args.device, "precision": args.precision,
+                              "compile_mode": args.compile_mode, "freezing": args.freezing,
                               "frame": list(args.frame), "workdir": str(work), "phases": []}
     try:
         import torch

@@ -197,3 +197,27 @@ def test_compile_backend_opens_the_slot_of_its_input_shape(fresh_env, fake, monk
     slot = backend.compile_cache.slots[(1, 3, 64, 96)]
     assert slot.saved and slot.entry.artefact(cc.ARTEFACT).read_bytes() == fake.payload
     assert backend.model._sizes_checked  # the size check ran on the trunk's output, without an eager pass
+
+
+def test_with_freezing_the_weights_are_part_of_the_key(fresh_env, fake) -> None:
+    """Frozen weights are compiled into the kernels: another checkpoint must not reuse them (without freezing
+    it may: parameters are graph inputs)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_export import PLAIN
+
+    from das_core.config import ModelConfig, config_from_dict
+    from das_core.engine.backends.compiled import CompiledBackend
+    from das_core.model.das import DAS
+
+    cfg = config_from_dict(ModelConfig, PLAIN)
+
+    def key(seed: int, freezing: bool) -> dict:
+        torch.manual_seed(seed)
+        backend = CompiledBackend(DAS.from_config(cfg), cfg, device="cpu", precision="fp32", cache_dir=fresh_env,
+                                  freezing=freezing)
+        assert backend.compile_cache is not None
+        return backend.compile_cache.key()
+
+    assert key(0, False) == key(1, False)
+    assert key(0, True) != key(1, True) and key(0, True) == key(0, True)
+    assert key(0, True)["options"]["freezing"] is True

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from das_core.config import ModelConfig, dump_config
 from das_core.engine.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
+from das_core.engine.backends.cache import model_fingerprint
 from das_core.engine.compile_cache import CompileCache
 from das_core.model.dense import concat_levels, level_to_dense
 from das_core.model.outputs import DenseOutputs
@@ -88,6 +89,10 @@ class CompiledBackend:
             cache folder (:mod:`das_core.engine.compile_cache`), so that a restarted process (also after a
             wiped ``/tmp``) loads instead of rebuilding; the log says whether each shape was a hit or why not.
         cache_dir: the das cache folder (default ``$DAS_CACHE_DIR`` / ``$XDG_CACHE_HOME/das`` / ``~/.cache/das``).
+        freezing: Inductor's ``freezing``: the weights become constants of the compiled graphs, which lets
+            Inductor fold each BatchNorm into its convolution (one memory pass less per backbone conv).
+            Experimental (measured by ``engine_suite.py --compile-freezing``); the compile cache key then
+            includes the weights' fingerprint, since they are inside the compiled code.
     """
 
     name = "compile"
@@ -106,6 +111,7 @@ class CompiledBackend:
         frame_graphs: bool = True,
         persistent_cache: bool = True,
         cache_dir: str | Path | None = None,
+        freezing: bool = False,
     ) -> None:
         self.precision = check_precision(precision, self.name)
         if mode in ("reduce-overhead", "max-autotune"):
@@ -133,11 +139,18 @@ class CompiledBackend:
             self.compile_cache = CompileCache(
                 self.device, self.precision, cfg.name, dump_config(cfg), root=cache_dir,
                 options={"mode": mode, "channels_last": bool(channels_last), "level_streams": bool(level_streams),
-                         "sampler": "gather"})
+                         "sampler": "gather", "freezing": bool(freezing),
+                         **({"weights": model_fingerprint(model)} if freezing else {})})
         _allow_specialisations(4 * self.num_levels * 8)
         # dynamic=False: every input-size bucket (and level) is specialised, as CUDA graphs need.
-        self._trunk = torch.compile(self._trunk_fn, mode=mode, dynamic=False, fullgraph=False)
-        self._level = torch.compile(self._level_fn, mode=mode, dynamic=False, fullgraph=False)
+        compile_args: dict[str, object] = {"mode": mode}
+        if freezing:  # torch.compile takes a mode or options, not both: the mode's options plus freezing
+            from torch._inductor import list_mode_options
+
+            compile_args = {"options": {**list_mode_options(mode), "freezing": True}}
+        self.freezing = bool(freezing)
+        self._trunk = torch.compile(self._trunk_fn, dynamic=False, fullgraph=False, **compile_args)  # type: ignore[call-overload]
+        self._level = torch.compile(self._level_fn, dynamic=False, fullgraph=False, **compile_args)  # type: ignore[call-overload]
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.frame_graphs = frame_graphs and self.cuda_graphs
         self.compile_frame = True  # frame graphs compile preprocessing and decoding too

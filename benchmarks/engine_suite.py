@@ -70,11 +70,12 @@ def cold_start(model_name: str, cache_dir: str, device: str, precision: str = "f
 def check_targets(report: dict) -> dict:
     ok = [r for r in report["results"] if "latency_ms" in r]
     base = next((r for r in ok if r["backend"] == "eager" and r["precision"] == "fp32"), None)
-    if not ok or base is None:
-        return {"error": "no eager fp32 baseline"}
+    if not ok:
+        return {"error": "no backend measured"}
     fastest = min(ok, key=lambda r: r["latency_ms"]["total_p50"])
     t = fastest["latency_ms"]["total_p50"]
-    speedup = base["latency_ms"]["total_p50"] / t
+    # No eager fp32 row (time budget): agreement still uses the suite's eager fp32 reference outputs.
+    speedup = base["latency_ms"]["total_p50"] / t if base is not None else None
     scaling = fastest.get("ratio_20_vs_1", float("nan"))
     agree = {f"{r['backend']}:{r['precision']}": r.get("agreement", {}).get("pass") for r in ok if r is not base}
     joints = {f"{r['backend']}:{r['precision']}": r.get("agreement", {}).get("people_joints_mm_max")

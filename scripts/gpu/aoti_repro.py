@@ -206,7 +206,7 @@ def run_precision(cfg: ModelConfig, model: nn.Module, precision: str, args: argp
             pkg = args.workdir / f"{cfg.name}-{precision}{tag}-{'cl' if args.channels_last else 'nchw'}.pt2"
             t0 = time.perf_counter()
             torch._inductor.aoti_compile_and_package(ep, package_path=str(pkg),
-                                                     inductor_configs={"max_autotune": False})
+                                                     inductor_configs={"max_autotune": False, **args.config})
             res[f"aoti_build_s{tag}"] = round(time.perf_counter() - t0, 1)
             fn = torch._inductor.aoti_load_package(str(pkg))
             got = fn(xin)
@@ -229,6 +229,18 @@ def run_precision(cfg: ModelConfig, model: nn.Module, precision: str, args: argp
             save()
 
 
+def _config_item(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--inductor-config {text!r}: expected KEY=VALUE")
+    if value in ("True", "False"):
+        return key, value == "True"
+    try:
+        return key, int(value)
+    except ValueError:
+        return key, value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="das_r50_fpn", help="config name / checkpoint, or 'tiny'")
@@ -242,10 +254,14 @@ def main() -> int:
                         help="build packages of the --variants forms too (one more build each)")
     parser.add_argument("--jit", action="store_true",
                         help="also torch.compile (JIT Inductor) the exported form: is it Inductor or AOT packaging?")
+    parser.add_argument("--inductor-config", dest="config_items", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="extra Inductor configs for the package build, to bisect a packaging bug, e.g. "
+                             "allow_buffer_reuse=False layout_optimization=False (values: True/False/int/str)")
     parser.add_argument("--no-aoti", action="store_true", help="stop after torch.export (no package builds)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/das-aoti-repro"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    args.config = dict(_config_item(item) for item in args.config_items)
     args.workdir.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
     cfg, model = build(args.model)
@@ -254,6 +270,7 @@ def main() -> int:
     shape = (1, 3, *hw)
     report: dict[str, Any] = {"model": cfg.name, "device": str(device), "torch": torch.__version__,
                               "input": list(shape), "channels_last": args.channels_last,
+                              "inductor_configs": args.config,
                               "units": "max |Δ| vs eager fp32; offsets in strides, scores probabilities"}
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)

@@ -12,7 +12,8 @@
 #                                filled, so the compile backend's batch-1 build is a cache hit.
 #
 # Usage (repository root):   OUT=/path/to/out bash scripts/gpu/engine_issue14.sh
-# Knobs: STEPS="restart aoti suite" (any subset, in this order), BUDGET_S=465 (whole script), DEVICE=cuda|cpu.
+# Knobs: STEPS="restart aoti suite" (any subset, in this order), BUDGET_S=465 (whole script), DEVICE=cuda|cpu,
+# AOTI_EXTRA (more aoti_repro.py arguments for a follow-up call: "--nchw", "--inductor-config KEY=VALUE ...").
 # DEVICE=cpu is the dry mode used to test this script without a GPU: the tiny model, fp32, quick settings
 # (minutes on 2 cores; AOTI builds only with DRY_AOTI=1).
 # Files in $OUT (8 at most): env.txt, restart.json, restart.log, aoti_repro.json, aoti_repro.log,
@@ -66,6 +67,7 @@ if has aoti; then
   else
     AOTI_ARGS="--model $MODEL --precisions fp16 --jit"
   fi
+  AOTI_ARGS="$AOTI_ARGS ${AOTI_EXTRA:-}"  # e.g. "--nchw" or "--inductor-config allow_buffer_reuse=False"
   RESERVE=0; has suite && RESERVE=90
   T=$(cap $(( $(left) - RESERVE )) 230)
   if [ "$T" -gt 60 ]; then

@@ -9,7 +9,8 @@ For each precision, on the same fixed-seed normalised input, it compares with ea
   GroupNorm included);
 * ``exported``         — the ``torch.export`` program of that form, run eagerly (``ep.module()``): torch.export alone;
 * ``aoti``             — the AOTInductor package of that form, called with the input in the layout it was
-  compiled for (``aoti_foreign_layout``: the other layout, which a caller may pass by mistake);
+  traced with (``--example-layout``: NCHW by default, as ``export_aoti`` does since issue 14; ``cl`` as before);
+  ``aoti_foreign_layout``: the same package fed the other layout (a package checks no strides);
 * ``jit_inductor``     — (``--jit``) ``torch.compile`` of the same exported program: Inductor without AOT packaging;
 * ``aoti_fp32_head``   — (``--variants fp32_head``) the package of the mixed form: backbone + FPN converted, head +
   update in fp32.
@@ -167,8 +168,10 @@ def run_precision(cfg: ModelConfig, model: nn.Module, precision: str, args: argp
                   device: torch.device, shape: tuple[int, int, int, int], report: dict[str, Any]) -> None:
     dtype = DTYPES[precision]
     sizes = level_sizes(shape[2], shape[3], cfg.strides)
-    mem = torch.channels_last if args.channels_last else torch.contiguous_format
-    other = torch.contiguous_format if args.channels_last else torch.channels_last
+    mem = torch.channels_last if args.channels_last else torch.contiguous_format  # the weights' layout
+    # the input layout the package is traced with (export_aoti: NCHW) and the other one
+    ex_mem = torch.channels_last if args.example_layout == "cl" else torch.contiguous_format
+    other = torch.contiguous_format if args.example_layout == "cl" else torch.channels_last
     x = example_input(shape, device)
     res: dict[str, Any] = report.setdefault(precision, {})
 
@@ -189,7 +192,7 @@ def run_precision(cfg: ModelConfig, model: nn.Module, precision: str, args: argp
         for form in forms if dtype is not None else ["all"]:
             tag = "" if form == "all" else f"_{form}"
             net = FormWrapper(converted(base, dtype, form), cfg.depth_factor, dtype, form).eval()
-            xin = x.contiguous(memory_format=mem)
+            xin = x.contiguous(memory_format=ex_mem)
             res[f"eager_converted{tag}"] = errors(net(xin), ref, sizes)
             print(f"[aoti_repro] {precision}{tag}: eager_converted offsets max {res[f'eager_converted{tag}']['offsets']:.4g}",
                   flush=True)
@@ -203,7 +206,8 @@ def run_precision(cfg: ModelConfig, model: nn.Module, precision: str, args: argp
             save()
             if args.no_aoti:
                 continue
-            pkg = args.workdir / f"{cfg.name}-{precision}{tag}-{'cl' if args.channels_last else 'nchw'}.pt2"
+            pkg = args.workdir / (f"{cfg.name}-{precision}{tag}-{'cl' if args.channels_last else 'nchw'}"
+                                  f"-in{args.example_layout}.pt2")
             t0 = time.perf_counter()
             torch._inductor.aoti_compile_and_package(ep, package_path=str(pkg),
                                                      inductor_configs={"max_autotune": False, **args.config})
@@ -247,7 +251,11 @@ def main() -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precisions", nargs="+", default=["fp16"], choices=sorted(DTYPES))
     parser.add_argument("--frame", default="1280x720", help="host frame WIDTHxHEIGHT (sets the input shape)")
-    parser.add_argument("--nchw", dest="channels_last", action="store_false", help="compile for NCHW input")
+    parser.add_argument("--nchw", dest="channels_last", action="store_false",
+                        help="NCHW weights (default: channels_last weights, as the GPU backends use)")
+    parser.add_argument("--example-layout", choices=["nchw", "cl"], default="nchw",
+                        help="input layout the package is traced (and fed) with: nchw as export_aoti does since "
+                             "issue 14, cl as it did before (the H100's refused packages)")
     parser.add_argument("--variants", nargs="*", default=[], choices=["fp32_head", "fp32_norm"],
                         help="also the mixed forms (eager, and their packages with --aoti-variants)")
     parser.add_argument("--aoti-variants", dest="variants_aoti", action="store_const", const=("aoti",), default=(),
@@ -270,6 +278,7 @@ def main() -> int:
     shape = (1, 3, *hw)
     report: dict[str, Any] = {"model": cfg.name, "device": str(device), "torch": torch.__version__,
                               "input": list(shape), "channels_last": args.channels_last,
+                              "example_layout": args.example_layout,
                               "inductor_configs": args.config,
                               "units": "max |Δ| vs eager fp32; offsets in strides, scores probabilities"}
     if device.type == "cuda":

@@ -59,6 +59,7 @@ def inductor_cache_dir(device: torch.device | str, root: str | Path | None = Non
     return base / BACKEND / "inductor" / slug(name)
 
 
+_HAS_ARTEFACT_API = hasattr(torch.compiler, "save_cache_artifacts") and hasattr(torch.compiler, "load_cache_artifacts")
 _ACTIVE: Path | None = None  # the folder this process's Inductor cache was pointed at by activate()
 
 
@@ -69,15 +70,13 @@ def activate(device: torch.device | str, root: str | Path | None = None) -> Path
     Inductor's own ``/tmp`` default, which Inductor itself writes into the variable on first use) wins.
     """
     global _ACTIVE
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir as inductor_default
-
     wanted = inductor_cache_dir(device, root)
     current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if _ACTIVE is not None and current == str(_ACTIVE):
         if _ACTIVE != wanted:
             log.info("compile cache: Inductor cache stays %s for this process (asked for %s)", _ACTIVE, wanted)
         return _ACTIVE
-    if current and os.path.abspath(current) != os.path.abspath(inductor_default()):
+    if current and os.path.abspath(current) != os.path.abspath(_inductor_default_dir()):
         log.info("compile cache: keeping TORCHINDUCTOR_CACHE_DIR=%s (set by the user)", current)
         _ACTIVE = Path(current)
         return _ACTIVE
@@ -98,6 +97,22 @@ def activate(device: torch.device | str, root: str | Path | None = None) -> Path
     log.info("compile cache: Inductor/Triton caches in %s (survive a wiped /tmp)", wanted)
     _ACTIVE = wanted
     return wanted
+
+
+def _inductor_default_dir() -> str:
+    """Inductor's own default cache folder (``$TMPDIR/torchinductor_<user>``)."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir as inductor_default
+    except ImportError:  # pragma: no cover - older torch: the same rule, spelled out
+        import getpass
+        import tempfile
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown_user"
+        return os.path.join(tempfile.gettempdir(), "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user))
+    return inductor_default()
 
 
 def _move_precompiled_headers(folder: Path) -> None:
@@ -170,7 +185,11 @@ class CompileCache:
         slot = _Slot(entry)
         self.slots[shape] = slot
         name = entry.path.name
-        if entry.valid:
+        if entry.valid and not _HAS_ARTEFACT_API:
+            slot.saved = True  # nothing to load: the Inductor cache folder alone serves the restart
+            log.info("compile cache hit for %s (Inductor cache folder only: this torch has no "
+                     "torch.compiler.load_cache_artifacts)", name)
+        elif entry.valid:
             t0 = time.perf_counter()
             try:
                 info = torch.compiler.load_cache_artifacts(entry.artefact(ARTEFACT).read_bytes())
@@ -207,7 +226,10 @@ class CompileCache:
         if not pending:
             return []
         t0 = time.perf_counter()
-        out = torch.compiler.save_cache_artifacts()
+        if not _HAS_ARTEFACT_API:  # torch < 2.7: an empty bundle marks the slot; the Inductor folder holds all
+            out: Any = (b"", None)
+        else:
+            out = torch.compiler.save_cache_artifacts()
         if out is None:
             log.warning("compile cache: torch.compiler.save_cache_artifacts() returned nothing; restarts rely on "
                         "the Inductor cache folder %s alone", self.inductor_dir)

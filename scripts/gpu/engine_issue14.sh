@@ -12,7 +12,7 @@
 #                                filled, so the compile backend's batch-1 build is a cache hit.
 #
 # Usage (repository root):   OUT=/path/to/out bash scripts/gpu/engine_issue14.sh
-# Knobs: STEPS="restart aoti suite" (any subset, in this order), BUDGET_S=465 (whole script), DEVICE=cuda|cpu,
+# Knobs: STEPS="restart aoti suite" (any subset, in this order), BUDGET_S=450 (whole script; each step is also under `timeout`), DEVICE=cuda|cpu,
 # AOTI_EXTRA (more aoti_repro.py arguments for a follow-up call: "--nchw", "--inductor-config KEY=VALUE ...").
 # DEVICE=cpu is the dry mode used to test this script without a GPU: the tiny model, fp32, quick settings
 # (minutes on 2 cores; AOTI builds only with DRY_AOTI=1).
@@ -23,7 +23,7 @@ OUT=${OUT:?set OUT to the output folder}
 mkdir -p "$OUT"
 DEVICE=${DEVICE:-cuda}
 STEPS=${STEPS:-"restart aoti suite"}
-BUDGET_S=${BUDGET_S:-465}
+BUDGET_S=${BUDGET_S:-450}
 WORK=${WORK:-$(mktemp -d /tmp/das-issue14-XXXX)}
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}

@@ -61,7 +61,14 @@ from das_ros.conversions import (
 )
 from das_ros.diagnostics import DiagnosticsMonitor, combine, diagnostic_array
 from das_ros.factory import RclpyFactory
-from das_ros.pipeline import FramePipeline, PipelineSettings, load_estimator, skeleton_of, stamp_seconds
+from das_ros.pipeline import (
+    FramePipeline,
+    PipelineSettings,
+    load_estimator,
+    process_age_s,
+    skeleton_of,
+    stamp_seconds,
+)
 from das_ros.worker import LatestFrameWorker
 
 __all__ = ["CAMERA_INFO_TOPIC", "IMAGE_TOPIC", "DASNode", "main"]
@@ -129,6 +136,7 @@ class _Camera:
     worker: LatestFrameWorker[tuple[Any, bool]] | None = None
     monitor: DiagnosticsMonitor | None = None
     label: str = ""
+    first_pose_logged: bool = False
 
     def topic(self, name: str) -> str:
         return f"{self.ns}/{name}" if self.ns else name
@@ -280,6 +288,8 @@ class DASNode(LifecycleNode):
                                          event_callbacks=_event_callbacks(self, "subscription", info_topic)),
             ]
             self._subs.extend(cam.subs)
+            cam.pipeline.start_clock()  # the first frame's build is timed and logged (_process)
+            cam.first_pose_logged = False
             cam.worker = LatestFrameWorker(lambda item, c=cam: self._work(c, item),
                                            name=f"das_worker_{cam.ns}" if cam.ns else "das_worker")
             cam.worker.start()
@@ -417,6 +427,13 @@ class DASNode(LifecycleNode):
                                       f"so far): {result.error}", throttle_duration_sec=5.0)
             return
         cam.pubs["poses"].publish(result.poses)
+        if pipeline.first_pose_s is not None and not cam.first_pose_logged:
+            cam.first_pose_logged = True
+            age = process_age_s()
+            where = f" on camera '{cam.ns}'" if cam.ns else ""
+            # What a restarted robot is blind for: the compiled backend's build (or its cache load) is in it.
+            self.get_logger().info(f"first pose{where} {pipeline.first_pose_s:.1f} s after activation"
+                                   + (f" ({age:.1f} s after the process started)" if age is not None else ""))
         if result.markers is not None:
             cam.pubs["markers"].publish(result.markers)
         dbg = cam.pubs.get("debug_image")

@@ -31,9 +31,11 @@ def fresh_env(monkeypatch, tmp_path):
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "fx_graph_cache", inductor_config.fx_graph_cache)
-    monkeypatch.setattr(functorch_config, "enable_autograd_cache", functorch_config.enable_autograd_cache)
-    return tmp_path
+    # Not monkeypatch: torch's config modules serve their keys through __getattr__, and newer pytest undoes a
+    # setattr of such a key with delattr, which removes the key from torch's config for the rest of the run.
+    saved = (inductor_config.fx_graph_cache, functorch_config.enable_autograd_cache)
+    yield tmp_path
+    inductor_config.fx_graph_cache, functorch_config.enable_autograd_cache = saved
 
 
 class FakeCompiler:

@@ -182,7 +182,7 @@ class OnnxBackend:
         sess = self._sessions.get(shape)
         if sess is None:
             sess = self._new_session(self._file_for(shape))
-            fixed = [d for d in sess.get_inputs()[0].shape]
+            fixed = [d for d in sess.get_inputs()[0].shape]  # type: ignore[attr-defined]
             if all(isinstance(d, int) for d in fixed) and tuple(fixed) != tuple(shape):
                 raise ValueError(f"{self.onnx_path}: ONNX input shape {fixed} != images {tuple(shape)}")
             self._sessions[shape] = sess

@@ -2,8 +2,9 @@
 
 Why static QDQ of ``Conv`` only: the convolutions are ~85 % of the fp32 graph's time on the CPU, and
 onnxruntime runs a QDQ ``Conv`` as one ``QLinearConv`` (u8 activations × s8 per-channel weights, VNNI on
-x86). Dynamic quantisation (``ConvInteger``, activations quantised per run) was measured no faster than fp32
-here (docs/PERFORMANCE.md, "CPU"); the head's GroupNorm, the softmax and the deformable sampling stay fp32.
+x86). Dynamic quantisation (``ConvInteger``, activations quantised per run) was no faster than fp32 in an
+exploratory run here (docs/PERFORMANCE.md, "CPU backends"); the head's GroupNorm, the softmax and the deformable
+sampling stay fp32.
 
 Calibration frames (activation ranges, MinMax): a folder of the user's own images when given (best: frames
 of the robot's camera), else :data:`CALIBRATION_COUNT` basic-recipe synthetic scenes rendered on the spot

@@ -113,7 +113,7 @@ def int8_agreement(fp32: Sequence[DenseOutputs], int8: Sequence[DenseOutputs], c
 
     Returns the figures and ``pass``; the caller refuses the int8 graph when ``pass`` is False.
     """
-    from das_core.engine.bench import lift_all_cells
+    from das_core.engine.decode import lift_all_cells
 
     hw = (int(shape[2]), int(shape[3]))
     dists, det_a, det_b, both, fallback = [], 0, 0, 0, False

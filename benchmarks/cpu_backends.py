@@ -173,7 +173,8 @@ def speed(options: list[Option], args: argparse.Namespace) -> list[dict[str, Any
                 case["persons"].append(len(res.persons))
                 times.append(res.timings_ms["total"])
             # CPU seconds of all this process's threads: what a frame costs in core time, which load from other
-            # processes inflates far less than the wall clock (2 cores / CPU time = fps if both were free).
+            # processes inflates far less than the wall clock (threads / CPU time = fps if the cores were free;
+            # spin-waiting worker threads add CPU time, so with 2 threads this errs low).
             case["rounds"].append({"fps": args.frames / (time.perf_counter() - start),
                                    "median_ms": float(np.median(times)),
                                    "cpu_ms_per_frame": (time.process_time() - cpu_start) * 1e3 / args.frames})
@@ -246,7 +247,8 @@ def table(report: dict[str, Any]) -> str:
         lines += [f"Speed: {w}x{h} frames through das_ros.pipeline.FramePipeline, shipped checkpoint, "
                   f"{report['rounds']} rounds x {report['frames']} frames (round-robin); fps_best = best round",
                   "cpu ms = CPU time of all threads per frame (best round); fps@free = threads x 1000 / cpu ms, the "
-                  "rate if the cores were not shared (an upper bound: assumes perfect parallel use)",
+                  "rate if the cores were free and perfectly used (for 1 thread an estimate; with more threads the "
+                  "CPU time includes spin-waiting, so it can be lower than what free cores give)",
                   f"{'option':24s} {'net HxW':>9s} {'fps_best':>8s} {'fps_med':>8s} {'frame ms':>8s} {'pre':>6s} "
                   f"{'network':>8s} {'decode':>7s} {'rest':>6s} {'cpu ms':>7s} {'fps@free':>8s} {'build s':>7s}"]
         for r in report["speed"]:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from das_core.atomic_file import atomic_write
 from das_core.config import ConfigError, ModelConfig, config_from_dict, config_to_dict
 
-__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "checkpoint_paths"]
+__all__ = ["Checkpoint", "CheckpointError", "amend_checkpoint", "load_checkpoint", "save_checkpoint", "checkpoint_paths"]
 
 
 class CheckpointError(RuntimeError):
@@ -73,3 +73,23 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     if not isinstance(record, dict):
         raise CheckpointError(f"{yaml_path}: 'record' must be a mapping")
     return Checkpoint(config=config, state_dict=state, record=record)
+
+
+def amend_checkpoint(path: str | Path, model: dict[str, dict[str, Any]] | None = None,
+                     record: dict[str, Any] | None = None) -> Path:
+    """Change a checkpoint's YAML in place, weights untouched: ``model`` maps a config section to the keys to
+    set in it (``{"decode": {"score_thr": 0.2}}``), ``record`` entries are set in the record. The amended
+    model config is validated before anything is written; other keys and their order are kept."""
+    _, yaml_path = checkpoint_paths(path)
+    doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    for section, values in (model or {}).items():
+        doc["model"].setdefault(section, {}).update(values)
+    doc.setdefault("record", {}).update(record or {})
+    try:
+        config_from_dict(ModelConfig, doc["model"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{yaml_path}: the amended model config is invalid: {exc}") from None
+    # width 110: the width the shipped YAML was written with, so only the changed keys show in a diff
+    text = yaml.safe_dump(doc, sort_keys=False, width=110, allow_unicode=True)
+    atomic_write(yaml_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return yaml_path

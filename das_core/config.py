@@ -360,6 +360,10 @@ class TrainConfig:
     val_interval: int = 500
     ckpt_interval: int = 500
     output_dir: str = "runs/default"
+    # A das checkpoint (NAME[.safetensors]) whose weights start this run: fine-tuning, e.g. continuing the
+    # shipped model on new data. Every tensor name and shape must match this run's model; the loss's flow
+    # (not part of a checkpoint) starts fresh. A --resume run loads its own last weights instead.
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.version == CONFIG_VERSION, "version", f"unsupported config version (expected {CONFIG_VERSION})")

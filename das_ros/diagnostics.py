@@ -9,6 +9,11 @@ Frames lost *before* the node (in the camera driver or in DDS) never reach a cal
 no sequence number, so ``StampGaps`` infers them from the image stamps: a gap of about n nominal periods
 means n − 1 frames missing. The rmw's own "message lost" event, where the middleware reports one, is counted
 beside it (``on_lost_reported``).
+
+Several cameras: the node keeps one monitor per camera (its own counters, rates, latency and level) beside
+the node-level one (summed counters, model and device), and publishes one ``DiagnosticStatus`` for each;
+``combine`` raises the node-level level to the worst camera's and names that camera, so a monitor that only
+watches the node-level status still sees one camera going stale.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import numpy as np
 
 from das_ros.factory import MessageFactory
 
-__all__ = ["ERROR", "OK", "STALE", "WARN", "DiagnosticsMonitor", "StampGaps", "Status"]
+__all__ = ["ERROR", "LEVEL_NAMES", "OK", "STALE", "WARN", "DiagnosticsMonitor", "StampGaps", "Status", "combine",
+           "diagnostic_array"]
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3  # diagnostic_msgs/DiagnosticStatus levels
+LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
 
 
 @dataclass(frozen=True)
@@ -226,10 +233,31 @@ class DiagnosticsMonitor:
 
     def message(self, make: MessageFactory, now: float, header: Any) -> Any:
         """A ``DiagnosticArray`` with one ``DiagnosticStatus`` (header: stamp = now, empty frame)."""
-        st = self.status(now)
-        status = make(
-            "diagnostic_msgs/msg/DiagnosticStatus", level=st.level, name=self.name, message=st.message,
-            hardware_id=self.hardware_id,
-            values=[make("diagnostic_msgs/msg/KeyValue", key=k, value=v) for k, v in st.values],
-        )
-        return make("diagnostic_msgs/msg/DiagnosticArray", header=header, status=[status])
+        return diagnostic_array(make, header, [(self.name, self.hardware_id, self.status(now))])
+
+
+def combine(node: Status, cameras: dict[str, Status]) -> Status:
+    """The node-level status of a node with several cameras (``cameras``: namespace → that camera's status).
+
+    Its level is the worse of the node's own (model, device, summed counters) and the worst camera's; when a
+    camera is worse, the message names every camera at that level with its own message. The values list the
+    cameras' levels first, then the node's own values.
+    """
+    worst = max((s.level for s in cameras.values()), default=OK)
+    level, message = node.level, node.message
+    if worst > level:
+        level = worst
+        message = "; ".join(f"camera {ns}: {s.message}" for ns, s in cameras.items() if s.level == worst)
+    ok = sum(s.level == OK for s in cameras.values())
+    values = [("cameras", ", ".join(cameras)), ("cameras OK", f"{ok} of {len(cameras)}")]
+    values += [(f"camera {ns}", f"{LEVEL_NAMES.get(s.level, str(s.level))}: {s.message}") for ns, s in cameras.items()]
+    return Status(level, message, tuple(values) + node.values)
+
+
+def diagnostic_array(make: MessageFactory, header: Any, statuses: list[tuple[str, str, Status]]) -> Any:
+    """A ``DiagnosticArray`` with one ``DiagnosticStatus`` per ``(name, hardware_id, status)``."""
+    return make("diagnostic_msgs/msg/DiagnosticArray", header=header, status=[
+        make("diagnostic_msgs/msg/DiagnosticStatus", level=st.level, name=name, message=st.message,
+             hardware_id=hardware_id,
+             values=[make("diagnostic_msgs/msg/KeyValue", key=k, value=v) for k, v in st.values])
+        for name, hardware_id, st in statuses])

@@ -12,11 +12,11 @@ Topics (relative; the launch file puts them in the ``das`` namespace):
   out: poses [das_ros/MultiPerson3DPose], markers [visualization_msgs/MarkerArray],
        debug_image [sensor_msgs/Image] (only computed while subscribed), /diagnostics [DiagnosticArray]
 
-Several cameras (parameter ``cameras``, e.g. ``"front left"``): every topic above except /diagnostics moves
-under each camera's namespace (``front/image`` → ``front/poses``), and each camera has its own FramePipeline
-(camera_info, tracker, counters) and its own newest-frame slot and worker; all share the ONE model: frames that
-wait for it together run as one ``Estimator.batch`` (das_ros.batching.BatchingModel: opportunistic, no timer,
-so a camera alone adds no delay).
+Several cameras (string-array parameter ``cameras``, e.g. ``[front, left]``): every topic above except
+/diagnostics moves under each camera's namespace (``front/image`` → ``front/poses``), and each camera has its own
+FramePipeline (camera_info, tracker, counters), its own newest-frame slot and worker, and its own
+DiagnosticStatus (beside the node-level one); all share the ONE model: frames that wait for it together run as
+one ``Estimator.batch`` (das_ros.batching.BatchingModel: opportunistic, no timer, so a camera alone adds no delay).
 
 ``das_node --autostart`` configures and activates the node itself (no ``ros2 lifecycle`` needed).
 
@@ -44,7 +44,9 @@ from rcl_interfaces.msg import (
     ParameterType,
     SetParametersResult,
 )
+from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
@@ -57,9 +59,16 @@ from das_ros.conversions import (
     intrinsics_from_camera_info,
     rgb_to_image_fields,
 )
-from das_ros.diagnostics import DiagnosticsMonitor
+from das_ros.diagnostics import DiagnosticsMonitor, combine, diagnostic_array
 from das_ros.factory import RclpyFactory
-from das_ros.pipeline import FramePipeline, PipelineSettings, load_estimator, skeleton_of, stamp_seconds
+from das_ros.pipeline import (
+    FramePipeline,
+    PipelineSettings,
+    load_estimator,
+    process_age_s,
+    skeleton_of,
+    stamp_seconds,
+)
 from das_ros.worker import LatestFrameWorker
 
 __all__ = ["CAMERA_INFO_TOPIC", "IMAGE_TOPIC", "DASNode", "main"]
@@ -74,7 +83,8 @@ INPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Rel
                        durability=DurabilityPolicy.VOLATILE)
 
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+          list: ParameterType.PARAMETER_STRING_ARRAY}
 
 
 def _event_callbacks(node: Any, kind: str, topic: str, on_lost: Callable[[int], None] | None = None) -> Any:
@@ -116,13 +126,17 @@ def descriptor(p: P.Param) -> ParameterDescriptor:
 
 @dataclass
 class _Camera:
-    """One input camera: its namespace ("" = the node's own topics), pipeline, worker and publishers."""
+    """One input camera: its namespace ("" = the node's own topics), pipeline, worker and publishers; with
+    several cameras also its own diagnostics (``label``: the resolved namespace, in its status name)."""
 
     ns: str
     pipeline: FramePipeline
     pubs: dict[str, Any] = field(default_factory=dict)
     subs: list[Any] = field(default_factory=list)
     worker: LatestFrameWorker[tuple[Any, bool]] | None = None
+    monitor: DiagnosticsMonitor | None = None
+    label: str = ""
+    first_pose_logged: bool = False
 
     def topic(self, name: str) -> str:
         return f"{self.ns}/{name}" if self.ns else name
@@ -136,7 +150,10 @@ class DASNode(LifecycleNode):
         self._injected_estimator = estimator
         self.make = RclpyFactory()
         for p in P.PARAMS:
-            self.declare_parameter(p.name, p.default, descriptor(p))
+            if p.type is list:
+                self._declare_string_array(p)
+            else:
+                self.declare_parameter(p.name, p.default, descriptor(p))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._values: dict[str, Any] = {p.name: self.get_parameter(p.name).value for p in P.PARAMS}
 
@@ -155,6 +172,25 @@ class DASNode(LifecycleNode):
         self._diag_timer = self.create_timer(float(self._values["diagnostics_period"]), self._publish_diagnostics)
 
     # ---- parameters -----------------------------------------------------------------------------------
+    def _declare_string_array(self, p: P.Param) -> None:
+        """Declare a string-array parameter whose default may be empty.
+
+        rclpy infers a declared parameter's type from its default, and an empty list infers as BYTE_ARRAY
+        (rclpy ``Parameter.Type.from_parameter_value``; the descriptor's type is overwritten), which would then
+        refuse every string list. So the type is declared explicitly, without a value, and the default is set
+        afterwards when no override gave one. An override of ``[]`` (``-p cameras:=[]`` or ``cameras: []`` in a
+        parameters file) reaches rclpy without a type (NOT_SET), so it also ends up as the empty default.
+        """
+        try:
+            self.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, descriptor(p))
+        except InvalidParameterTypeException as exc:
+            raise P.ParamError(f"parameter {p.name!r} is a string array, e.g. '{p.name}: [front, rear]' in a "
+                               f"parameters file or -p '{p.name}:=[front, rear]' ({exc})") from None
+        try:
+            self.get_parameter(p.name)
+        except ParameterUninitializedException:
+            self.set_parameters([Parameter(p.name, Parameter.Type.STRING_ARRAY, list(p.default))])
+
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
         new = dict(self._values)
         for prm in parameters:
@@ -180,7 +216,7 @@ class DASNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         v = self._values
         try:
-            namespaces = P.camera_namespaces(str(v["cameras"])) or [""]
+            namespaces = P.camera_namespaces(v["cameras"]) or [""]
         except P.ParamError as exc:
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
@@ -201,10 +237,18 @@ class DASNode(LifecycleNode):
                          for ns in namespaces]
         self._pipeline = self._cameras[0].pipeline
         self._camera_info_errors = {}
-        self.monitor.model_loaded = True
-        # The resolved device ("auto" → cuda:0 / cpu) when the estimator reports it.
-        self.monitor.backend, self.monitor.precision = str(v["backend"]), str(v["precision"])
-        self.monitor.device = str(getattr(est, "device", v["device"]))
+        if len(self._cameras) > 1:
+            # One DiagnosticStatus per camera (own counters, rates, level) beside the node-level one.
+            resolve = getattr(self, "resolve_topic_name", None)
+            for cam in self._cameras:
+                cam.label = resolve(cam.ns) if resolve else cam.ns
+                cam.monitor = DiagnosticsMonitor(name=f"{self.monitor.name}, camera {cam.label}",
+                                                 hardware_id=self.monitor.hardware_id)
+        for m in self._all_monitors():
+            m.model_loaded = True
+            # The resolved device ("auto" → cuda:0 / cpu) when the estimator reports it.
+            m.backend, m.precision = str(v["backend"]), str(v["precision"])
+            m.device = str(getattr(est, "device", v["device"]))
         self.destroy_timer(self._diag_timer)
         self._diag_timer = self.create_timer(float(v["diagnostics_period"]), self._publish_diagnostics)
         reliable = QoSProfile(depth=10)
@@ -237,14 +281,17 @@ class DASNode(LifecycleNode):
             cam.subs = [
                 self.create_subscription(image_type, image_topic, lambda m, c=cam: self._on_image(c, m), INPUT_QOS,
                                          qos_overriding_options=overrides,
-                                         event_callbacks=_event_callbacks(self, "subscription", image_topic,
-                                                                          self._on_image_lost)),
+                                         event_callbacks=_event_callbacks(
+                                             self, "subscription", image_topic,
+                                             lambda n, c=cam: self._on_image_lost(c, n))),
                 self.create_subscription(self.make.cls("sensor_msgs/msg/CameraInfo"), info_topic,
                                          lambda m, c=cam: self._on_camera_info(c, m), INPUT_QOS,
                                          qos_overriding_options=overrides,
                                          event_callbacks=_event_callbacks(self, "subscription", info_topic)),
             ]
             self._subs.extend(cam.subs)
+            cam.pipeline.start_clock()  # the first frame's build is timed and logged (_process)
+            cam.first_pose_logged = False
             cam.worker = LatestFrameWorker(lambda item, c=cam: self._work(c, item),
                                            name=f"das_worker_{cam.ns}" if cam.ns else "das_worker")
             cam.worker.start()
@@ -293,18 +340,27 @@ class DASNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ---- callbacks (subscription thread: no work here) ------------------------------------------------
+    def _all_monitors(self) -> list[DiagnosticsMonitor]:
+        return [self.monitor] + [c.monitor for c in self._cameras if c.monitor is not None]
+
+    def _monitors(self, cam: _Camera) -> tuple[DiagnosticsMonitor, ...]:
+        """The node-level monitor (sums over cameras) and the camera's own, where it has one."""
+        return (self.monitor,) if cam.monitor is None else (self.monitor, cam.monitor)
+
     def _on_camera_info(self, cam: _Camera, msg: Any) -> None:
         if not self._cameras:
             return
         try:
             intrinsics_from_camera_info(msg, use_rectified=bool(self._values["use_rectified_intrinsics"]))
             self._camera_info_ok(cam)
-            self.monitor.extra.pop("camera_info", None)
+            for m in self._monitors(cam):
+                m.extra.pop("camera_info", None)
         except UncalibratedCameraError as exc:
             hfov = float(self._values["fallback_hfov_deg"])
             if hfov > 0:
                 self._camera_info_ok(cam)
-                self.monitor.extra["camera_info"] = f"uncalibrated (K = 0): using fallback_hfov_deg = {hfov:g}"
+                for m in self._monitors(cam):
+                    m.extra["camera_info"] = f"uncalibrated (K = 0): using fallback_hfov_deg = {hfov:g}"
                 self.get_logger().warning(f"camera_info: {exc}; using fallback_hfov_deg = {hfov:g} degrees "
                                           "(3D positions are only as good as that guess)",
                                           throttle_duration_sec=30.0)
@@ -312,17 +368,22 @@ class DASNode(LifecycleNode):
                 self._camera_info_refused(cam, exc)
         except CameraInfoError as exc:
             self._camera_info_refused(cam, exc)
-        self.monitor.camera_info_received = True
+        for m in self._monitors(cam):
+            m.camera_info_received = True
         cam.pipeline.set_camera_info(msg)
 
     def _camera_info_ok(self, cam: _Camera) -> None:
         # Per camera: a good camera's info must not clear the error of another camera.
         self._camera_info_errors.pop(cam.ns, None)
         self._show_camera_info_errors()
+        if cam.monitor is not None:
+            cam.monitor.camera_info_error = None
 
     def _camera_info_refused(self, cam: _Camera, exc: CameraInfoError) -> None:
         self._camera_info_errors[cam.ns] = f"{cam.ns}: {exc}" if cam.ns else str(exc)
         self._show_camera_info_errors()
+        if cam.monitor is not None:
+            cam.monitor.camera_info_error = str(exc)
         self.get_logger().error(f"camera_info on {cam.subs[1].topic_name if len(cam.subs) > 1 else ''}: "
                                 f"{exc}", throttle_duration_sec=10.0)
 
@@ -330,14 +391,20 @@ class DASNode(LifecycleNode):
         errors = list(self._camera_info_errors.values())
         self.monitor.camera_info_error = "; ".join(errors) if errors else None
 
-    def _on_image_lost(self, count: int) -> None:
-        self.monitor.on_lost_reported(self._now(), count)
+    def _on_image_lost(self, cam: _Camera, count: int) -> None:
+        now = self._now()
+        for m in self._monitors(cam):
+            m.on_lost_reported(now, count)
 
     def _on_image(self, cam: _Camera, msg: Any) -> None:
-        self.monitor.on_received(self._now(), stamp_seconds(msg.header), cam.ns)
+        now, stamp = self._now(), stamp_seconds(msg.header)
+        self.monitor.on_received(now, stamp, cam.ns)
+        if cam.monitor is not None:
+            cam.monitor.on_received(now, stamp)
         worker = cam.worker
         if worker is not None and worker.submit((msg, self._compressed)):
-            self.monitor.on_dropped()  # it replaced a frame the worker had not started yet
+            for m in self._monitors(cam):
+                m.on_dropped()  # it replaced a frame the worker had not started yet
 
     # ---- worker thread --------------------------------------------------------------------------------
     def _work(self, cam: _Camera, item: tuple[Any, bool]) -> None:
@@ -355,12 +422,20 @@ class DASNode(LifecycleNode):
         t0 = time.perf_counter()
         result = pipeline.process(msg, compressed=compressed)
         if not result.ok:
-            self.monitor.on_bad_frame(result.reason or "", result.error or "")
+            for m in self._monitors(cam):
+                m.on_bad_frame(result.reason or "", result.error or "")
             where = f" on camera '{cam.ns}'" if cam.ns else ""
             self.get_logger().warning(f"frame skipped{where} ({result.reason}, {pipeline.counters[result.reason or '']} "
                                       f"so far): {result.error}", throttle_duration_sec=5.0)
             return
         cam.pubs["poses"].publish(result.poses)
+        if pipeline.first_pose_s is not None and not cam.first_pose_logged:
+            cam.first_pose_logged = True
+            age = process_age_s()
+            where = f" on camera '{cam.ns}'" if cam.ns else ""
+            # What a restarted robot is blind for: the compiled backend's build (or its cache load) is in it.
+            self.get_logger().info(f"first pose{where} {pipeline.first_pose_s:.1f} s after activation"
+                                   + (f" ({age:.1f} s after the process started)" if age is not None else ""))
         if result.markers is not None:
             cam.pubs["markers"].publish(result.markers)
         dbg = cam.pubs.get("debug_image")
@@ -372,8 +447,10 @@ class DASNode(LifecycleNode):
             # array.array: rclpy's fast path; bytes would be checked element by element in Python.
             fields["data"] = array.array("B", fields["data"])
             dbg.publish(self.make("sensor_msgs/msg/Image", header=result.header, **fields))
-        self.monitor.on_published(self._now(), stamp_seconds(result.header), time.perf_counter() - t0,
-                                  len(result.persons) if result.persons is not None else 0, result.timings_ms)
+        now, stamp, proc = self._now(), stamp_seconds(result.header), time.perf_counter() - t0
+        for m in self._monitors(cam):
+            m.on_published(now, stamp, proc, len(result.persons) if result.persons is not None else 0,
+                           result.timings_ms)
 
     def _publish_diagnostics(self) -> None:
         torch = sys.modules.get("torch")  # only if the model loaded it: diagnostics never import torch
@@ -386,8 +463,16 @@ class DASNode(LifecycleNode):
             self.monitor.extra["images per model run (mean, max)"] = (
                 f"{model.frames / model.batches:.2f}, {model.largest_batch}")
         now = self.get_clock().now()
+        t = now.nanoseconds * 1e-9
         header = self.make("std_msgs/msg/Header", stamp=now.to_msg(), frame_id="")
-        self._diag_pub.publish(self.monitor.message(self.make, now.nanoseconds * 1e-9, header))
+        node = self.monitor.status(t)
+        cams = [(c.label, c.monitor) for c in list(self._cameras) if c.monitor is not None]
+        per_camera = [(label, m, m.status(t)) for label, m in cams]
+        if per_camera:
+            node = combine(node, {label: st for label, _, st in per_camera})
+        statuses = [(self.monitor.name, self.monitor.hardware_id, node)]
+        statuses += [(m.name, m.hardware_id, st) for _, m, st in per_camera]
+        self._diag_pub.publish(diagnostic_array(self.make, header, statuses))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Union
 __all__ = ["PARAMS", "Param", "ParamError", "by_name", "defaults", "flatten", "markdown_table", "validate",
            "validate_all", "yaml_text", "camera_namespaces"]
 
-Value = Union[bool, int, float, str]
+Value = Union[bool, int, float, str, list[str]]
 
 
 class ParamError(ValueError):
@@ -32,7 +32,9 @@ class Param:
     """One node parameter.
 
     ``dynamic`` says whether a change on a running node takes effect at once; the others (model, device,
-    topics) are applied at the next lifecycle *configure* (or *activate* for subscriptions).
+    topics) are applied at the next lifecycle *configure* (or *activate* for subscriptions). A list default
+    makes a string array (ROS ``PARAMETER_STRING_ARRAY``): ``pattern`` then applies to each item, and the items
+    must be distinct.
     """
 
     name: str
@@ -48,6 +50,10 @@ class Param:
     def type(self) -> type:
         return type(self.default)
 
+    @property
+    def type_name(self) -> str:
+        return "string array" if self.type is list else self.type.__name__
+
     def constraint_text(self) -> str:
         parts = []
         if self.choices:
@@ -56,7 +62,9 @@ class Param:
             lo = "-inf" if self.min is None else f"{self.min:g}"
             hi = "inf" if self.max is None else f"{self.max:g}"
             parts.append(f"in [{lo}, {hi}]")
-        if self.pattern:
+        if self.pattern and self.type is list:
+            parts.append(f"distinct items, each matches {self.pattern}")
+        elif self.pattern:
             parts.append(f"matches {self.pattern}")
         if not self.dynamic:
             parts.append("applied at the next configure/activate")
@@ -64,9 +72,8 @@ class Param:
 
 
 _DEVICE = r"auto|cpu|cuda(:\d+)?|mps"
-_NS_TOKEN = r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*"
-CAMERAS_PATTERN = rf"\s*(/?{_NS_TOKEN}([\s,]+/?{_NS_TOKEN})*)?[\s,]*"
-"""ROS names, relative (under the node's namespace) or absolute, no '~' or '//', separated by spaces or commas."""
+CAMERA_PATTERN = r"/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*"
+"""One camera namespace: a ROS name, relative (under the node's namespace) or absolute, no '~' or '//'."""
 
 PARAMS: tuple[Param, ...] = (
     # --- model (applied at configure) ---
@@ -94,12 +101,12 @@ PARAMS: tuple[Param, ...] = (
     Param("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: subscribe "
           "'<image>/compressed' (sensor_msgs/CompressedImage) and decode with OpenCV.",
           choices=("raw", "compressed"), dynamic=False),
-    Param("cameras", "", "Several cameras through one node and one model: camera namespaces separated by spaces "
-          "or commas (e.g. 'front left rear', or absolute '/cam1 /cam2'). For each N the node subscribes 'N/image' (or "
-          "'N/image/compressed') and 'N/camera_info' and publishes 'N/poses', 'N/markers', 'N/debug_image', each "
-          "camera with its own camera_info, tracker and counters. All share one model: frames that wait for it "
+    Param("cameras", [], "Several cameras through one node and one model: camera namespaces (e.g. [front, left, "
+          "rear], or absolute [/cam1, /cam2]). For each N the node subscribes 'N/image' (or 'N/image/compressed') "
+          "and 'N/camera_info' and publishes 'N/poses', 'N/markers', 'N/debug_image', each camera with its own "
+          "camera_info, tracker, counters and /diagnostics status. All share one model: frames that wait for it "
           "together run as one batch. Empty: one camera on 'image' / 'camera_info'.",
-          pattern=CAMERAS_PATTERN, dynamic=False),
+          pattern=CAMERA_PATTERN, dynamic=False),
     Param("use_rectified_intrinsics", False, "Use CameraInfo P (rectified image, e.g. image_rect) instead of K.",
           dynamic=True),
     Param("fallback_hfov_deg", 0.0, "Horizontal field of view used when no CameraInfo has arrived or it is "
@@ -157,14 +164,25 @@ def by_name(name: str) -> Param:
 
 
 def defaults() -> dict[str, Value]:
-    """Flat ``{dotted name: default}``."""
-    return {p.name: p.default for p in PARAMS}
+    """Flat ``{dotted name: default}`` (list defaults copied: the caller may change them)."""
+    return {p.name: list(p.default) if isinstance(p.default, list) else p.default for p in PARAMS}
 
 
 def coerce(name: str, value: Any) -> Value:
-    """Convert ``value`` to the parameter's type (int → float allowed, strings 'true'/'false' for bools)."""
+    """Convert ``value`` to the parameter's type (int → float allowed, strings 'true'/'false' for bools; for a
+    string array, a string of items separated by spaces or commas, optionally in brackets, as a launch argument
+    gives it: ``"/front /rear"``, ``"[front, rear]"``)."""
     p = by_name(name)
     t = p.type
+    if t is list:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("[") and text.endswith("]"):
+                text = text[1:-1]
+            return [item.strip("'\"") for item in re.split(r"[\s,]+", text) if item.strip("'\"")]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ParamError(f"parameter {name!r} must be a list of strings, got {value!r}")
     if t is bool:
         if isinstance(value, bool):
             return value
@@ -209,27 +227,31 @@ def validate(name: str, value: Any) -> Value:
         raise ParamError(f"parameter {name!r} = {v!r} is not one of {list(p.choices)}")
     if p.pattern and isinstance(v, str) and not re.fullmatch(p.pattern, v):
         raise ParamError(f"parameter {name!r} = {v!r} does not match {p.pattern}")
+    if isinstance(v, list):
+        for item in v:
+            if p.pattern and not re.fullmatch(p.pattern, item):
+                raise ParamError(f"parameter {name!r}: item {item!r} does not match {p.pattern}")
+        repeated = sorted({item for item in v if v.count(item) > 1})
+        if repeated:  # two cameras with one namespace would share topics
+            raise ParamError(f"parameter {name!r} names {repeated} more than once")
     return v
 
 
-def validate_all(values: dict[str, Any]) -> dict[str, Value]:
-    """Defaults overlaid with ``values`` (flat dotted names), every entry validated."""
+def validate_all(values: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with ``values`` (flat dotted names), every entry validated (typed ``Any``: each value
+    has its own parameter's type, which callers know by name)."""
     out = defaults()
     for k, v in values.items():
         out[k] = validate(k, v)
     return out
 
 
-def camera_namespaces(value: str) -> list[str]:
-    """The ``cameras`` parameter → namespaces in order (``[]`` = the single-camera default). Two cameras with the
-    same namespace would share topics, so a repeat is refused."""
+def camera_namespaces(value: Any) -> list[str]:
+    """The ``cameras`` parameter (a list, or a launch argument's string) → namespaces in order (``[]`` = the
+    single-camera default); a repeated or malformed namespace raises ``ParamError``."""
     v = validate("cameras", value)
-    assert isinstance(v, str)
-    names = [n for n in re.split(r"[\s,]+", v) if n]
-    seen = {n for n in names if names.count(n) > 1}
-    if seen:
-        raise ParamError(f"parameter 'cameras' names {sorted(seen)} more than once")
-    return names
+    assert isinstance(v, list)
+    return v
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -245,6 +267,8 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _yaml_scalar(v: Value) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_yaml_scalar(x) for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -287,7 +311,7 @@ def markdown_table() -> str:
     rows = ["| parameter | type | default | range / choices | description |", "|---|---|---|---|---|"]
     for p in PARAMS:
         default = _yaml_scalar(p.default)
-        rows.append(f"| `{p.name}` | {p.type.__name__} | `{default}` | {p.constraint_text() or '—'} "
+        rows.append(f"| `{p.name}` | {p.type_name} | `{default}` | {p.constraint_text() or '—'} "
                     f"| {p.description} |")
     return "\n".join(rows) + "\n"
 

@@ -33,7 +33,7 @@ from das_ros.messages import build_pose_message
 from das_ros.tracker import Tracker, TrackerSettings
 
 __all__ = ["BAD_FRAME_REASONS", "EstimatorFn", "FramePipeline", "FrameResult", "PipelineSettings",
-           "load_estimator", "skeleton_of", "stamp_seconds"]
+           "load_estimator", "process_age_s", "skeleton_of", "stamp_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,20 @@ BAD_FRAME_REASONS: dict[str, str] = {
     "estimator_error": "the estimator raised an exception",
     "bad_estimator_output": "the estimator returned something that is not a matching Persons",
 }
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; None elsewhere): imports and model loading included."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        import os
+
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time, clock ticks after boot
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def stamp_seconds(header: Any) -> float:
@@ -175,6 +189,14 @@ class FramePipeline:
         self._frame_lock = threading.Lock()  # held for a whole frame
         self._pending_lock = threading.Lock()  # guards _pending only: callers never wait for a frame
         self._pending: PipelineSettings | None = None
+        self._started: float | None = None  # time.monotonic() of start_clock() (the node's activation)
+        self.first_pose_s: float | None = None  # seconds from start_clock() to the first frame that gave Persons
+
+    def start_clock(self) -> None:
+        """Start timing the first pose (the node calls this on activation; the first frame's build — minutes
+        for a compiled backend without its cache — is what a restarted robot waits for)."""
+        self._started = time.monotonic()
+        self.first_pose_s = None
 
     def update_settings(self, settings: PipelineSettings) -> None:
         """Queue ``settings``; they take effect before the next frame (never in the middle of one)."""
@@ -300,6 +322,11 @@ class FramePipeline:
             log.debug("estimator failed", exc_info=True)
             return self._bad(header, "estimator_error", f"{type(exc).__name__}: {exc}", image_size=(w, h), rgb=rgb)
         t2 = time.perf_counter()
+        if self.first_pose_s is None and self._started is not None:
+            self.first_pose_s = time.monotonic() - self._started
+            age = process_age_s()
+            log.info("first pose %.1f s after start%s", self.first_pose_s,
+                     f" ({age:.1f} s after the process started)" if age is not None else "")
         try:
             persons = self._sanitise(raw)
         except (TypeError, ValueError, IndexError) as exc:

@@ -4,7 +4,9 @@
       model:=/path/to/checkpoint device:=cuda rviz:=true
 
 Several cameras, one node, one model: ``cameras:="/front /left /rear"`` (then image/camera_info are not used;
-the node reads ``/front/image`` + ``/front/camera_info`` and writes ``/front/poses``, ... per camera).
+the node reads ``/front/image`` + ``/front/camera_info`` and writes ``/front/poses``, ... per camera). A launch
+argument is a string: ``das_ros.params.validate`` splits it at spaces or commas into the node's string-array
+``cameras`` parameter (``"[/front, /rear]"`` works too).
 
 Empty launch arguments (model, device, backend, precision, image_transport, publish_markers, debug_image, cameras)
 leave the value of params_file (default: the installed config/das.yaml) untouched.

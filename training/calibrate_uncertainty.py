@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy.stats import chi2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
 from das_core.atomic_file import atomic_write_text  # noqa: E402
-from das_core.checkpoint import checkpoint_paths  # noqa: E402
+from das_core.checkpoint import amend_checkpoint  # noqa: E402
 from das_core.config import UncertaintyConfig  # noqa: E402
 from das_core.data.annotations import AnnotationSet, read_annotations  # noqa: E402
 from das_core.engine.estimator import Estimator  # noqa: E402
@@ -196,10 +195,7 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 def write_calibration(checkpoint: str, result: dict[str, Any]) -> Path:
     """Store the fitted scales in the checkpoint YAML: ``model.uncertainty`` (what decoding applies, validated
     like the rest of the config) and ``record.uncertainty_calibration`` (how they were measured)."""
-    _, yaml_path = checkpoint_paths(checkpoint)
-    doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    doc["model"]["uncertainty"] = result["fitted_on_val"]
-    doc["record"]["uncertainty_calibration"] = {
+    return amend_checkpoint(checkpoint, model={"uncertainty": result["fitted_on_val"]}, record={"uncertainty_calibration": {
         "command": result["command"],
         "val_split": f"{result['val']['made_by']} (first {result['val']['images']} images): the fit",
         "test_split": f"{result['test']['made_by']} ({result['test']['images']} images): the report only",
@@ -209,10 +205,7 @@ def write_calibration(checkpoint: str, result: dict[str, Any]) -> Path:
         "expected_for_a_gaussian": [round(P1, 4), round(P2, 4)],
         "note": "errors are heavier-tailed than a Gaussian: 1σ is close, the 2σ ellipsoid holds fewer joints "
                 "than 95 % (docs/RESULTS.md, Uncertainty calibration)",
-    }
-    # width 110: the width the shipped YAML was written with, so only the new keys change
-    atomic_write_text(yaml_path, yaml.safe_dump(doc, sort_keys=False, width=110, allow_unicode=True))
-    return yaml_path
+    }})
 
 
 def main() -> int:
@@ -227,11 +220,12 @@ def main() -> int:
     ap.add_argument("--num-val", type=int, default=None)
     ap.add_argument("--num-test", type=int, default=None)
     ap.add_argument("--json", default=None, help="write the raw result here")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, ... (exact decoding either way)")
     ap.add_argument("--write-checkpoint", action="store_true",
                     help="store the fitted scales in the checkpoint YAML (model.uncertainty + record)")
     args = ap.parse_args()
 
-    base = Estimator.from_checkpoint(args.checkpoint, device="cpu")
+    base = Estimator.from_checkpoint(args.checkpoint, device=args.device)
     shipped = base.cfg.uncertainty
     raw_unc = UncertaintyConfig(1.0, 1.0, RAW_ROOT_REL)
     est = Estimator(dataclasses.replace(base.cfg, uncertainty=raw_unc), base.backend)

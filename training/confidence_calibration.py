@@ -15,6 +15,7 @@ the evidence a ``joint_confidence_threshold`` default should come from.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from das_core.checkpoint import amend_checkpoint  # noqa: E402
 from das_core.data.annotations import read_annotations  # noqa: E402
 from das_core.evaluation.metrics import match_hungarian_2d  # noqa: E402
 from das_core.evaluation.run import frame_result, run_estimator  # noqa: E402
@@ -114,10 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit", default=None, metavar="KNOTS_JSON",
                         help="fit decode.confidence_calibration (raw → share right in 2D) on this split (a validation "
                              "split, never the test split) and write the knots here")
+    parser.add_argument("--write-checkpoint", action="store_true",
+                        help="with --fit: also store the knots in the checkpoint (decode.confidence_calibration)")
     args = parser.parse_args(argv)
+    if args.write_checkpoint and not args.fit:
+        parser.error("--write-checkpoint needs --fit (the knots are fitted on a validation split)")
     from das_core.engine.estimator import Estimator
 
-    d = collect(Estimator.from_checkpoint(args.checkpoint, device=args.device), args.data, args.max_images)
+    est = Estimator.from_checkpoint(args.checkpoint, device=args.device)
+    if args.fit and est.cfg.decode.confidence_calibration:
+        # knots are fitted on the raw confidence, not on a previous calibration's output
+        raw = dataclasses.replace(est.cfg.decode, confidence_calibration=())
+        est = Estimator(dataclasses.replace(est.cfg, decode=raw), est.backend)
+    d = collect(est, args.data, args.max_images)
     t = tables(d)
     print(f"{len(d['confidence'])} matched visible joints; confidence median {np.median(d['confidence']):.3f}")
     print("bin          joints  right 2D  right 3D")
@@ -136,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                                               "target": "2D error < 5 % of the person's visible-joint box diagonal"},
                                              indent=1) + "\n")
         print("knots:", knots)
+        if args.write_checkpoint:
+            amend_checkpoint(args.checkpoint, model={"decode": {"confidence_calibration": knots}}, record={
+                "confidence_note": f"decode.confidence_calibration fitted on {args.data} (first {args.max_images} "
+                                   "images; training/confidence_calibration.py --fit): calibrated confidence = "
+                                   "share of joints within 5 % of the person's box diagonal in 2D"})
+            print(f"wrote decode.confidence_calibration into {args.checkpoint}")
     return 0
 
 

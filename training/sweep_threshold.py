@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from das_core.checkpoint import load_checkpoint  # noqa: E402
+from das_core.checkpoint import amend_checkpoint, load_checkpoint  # noqa: E402
 from das_core.data.annotations import read_annotations  # noqa: E402
 from das_core.evaluation.run import compute_metrics, frame_result, run_estimator  # noqa: E402
 from das_core.model.das import DAS  # noqa: E402
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="annotation JSON of a synthetic validation split")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="write the rows here")
+    parser.add_argument("--write-checkpoint", action="store_true",
+                        help="set the checkpoint's decode.score_thr to the best-F1 threshold (and record why)")
     args = parser.parse_args(argv)
     from das_core.engine.estimator import Estimator
 
@@ -58,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "data": args.data, "rows": rows,
                                                "best_f1_score_thr": best["score_thr"]}, indent=1) + "\n")
+    if args.write_checkpoint:
+        at = {k: round(float(best[k]), 4) for k in ("precision", "recall", "f1")}
+        amend_checkpoint(args.checkpoint, model={"decode": {"score_thr": best["score_thr"]}}, record={
+            "score_thr_note": f"decode.score_thr {best['score_thr']} = best F1 on {args.data} "
+                              f"(training/sweep_threshold.py): {at}. Never chosen on real images."})
+        print(f"wrote decode.score_thr {best['score_thr']} into {args.checkpoint}")
     return 0
 
 

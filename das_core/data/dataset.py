@@ -1,7 +1,8 @@
-"""``DASDataset``: das annotation files → normalised image tensors + :class:`Pose25D` in network pixels.
+"""``DASDataset``: das annotation files → uint8 image tensors + :class:`Pose25D` in network pixels.
 
-Also the batch ``collate`` (pad to the batch maximum, rounded up to the size divisor, DAS_SPEC §3.1); the
-aspect-ratio batch sampler is :mod:`das_core.training.batching`.
+Also the batch ``collate`` (pad to the batch maximum, rounded up to the size divisor, DAS_SPEC §3.1) and
+``normalise_batch``, which the consumer runs on its device; the aspect-ratio batch sampler is
+:mod:`das_core.training.batching`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from das_core.data.transforms import augment, resize_for_test
 from das_core.pose25d import Pose25D, pose25d_from_3d
 from das_core.skeletons import Skeleton, get_skeleton
 
-__all__ = ["DASDataset", "collate", "load_image", "pose25d_from_annotation"]
+__all__ = ["DASDataset", "collate", "load_image", "normalise_batch", "pose25d_from_annotation"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ class DASDataset(Dataset):
     """Samples of one or more das annotation files (same skeleton as the model).
 
     Each item is a dict:
-        image: (3, H, W) float32 tensor, normalised with ``model_cfg.input`` mean/std, unpadded.
+        image: (3, H, W) uint8 RGB tensor, unpadded and not normalised: the consumer normalises on its
+            device (:func:`normalise_batch`), so workers and shared memory move a quarter of float32's bytes.
         gt: :class:`Pose25D` in network-input pixels (root_depth = Z / f_eff).
         record: :class:`~das_core.camera.ResizeRecord` of the keep-ratio resize (original ↔ network pixels
             for the test pipeline; in training the affine/flip of ``transform`` come on top).
@@ -167,9 +169,7 @@ class DASDataset(Dataset):
             out = augment(image, gt, self.augment_cfg, self.skeleton, rng, inp.size_divisor, border=inp.mean)
         else:
             out = resize_for_test(image, gt, inp.long_side, inp.short_side, inp.size_divisor)
-        mean = np.asarray(inp.mean, np.float32)
-        std = np.asarray(inp.std, np.float32)
-        tensor = torch.from_numpy(((out.image - mean) / std).transpose(2, 0, 1).copy())
+        tensor = torch.from_numpy(np.ascontiguousarray(out.image.transpose(2, 0, 1)))
         three_d = [p.joints_3d for p in img.persons if p.joints_3d is not None]
         vis_3d = [p.visible for p in img.persons if p.joints_3d is not None]
         k = self.skeleton.num_joints
@@ -189,7 +189,8 @@ class DASDataset(Dataset):
 def collate(samples: Sequence[dict[str, Any]], size_divisor: int = 32) -> dict[str, Any]:
     """Stack a batch: zero-pad images bottom/right to the batch max rounded up to ``size_divisor``.
 
-    Returns ``images`` (B, 3, H, W) float32, ``image_sizes`` [(h, w)] before padding, and lists
+    Returns ``images`` (B, 3, H, W) uint8 (normalise with :func:`normalise_batch`, which also zeroes the
+    padding in normalised units), ``image_sizes`` [(h, w)] before padding, and lists
     ``gts``, ``records``, ``transforms``, ``flipped``, ``cameras``, ``joints_3d``, ``joints_3d_visible``,
     ``image_ids``.
     """
@@ -214,3 +215,19 @@ def collate(samples: Sequence[dict[str, Any]], size_divisor: int = 32) -> dict[s
         "joints_3d_visible": [s["joints_3d_visible"] for s in samples],
         "image_ids": [s["image_id"] for s in samples],
     }
+
+
+def normalise_batch(images: torch.Tensor, image_sizes: Sequence[tuple[int, int]], mean: Sequence[float],
+                    std: Sequence[float]) -> torch.Tensor:
+    """(B, 3, H, W) uint8 collated batch → float32 normalised with ``mean``/``std`` (0..255 RGB), on the
+    batch's device; the padding is 0 after normalisation (= the mean colour), as mmdet pads (§3.1)."""
+    m = torch.tensor(list(mean), dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    inv = 1.0 / torch.tensor(list(std), dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    x = (images.to(torch.float32) - m) * inv
+    hp, wp = x.shape[-2:]
+    for i, (h, w) in enumerate(image_sizes):
+        if h < hp:
+            x[i, :, h:, :] = 0
+        if w < wp:
+            x[i, :, :, w:] = 0
+    return x

@@ -37,7 +37,8 @@ __all__ = [
 class AugmentedSample:
     """An image and its labels after some transforms.
 
-    image: (H, W, 3) float32 RGB, 0..255. gt: labels in pixels of ``image``.
+    image: (H, W, 3) uint8 RGB (as a camera delivers it: the loader ships uint8, a quarter of float32's
+    bytes, and the trainer normalises on the device). gt: labels in pixels of ``image``.
     transform: (3, 3) original pixels → current pixels. record: the keep-ratio resize that was applied
     (size of the original image and of the resized one; padding is the collate function's business).
     flipped: the image was mirrored (lifting its labels gives the mirrored scene).
@@ -88,7 +89,11 @@ def horizontal_flip(sample: AugmentedSample, skeleton: Skeleton) -> AugmentedSam
 
 def photometric_distortion(image: np.ndarray, rng: np.random.Generator, contrast_range: tuple[float, float],
                            saturation_range: tuple[float, float], hue_delta: float) -> np.ndarray:
-    """mmdet PhotoMetricDistortion semantics (§3.4) on a float32 0..255 RGB image; returns a new image."""
+    """mmdet PhotoMetricDistortion semantics (§3.4) on a uint8 RGB image; returns a new uint8 image.
+
+    The arithmetic is float32 as in mmdet; the result is clipped to 0..255 and rounded (mmdet keeps the
+    float values beyond that range: a real sensor saturates, so we do too).
+    """
     img: np.ndarray = image.astype(np.float32, copy=True)
     if rng.random() < 0.5:
         img += float(rng.uniform(-32, 32))
@@ -106,15 +111,16 @@ def photometric_distortion(image: np.ndarray, rng: np.random.Generator, contrast
     hue = float(rng.uniform(-hue_delta, hue_delta)) if do_hue else 0.0
     if do_sat or do_hue:
         # float32 HSV: H in degrees [0, 360), S in [0, 1], V in the input's range
-        hsv = cv2.cvtColor(np.clip(img, 0, 255), cv2.COLOR_RGB2HSV)
+        hsv = cv2.cvtColor(np.minimum(np.maximum(img, 0, out=img), 255, out=img), cv2.COLOR_RGB2HSV)
         hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 1)
         hsv[..., 0] = np.mod(hsv[..., 0] + hue, 360.0)  # mmdet works on float HSV too: delta in degrees
         img = np.asarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), np.float32)
     if not contrast_first:
         img = contrast(img)
     if rng.random() < 0.5:
-        img = np.ascontiguousarray(img[..., rng.permutation(3)])
-    return img
+        img = img[..., rng.permutation(3)]
+    img += 0.5  # round half up; the clip keeps a sensor's saturation instead of uint8 wrap-around
+    return np.ascontiguousarray(np.minimum(np.maximum(img, 0, out=img), 255, out=img).astype(np.uint8))
 
 
 def affine_zoom(sample: AugmentedSample, angle: float, scale: float, shift: tuple[float, float],
@@ -135,8 +141,9 @@ def affine_zoom(sample: AugmentedSample, angle: float, scale: float, shift: tupl
     m = np.eye(3)
     m[:2, :2] = lin
     m[:2, 2] = c_out - lin @ c_src
+    # A uint8 image takes the border colour rounded: within 0.005 of 0 after normalisation.
     image = cv2.warpAffine(sample.image, m[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                           borderValue=tuple(float(b) for b in border))
+                           borderValue=tuple(float(round(b)) for b in border))
     gt = _map_pose(sample.gt, m)
     rd = gt.root_depth.copy()
     dz = gt.joints_dz.copy()
@@ -160,10 +167,16 @@ def drop_outside(gt: Pose25D, width: int, height: int) -> Pose25D:
     return gt[inside(gt.centers)]
 
 
+def _uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.asarray(image, np.float32) + 0.5, 0, 255).astype(np.uint8)
+
+
 def resize_for_test(image: np.ndarray, gt: Pose25D, long_side: int, short_side: int, size_divisor: int) -> AugmentedSample:
     """Test pipeline (§3.6): keep-ratio resize only."""
     h, w = image.shape[:2]
-    start = AugmentedSample(image.astype(np.float32), gt, np.eye(3), ResizeRecord(w, h, w, h, w, h))
+    start = AugmentedSample(_uint8(image), gt, np.eye(3), ResizeRecord(w, h, w, h, w, h))
     out = resize_keep_ratio(start, long_side, short_side, size_divisor)
     out.gt = drop_outside(out.gt, out.image.shape[1], out.image.shape[0])
     return out
@@ -173,11 +186,11 @@ def augment(image: np.ndarray, gt: Pose25D, cfg: AugmentConfig, skeleton: Skelet
             size_divisor: int = 32, border: tuple[float, float, float] = (123.675, 116.28, 103.53)) -> AugmentedSample:
     """The training pipeline: resize (random short side) → flip → photometric → affine → drop outside.
 
-    ``image`` (H, W, 3) uint8/float RGB and ``gt`` in its pixels. ``border`` is the fill colour of the
+    ``image`` (H, W, 3) uint8 RGB (float 0..255 is rounded) and ``gt`` in its pixels. ``border`` is the fill colour of the
     affine warp (the normalisation mean, so it becomes 0 after normalisation).
     """
     h, w = image.shape[:2]
-    sample = AugmentedSample(image.astype(np.float32), gt, np.eye(3), ResizeRecord(w, h, w, h, w, h))
+    sample = AugmentedSample(_uint8(image), gt, np.eye(3), ResizeRecord(w, h, w, h, w, h))
     lo, hi = cfg.short_side_range
     short = int(rng.integers(lo, hi + 1))
     sample = resize_keep_ratio(sample, cfg.long_side, short, size_divisor)

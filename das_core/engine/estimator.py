@@ -275,6 +275,9 @@ class Estimator:
                 self.frame_graph_error = str(exc)
                 return None
             self._frame_graphs[key] = graph
+            save = getattr(self.backend, "save_compile_cache", None)
+            if callable(save):  # the graph's compiled preprocessing/decoding join the backend's cache bundle
+                save()
         return graph
 
     def _run_frame_graph(self, graph: FrameGraph, images: Sequence[ImageLike], cameras: list[Intrinsics]) -> list[Persons]:

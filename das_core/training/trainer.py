@@ -272,9 +272,13 @@ def _loader(dataset: Any, batches: RunBatches, cfg: TrainConfig, pin: bool) -> t
     )
 
 
-def _unpack(batch: Any) -> tuple[Tensor, list[Pose25D], Targets | None]:
-    """A collated batch → (images (B, 3, H, W), list of B Pose25D, targets or None)."""
-    return batch["images"], list(batch["gts"]), batch.get("targets")
+def _unpack(batch: Any, cfg: Any, dev: torch.device) -> tuple[Tensor, list[Pose25D], Targets | None]:
+    """A collated batch → (images (B, 3, H, W) normalised on ``dev``, list of B Pose25D, targets or None)."""
+    from das_core.data.dataset import normalise_batch
+
+    images = normalise_batch(batch["images"].to(dev, non_blocking=True), batch["image_sizes"], cfg.input.mean,
+                             cfg.input.std)
+    return images, list(batch["gts"]), batch.get("targets")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -394,10 +398,27 @@ class _Run:
         }
 
 
+def _load_init_weights(model: nn.Module, path: str) -> None:
+    """``init_weights``: every tensor of ``model`` from the checkpoint, cast to the model's dtype (an fp16
+    shipped checkpoint starts an fp32 run); a missing, extra or differently shaped tensor is an error."""
+    ckpt = load_checkpoint(path)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(ckpt.state_dict))
+    unexpected = sorted(set(ckpt.state_dict) - set(own))
+    shapes = [k for k in own if k in ckpt.state_dict and tuple(own[k].shape) != tuple(ckpt.state_dict[k].shape)]
+    if missing or unexpected or shapes:
+        raise ConfigError(f"init_weights: {path} does not fit this run's model: missing {missing[:4]}, "
+                          f"unexpected {unexpected[:4]}, other shape {shapes[:4]}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in ckpt.state_dict.items()})
+    logger.info("init_weights: %d tensors from %s", len(own), path)
+
+
 def _build_run(cfg: TrainConfig, info: DistInfo, dev: torch.device, out: Path) -> _Run:
     """Model, loss, optimiser, schedule. Same seed on every rank → same initial weights."""
     torch.manual_seed(cfg.seed)
     model = DAS.from_config(cfg.model)
+    if cfg.init_weights:
+        _load_init_weights(model, cfg.init_weights)
     criterion = DASLoss.from_config(cfg.model)
     if cfg.sync_bn and info.distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -450,8 +471,7 @@ def _step_module(run: _Run) -> nn.Module:
 def _optimisation_step(run: _Run, step_module: nn.Module, batch: Any) -> tuple[dict[str, float], int]:
     """Forward, backward, clip, step on one batch; returns the logged numbers and the batch size."""
     cfg, dev = run.cfg, run.dev
-    images, gts, targets = _unpack(batch)
-    images = images.to(dev, non_blocking=True)
+    images, gts, targets = _unpack(batch, cfg.model, dev)
     if targets is not None:
         targets = targets.to(dev)
     if cfg.channels_last:

@@ -1,40 +1,65 @@
 #!/usr/bin/env bash
 # The shipped checkpoint (issue 17): das_r34s_fpn on the realistic synthetic recipe (+ a quarter basic-recipe
 # scenes so the demo's rendering style stays covered), longer than one 10-minute device call allows:
-#   bash scripts/gpu/train_realistic.sh start [MINUTES] [NUM_REALISTIC] [NUM_BASIC]
-#       renders the data on all cores, starts training in its own process session (it outlives the call
-#       while the machine stays held), then follows the log until ~585 s of wall time
+#   [INIT=CKPT] [SEED=S] [LR=X] bash scripts/gpu/train_realistic.sh start [MINUTES] [NUM_REALISTIC] [NUM_BASIC]
+#       renders the data on all cores (training scenes with seed S, default 0), starts training in its own
+#       process session (it outlives the call while the machine stays held), then follows the log until
+#       ~585 s of wall time. INIT: a das checkpoint to fine-tune (init_weights), e.g. das_core/assets/das_demo;
+#       LR: the peak learning rate (default: the config's).
 #   bash scripts/gpu/train_realistic.sh finish
-#       (the next call, on the same machine) waits for training to end, evaluates on the synthetic test
-#       split (basic recipe, the existing 300 images) and a realistic val split, sweeps the score threshold
-#       on that val split, and returns the fp16 checkpoint in 15 MB parts
+#       (the next call, on the same machine) waits for training to end, then on validation splits only:
+#       chooses decode.score_thr (best F1, realistic val), fits decode.confidence_calibration (realistic val)
+#       and the uncertainty scales (basic val; basic test reported), all written into the checkpoint YAML;
+#       then evaluates on the synthetic test split (basic recipe, the existing 300 images) and the realistic
+#       val split, and returns the fp16 checkpoint in 15 MB parts (made first, and the one calibrated) and
+#       results.tar (the YAML, the training log and every JSON)
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 D=/tmp/final_data; R=/tmp/final_run; LOG=/tmp/final_train.log
 P="python3 -m das_core.cli"
 t0=$(date +%s)
 if [ "${1:-}" = start ]; then
-  MIN=${2:-13}; NUM=${3:-30000}; NB=${4:-10000}
-  $P make-synthetic --out $D/real --split train --num $NUM --seed 0 --workers 16 --preset realistic --backgrounds .bg --no-progress
+  MIN=${2:-13}; NUM=${3:-30000}; NB=${4:-10000}; SEED=${SEED:-0}
+  EXTRA=()
+  [ -n "${INIT:-}" ] && EXTRA+=(--set "init_weights=$INIT")
+  [ -n "${LR:-}" ] && EXTRA+=(--set "optim.lr=$LR")
+  $P make-synthetic --out $D/real --split train --num $NUM --seed $SEED --workers 16 --preset realistic --backgrounds .bg --no-progress
   $P make-synthetic --out $D/real --split val --num 300 --seed 0 --workers 16 --preset realistic --backgrounds .bg --no-progress
-  $P make-synthetic --out $D/basic --split train --num $NB --seed 0 --workers 16 --no-progress
+  $P make-synthetic --out $D/basic --split train --num $NB --seed $SEED --workers 16 --no-progress
+  $P make-synthetic --out $D/basic --split val --num 300 --seed 0 --workers 16 --no-progress
   $P make-synthetic --out $D/basic --split test --num 300 --seed 0 --workers 16 --no-progress
   echo "data ready after $(( $(date +%s) - t0 )) s"
   setsid nohup $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/real/train.json,$D/basic/train.json]" \
-    --set max_minutes=$MIN --set data.num_workers=15 --output-dir $R --no-progress > $LOG 2>&1 < /dev/null &
+    --set max_minutes=$MIN --set data.num_workers=15 "${EXTRA[@]}" --output-dir $R --no-progress > $LOG 2>&1 < /dev/null &
   while [ $(( $(date +%s) - t0 )) -lt 585 ]; do sleep 15; done
-  grep -v Warn $LOG | grep -E "budget|iter [0-9]*00/" | tail -5
+  grep -v Warn $LOG | grep -E "init_weights|budget|iter [0-9]*00/" | tail -5
   cp $LOG $OUT/train_start.log
 elif [ "${1:-}" = finish ]; then
   while pgrep -f "das_core.cli train" > /dev/null; do sleep 5; done
   echo "training ended $(( $(date +%s) - t0 )) s into this call"
   grep -v Warn $LOG | grep -E "budget|stopped|iter [0-9]*000/" | tail -6
-  $P evaluate --checkpoint $R/final --data $D/basic/test.json --protocol synthetic --device cuda --json $OUT/test_basic.json 2>&1 | tail -3
-  $P evaluate --checkpoint $R/final --data $D/real/val.json --protocol synthetic --device cuda --json $OUT/val_realistic.json 2>&1 | tail -3
-  python3 training/sweep_threshold.py --checkpoint $R/final --data $D/real/val.json --device cuda --json $OUT/threshold_sweep_val.json
+  # The fp16 checkpoint is what ships: make it first (its weights come back even if a later step overruns),
+  # then calibrate and evaluate that one.
   python3 training/fp16_checkpoint.py $R/final /tmp/final_fp16
-  cp /tmp/final_fp16.yaml $OUT/final_fp16.yaml; cp $LOG $OUT/train.log; cp $R/metrics.jsonl $OUT/ 2>/dev/null
   split -b 15M /tmp/final_fp16.safetensors $OUT/final_fp16.safetensors.part-
+  C=/tmp/final_fp16; J=/tmp/final_results; mkdir -p $J
+  # At most 8 files come back: the small ones travel as one tar, refreshed after every step.
+  save() { cp /tmp/final_fp16.yaml $LOG $J/; tar -C $J -cf $OUT/results.tar .; }
+  save
+  python3 training/sweep_threshold.py --checkpoint $C --data $D/real/val.json --device cuda \
+    --json $J/threshold_sweep_val.json --write-checkpoint | tail -2
+  save
+  python3 training/confidence_calibration.py --checkpoint $C --data $D/real/val.json --max-images 150 --device cuda \
+    --fit $J/confidence_knots_val.json --write-checkpoint | tail -2
+  save
+  python3 training/calibrate_uncertainty.py --checkpoint $C --val $D/basic/val.json --test $D/basic/test.json \
+    --num-val 200 --device cuda --json $J/uncertainty_calibration.json --write-checkpoint | tail -8
+  save
+  $P evaluate --checkpoint $C --data $D/basic/test.json --protocol synthetic --device cuda --json $J/test_basic.json 2>&1 | tail -3
+  save
+  $P evaluate --checkpoint $C --data $D/real/val.json --protocol synthetic --device cuda --json $J/val_realistic.json 2>&1 | tail -3
+  save
+  save
   ls -la $OUT
 else
   echo "usage: $0 start|finish" >&2; exit 2

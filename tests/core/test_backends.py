@@ -262,3 +262,43 @@ def test_a_refused_make_backend_call_leaves_the_callers_model_untouched(name: st
     assert model.training
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
+
+
+def test_aoti_refuses_an_input_in_the_other_memory_layout(tmp_path) -> None:
+    """A package reads its input with its compiled strides and checks nothing, so the backend checks."""
+    from das_core.engine.backends.aoti import AOTIBackend
+
+    cfg, model = tiny_das()
+    calls = []
+
+    def package(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        calls.append(x.stride())
+        return (x,)
+
+    backend = AOTIBackend(model, cfg, device="cpu", precision="fp32", cache_dir=tmp_path, channels_last=True)
+    x = torch.zeros(1, 3, 64, 96)
+    # channels_last is the weights' layout; the package's input is NCHW (export_aoti's example input)
+    with pytest.raises(BackendError, match="not the NCHW-contiguous layout"):
+        backend._call(package, x.contiguous(memory_format=torch.channels_last))
+    backend._call(package, x)
+    assert len(calls) == 1
+
+
+def test_aoti_packages_are_compiled_for_an_nchw_input_whatever_the_weights_layout(tmp_path, monkeypatch) -> None:
+    """The H100's 92 mm: a package compiled for one input layout and fed another. export_aoti traces an NCHW
+    example (so the package reads NCHW, which preprocessing produces) even with channels-last weights."""
+    from das_core.engine.export import export_aoti
+
+    cfg, model = tiny_das()
+    seen = {}
+
+    def fake_export(mod, args, **kw):
+        seen["input_contiguous"] = args[0].is_contiguous()
+        seen["weights_channels_last"] = next(
+            p for p in mod.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+        raise RuntimeError("stop before the (minutes-long) build")
+
+    monkeypatch.setattr(torch.export, "export", fake_export)
+    with pytest.raises(RuntimeError, match="stop before"):
+        export_aoti(model, cfg, tmp_path / "m.pt2", (1, 3, 64, 96), device="cpu", precision="fp32", channels_last=True)
+    assert seen == {"input_contiguous": True, "weights_channels_last": True}

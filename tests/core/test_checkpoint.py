@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from das_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from das_core.checkpoint import CheckpointError, amend_checkpoint, load_checkpoint, save_checkpoint
 from das_core.config import ModelConfig
 
 
@@ -42,3 +42,21 @@ def test_a_pickle_renamed_to_safetensors_is_refused_not_unpickled(tmp_path: Path
     torch.save({"w": torch.randn(2)}, tmp_path / "m.safetensors")
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(tmp_path / "m")
+
+
+def test_amend_checkpoint_sets_model_keys_and_record_and_keeps_the_weights(tmp_path: Path) -> None:
+    state = {"w": torch.arange(4, dtype=torch.float32)}
+    save_checkpoint(tmp_path / "c", state, ModelConfig(), {"summary": "s"})
+    amend_checkpoint(tmp_path / "c", model={"decode": {"score_thr": 0.3}}, record={"note": "n"})
+    ck = load_checkpoint(tmp_path / "c")
+    assert ck.config.decode.score_thr == 0.3 and ck.config.decode.nms_thr == ModelConfig().decode.nms_thr
+    assert ck.record == {"summary": "s", "note": "n"}
+    torch.testing.assert_close(ck.state_dict["w"], state["w"])
+
+
+def test_an_amendment_that_breaks_the_config_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "c", {"w": torch.zeros(1)}, ModelConfig())
+    before = (tmp_path / "c.yaml").read_text()
+    with pytest.raises(CheckpointError, match=r"c\.yaml: the amended model config is invalid: decode"):
+        amend_checkpoint(tmp_path / "c", model={"decode": {"no_such_key": 1}})
+    assert (tmp_path / "c.yaml").read_text() == before

@@ -137,3 +137,56 @@ def test_two_cameras_calling_back_to_back_get_about_the_same_number_of_frames() 
     # Without the hand-over to the waiting caller this is about 2:1 (the caller that just got its result
     # starts a lone run before the other rejoins).
     assert min(counts) >= 0.75 * max(counts), counts
+
+
+class GpuLike:
+    """A batch costs what one image costs (a GPU below its throughput limit)."""
+
+    def __init__(self, run_s: float) -> None:
+        self.run_s = run_s
+
+    def __call__(self, image: Any, k: Any) -> Any:
+        time.sleep(self.run_s)
+        return image
+
+    def batch(self, images: list[Any], ks: list[Any]) -> list[Any]:
+        time.sleep(self.run_s)
+        return list(images)
+
+
+def _back_to_back(model: BatchingModel, cameras: int, seconds: float, pause_s: float = 0.001) -> list[int]:
+    """Each camera calls again ``pause_s`` after its result (the node publishes first), for ``seconds``."""
+    counts = [0] * cameras
+    stop = threading.Event()
+
+    def run(i: int) -> None:
+        while not stop.is_set():
+            assert model(i, None) == i
+            counts[i] += 1
+            time.sleep(pause_s)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(cameras)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(5.0)
+    return counts
+
+
+def test_overloaded_cameras_keep_meeting_in_batches_instead_of_taking_turns_alone() -> None:
+    model = BatchingModel(GpuLike(0.02), max_batch=4)
+    counts = _back_to_back(model, 4, 1.0)
+    # Without the bounded gather this settles near 1.3 images per run (the first caller back runs alone).
+    assert model.frames / model.batches >= 3.0, (model.frames, model.batches)
+    assert min(counts) >= 0.8 * max(counts), counts
+
+
+def test_a_lone_camera_never_waits_for_peers() -> None:
+    model = BatchingModel(GpuLike(0.01), max_batch=4, gather_max_s=1.0, gather_fraction=100.0)
+    t0 = time.monotonic()
+    for i in range(10):
+        assert model(i, None) == i
+    # ten 10 ms runs; a gather would add up to 1 s each
+    assert time.monotonic() - t0 < 0.5 and model.batches == 10

@@ -135,3 +135,30 @@ def test_two_cameras_interleaved_stamps_are_not_mistaken_for_loss_or_restarts() 
         mixed.on_received(i * 0.05, 100.0 + 0.05 * i)
         mixed.on_received(i * 0.05 + 0.01, 7.0 + 0.05 * i)
     assert mixed.gaps.restarts > 0
+
+
+def test_combine_raises_the_node_level_to_the_worst_camera_and_names_it() -> None:
+    from das_ros.diagnostics import Status, combine
+
+    node = Status(OK, "running", (("frames published", "7"),))
+    cams = {"/front": Status(OK, "running", ()), "/rear": Status(WARN, "no image received for more than 3 s", ()),
+            "/left": Status(WARN, "dropping frames", ())}
+    st = combine(node, cams)
+    assert st.level == WARN
+    assert st.message == "camera /rear: no image received for more than 3 s; camera /left: dropping frames"
+    values = dict(st.values)
+    assert values["cameras"] == "/front, /rear, /left" and values["cameras OK"] == "1 of 3"
+    assert values["camera /rear"] == "WARN: no image received for more than 3 s"
+    assert values["frames published"] == "7"  # the node's own values follow
+    # The node's own error outranks a camera warning and keeps its message.
+    assert combine(Status(ERROR, "model not loaded", ()), cams).message == "model not loaded"
+    assert combine(node, {"/front": Status(OK, "running", ())}).level == OK
+
+
+def test_one_array_carries_every_status() -> None:
+    from das_ros.diagnostics import Status, diagnostic_array
+
+    arr = diagnostic_array(namespace_factory(), header(), [("das: a", "hw", Status(OK, "running", (("k", "v"),))),
+                                                           ("das: b", "hw", Status(ERROR, "bad", ()))])
+    assert [(s.name, s.level, s.message) for s in arr.status] == [("das: a", OK, "running"), ("das: b", ERROR, "bad")]
+    assert arr.status[0].values[0].key == "k"

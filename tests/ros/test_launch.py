@@ -218,7 +218,7 @@ def test_overrides_are_node_parameters_typed_like_them(launch_file) -> None:
     assert Path(params_file) == ROOT / "config" / "das.yaml" and Path(params_file).is_file()
     assert overrides == {"model": "/ckpt/das", "device": "cuda:1", "publish_markers": False, "debug_image": True,
                          "image_transport": "compressed", "backend": "onnx", "precision": "fp16",
-                         "cameras": "/front /rear", "use_sim_time": True}
+                         "cameras": ["/front", "/rear"], "use_sim_time": True}  # a string array for the node
     for name in set(overrides) - {"use_sim_time"}:
         P.by_name(name)  # raises for a name the node does not declare
     assert launch_file().node["parameters"][1] == {"use_sim_time": False}  # empty arguments override nothing
@@ -229,6 +229,8 @@ def test_a_bad_override_value_stops_the_launch(launch_file) -> None:
         launch_file(device="gpu0")
     with pytest.raises(P.ParamError, match="cameras"):
         launch_file(cameras="~front")
+    with pytest.raises(P.ParamError, match="more than once"):
+        launch_file(cameras="front front")
 
 
 def test_remaps_target_the_node_inputs_and_the_node_is_the_installed_executable(launch_file) -> None:

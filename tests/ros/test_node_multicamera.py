@@ -1,7 +1,7 @@
 """Several cameras through one node and one model (issue 18 part 2), on a real ROS 2 graph.
 
 Two camera nodes publish image + camera_info under ``<NS>/front`` and ``<NS>/rear``; the DAS node runs with
-``cameras: "front rear"`` and one injected ``FakeEstimator``. Needs rclpy (see tests/ros/test_node_rclpy.py).
+``cameras: [front, rear]`` and one injected ``FakeEstimator``. Needs rclpy (see tests/ros/test_node_rclpy.py).
 """
 
 from __future__ import annotations
@@ -75,12 +75,12 @@ class Cameras:
             self.nodes.append(cam)
         for n in self.nodes:
             self.executor.add_node(n)
-        self.frame = 0
+        self.frame = {name: 0 for name in SIZES}  # per camera: each stream's stamps advance steadily
         self.sent: dict[str, list[tuple[int, int]]] = {name: [] for name in SIZES}
 
     def publish(self, name: str, info: CameraInfo | None = None) -> None:
-        self.frame += 1
-        sec, nsec = 100 + self.frame, 1000 * self.frame + (0 if name == "front" else 7)
+        self.frame[name] += 1
+        sec, nsec = 100 + self.frame[name], 1000 * self.frame[name] + (0 if name == "front" else 7)
         img_pub, info_pub = self.pubs[name]
         info = info if info is not None else camera_info(name)
         info.header.stamp.sec, info.header.stamp.nanosec = sec, nsec
@@ -128,7 +128,7 @@ def both(g: Cameras) -> None:
 
 def test_each_camera_gets_its_own_poses_topic_with_its_own_header_from_one_model(ros) -> None:
     est = FakeEstimator([(0.0, 0.2, 3.0)])
-    g = Cameras(das_node(est, cameras="front rear"))
+    g = Cameras(das_node(est, cameras=["front", "rear"]))
     try:
         assert sorted(s.topic_name for s in g.das._subs) == sorted(
             f"{NS}/{c}/{t}" for c in SIZES for t in ("image", "camera_info"))
@@ -170,7 +170,7 @@ class SlowBatchEstimator(FakeEstimator):
 
 def test_frames_of_two_cameras_that_meet_at_the_model_run_as_one_batch_and_go_back_to_their_camera(ros) -> None:
     est = SlowBatchEstimator()
-    g = Cameras(das_node(est, cameras="front rear"))
+    g = Cameras(das_node(est, cameras=["front", "rear"]))
     try:
         assert g.run_until(lambda: 2 in est.batch_sizes and len(g.poses["front"]) >= 3
                            and len(g.poses["rear"]) >= 3, lambda: both(g))
@@ -183,7 +183,7 @@ def test_frames_of_two_cameras_that_meet_at_the_model_run_as_one_batch_and_go_ba
 
 
 def test_a_camera_with_bad_camera_info_is_counted_and_the_other_keeps_publishing(ros) -> None:
-    g = Cameras(das_node(FakeEstimator(), cameras="front, rear"))
+    g = Cameras(das_node(FakeEstimator(), cameras=["front", "rear"]))
     try:
         front, rear = g.das._cameras
 
@@ -205,7 +205,7 @@ def test_a_camera_with_bad_camera_info_is_counted_and_the_other_keeps_publishing
 
 
 def test_a_camera_that_stops_does_not_stop_the_other(ros) -> None:
-    g = Cameras(das_node(FakeEstimator(), cameras="front rear"))
+    g = Cameras(das_node(FakeEstimator(), cameras=["front", "rear"]))
     try:
         assert g.run_until(lambda: len(g.poses["rear"]) >= 2, lambda: both(g))
         n_rear = len(g.poses["rear"])
@@ -216,8 +216,8 @@ def test_a_camera_that_stops_does_not_stop_the_other(ros) -> None:
         g.close()
 
 
-@pytest.mark.parametrize("value", ["front front", "~front", "front//x"])
-def test_a_bad_cameras_value_fails_configure_with_a_reason(ros, value: str) -> None:
+@pytest.mark.parametrize("value", [["front", "front"], ["~front"], ["front//x"]])
+def test_a_bad_cameras_value_fails_configure_with_a_reason(ros, value: list[str]) -> None:
     node = DASNode("das", namespace=NS, estimator=FakeEstimator(),
                    parameter_overrides=[Parameter("cameras", value=value)])
     try:
@@ -225,3 +225,104 @@ def test_a_bad_cameras_value_fails_configure_with_a_reason(ros, value: str) -> N
         assert node._pipeline is None
     finally:
         node.destroy_node()
+
+
+# ---- per-camera diagnostics --------------------------------------------------------------------------------
+def level(status: Any) -> int:
+    lv = status.level  # a byte field: rclpy gives bytes
+    return lv[0] if isinstance(lv, (bytes, bytearray)) else int(lv)
+
+
+def latest_statuses(arrays: list[Any]) -> dict[str, Any]:
+    return {s.name: s for s in arrays[-1].status} if arrays else {}
+
+
+def test_each_camera_has_its_own_diagnostic_status_and_the_node_status_names_the_bad_one(ros) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    g = Cameras(das_node(FakeEstimator(), cameras=["front", "rear"], diagnostics_period=0.1))
+    arrays: list[Any] = []
+    g.viewer.create_subscription(DiagnosticArray, "/diagnostics", arrays.append, 10)
+    node_name = "das: DAS 3D pose"
+    front, rear = f"{node_name}, camera {NS}/front", f"{node_name}, camera {NS}/rear"
+    try:
+        def front_published(n: int) -> bool:
+            st = latest_statuses(arrays).get(front)
+            return st is not None and int(dict((v.key, v.value) for v in st.values)["frames published"]) >= n
+
+        # The rear camera sends nothing: only its own status and the node's level show it.
+        assert g.run_until(lambda: front_published(3), lambda: g.publish("front"))
+        got = latest_statuses(arrays)
+        assert set(got) == {node_name, front, rear}
+        values = {name: {v.key: v.value for v in st.values} for name, st in got.items()}
+        assert level(got[front]) == 0 and got[front].message == "running"
+        assert level(got[rear]) == 1 and "no image received" in got[rear].message
+        assert values[rear]["frames received"] == "0" and values[rear]["frames published"] == "0"
+        assert level(got[node_name]) == 1 and got[node_name].message.startswith(f"camera {NS}/rear: no image")
+        assert values[node_name]["cameras OK"] == "1 of 2"
+        # The node-level counters are the sums (only front has frames so far).
+        assert int(values[node_name]["frames published"]) >= int(values[front]["frames published"]) >= 3
+
+        # Now rear sends an uncalibrated camera_info: an error of rear alone, counted in rear's status only.
+        def bad_rear() -> None:
+            g.publish("front")
+            g.publish("rear", camera_info("rear", f=0.0))
+
+        def rear_refused() -> bool:
+            st = latest_statuses(arrays).get(rear)
+            return st is not None and "bad frames: bad_camera_info" in {v.key for v in st.values}
+
+        assert g.run_until(rear_refused, bad_rear)
+        got = latest_statuses(arrays)
+        values = {name: {v.key: v.value for v in st.values} for name, st in got.items()}
+        assert level(got[rear]) == 2 and got[rear].message.startswith("camera_info unusable")
+        assert level(got[front]) == 0 and not any(k.startswith("bad frames") for k in values[front])
+        assert level(got[node_name]) == 2
+    finally:
+        g.close()
+
+
+def test_one_camera_keeps_a_single_diagnostic_status(ros) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    g = Cameras(das_node(FakeEstimator(), cameras=["front"], diagnostics_period=0.1))
+    arrays: list[Any] = []
+    g.viewer.create_subscription(DiagnosticArray, "/diagnostics", arrays.append, 10)
+    try:
+        assert g.run_until(lambda: len(arrays) >= 2 and len(g.poses["front"]) >= 1, lambda: g.publish("front"))
+        assert [s.name for s in arrays[-1].status] == ["das: DAS 3D pose"]
+    finally:
+        g.close()
+
+
+# ---- the cameras parameter is a string array -----------------------------------------------------------------
+def params_file(tmp_path: Any, text: str) -> list[str]:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"/**:\n  ros__parameters:\n    cameras: {text}\n")
+    return ["--ros-args", "--params-file", str(path)]
+
+
+@pytest.mark.parametrize("yaml_value, expected", [(None, []), ("[]", []), ("[front, /cam/rear]", ["front", "/cam/rear"])])
+def test_cameras_is_a_string_array_with_an_empty_default(ros, tmp_path, yaml_value: str | None,
+                                                         expected: list[str]) -> None:
+    from rcl_interfaces.msg import ParameterType
+
+    cli = params_file(tmp_path, yaml_value) if yaml_value is not None else None
+    node = DASNode("das", namespace=NS, estimator=FakeEstimator(), cli_args=cli)
+    try:
+        p = node.get_parameter("cameras")
+        assert p.type_ == Parameter.Type.STRING_ARRAY and list(p.value) == expected
+        assert node.describe_parameter("cameras").type == ParameterType.PARAMETER_STRING_ARRAY
+        # A string list can be set later (it applies at the next configure); a plain string cannot.
+        assert node.set_parameters([Parameter("cameras", Parameter.Type.STRING_ARRAY, ["a", "b"])])[0].successful
+        assert not node.set_parameters([Parameter("cameras", Parameter.Type.STRING, "a b")])[0].successful
+        assert not node.set_parameters([Parameter("cameras", Parameter.Type.STRING_ARRAY, ["a", "a"])])[0].successful
+    finally:
+        node.destroy_node()
+
+
+def test_a_cameras_string_in_a_parameters_file_is_refused_with_the_new_form(ros, tmp_path) -> None:
+    from das_ros.params import ParamError
+
+    with pytest.raises(ParamError, match=r"string array, e.g. 'cameras: \[front, rear\]'"):
+        DASNode("das", namespace=NS, estimator=FakeEstimator(), cli_args=params_file(tmp_path, '"front rear"'))

@@ -386,7 +386,8 @@ def test_parameters_are_declared_with_descriptions_and_ranges(ros) -> None:
         names = [p.name for p in P.PARAMS]
         got = {d.name: d for d in g.call(describe, DescribeParameters.Request(names=names)).descriptors}
         types = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-                 float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+                 float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+                 list: ParameterType.PARAMETER_STRING_ARRAY}
         for p in P.PARAMS:
             d = got[p.name]
             assert d.type == types[p.type] and d.description == p.description, p.name

@@ -97,3 +97,29 @@ def test_cameras_parameter_splits_namespaces_and_refuses_repeats_and_absolute_na
                       ("a//b", "does not match"), ("2cam", "does not match")):
         with pytest.raises(P.ParamError, match=text):
             P.camera_namespaces(bad)
+
+
+def test_cameras_is_a_string_array_that_a_launch_argument_string_also_gives() -> None:
+    assert P.by_name("cameras").type is list and P.by_name("cameras").type_name == "string array"
+    assert P.defaults()["cameras"] == [] and P.defaults()["cameras"] is not P.by_name("cameras").default
+    assert P.validate("cameras", ["front", "/cam/rear"]) == ["front", "/cam/rear"]
+    for text in ("/cam1 /cam2, rear", "[/cam1, /cam2, rear]", " /cam1,/cam2  rear "):  # launch arguments
+        assert P.camera_namespaces(text) == ["/cam1", "/cam2", "rear"]
+    assert P.camera_namespaces("") == [] == P.camera_namespaces([])
+
+
+@pytest.mark.parametrize("value, match", [
+    (["front", "front"], "more than once"),
+    (["~front"], "does not match"),
+    (["front//x"], "does not match"),
+    ([""], "does not match"),
+    ([1, 2], "list of strings"),
+    (3, "list of strings"),
+])
+def test_bad_cameras_values_are_refused_with_the_reason(value: object, match: str) -> None:
+    with pytest.raises(P.ParamError, match=match):
+        P.validate("cameras", value)
+
+
+def test_the_yaml_writes_the_empty_string_array() -> None:
+    assert "    cameras: []\n" in P.yaml_text()

@@ -250,3 +250,37 @@ def test_uncalibrated_camera_info_uses_the_fallback_field_of_view_when_set() -> 
     off = pipeline(fallback_hfov_deg=0.0)
     off.set_camera_info(camera_info(64, 48, f=0.0))
     assert off.process(image_msg(IMG)).reason == "bad_camera_info"
+
+
+def test_time_to_first_pose_is_measured_from_start_clock_and_only_once(caplog) -> None:
+    class Slow(FakeEstimator):  # the first frame builds the backend (minutes for a cold compile): here 50 ms
+        def __call__(self, rgb, k):
+            if not self.calls:
+                time.sleep(0.05)
+            return super().__call__(rgb, k)
+
+    p = pipeline(Slow())
+    assert p.first_pose_s is None
+    p.process(image_msg(IMG))
+    assert p.first_pose_s is None  # not started: nothing to measure from
+    p.start_clock()
+    with caplog.at_level("INFO", logger="das_ros.pipeline"):
+        assert p.process(image_msg(IMG)).ok
+    first = p.first_pose_s
+    assert first is not None and 0.0 <= first < 5.0
+    assert any("first pose" in r.getMessage() for r in caplog.records)
+    p.process(image_msg(IMG))
+    assert p.first_pose_s == first  # later frames do not move it
+
+
+def test_first_pose_includes_the_first_frames_build() -> None:
+    class Slow(FakeEstimator):
+        def __call__(self, rgb, k):
+            if not self.calls:
+                time.sleep(0.2)
+            return super().__call__(rgb, k)
+
+    p = pipeline(Slow())
+    p.start_clock()
+    p.process(image_msg(IMG))
+    assert p.first_pose_s is not None and p.first_pose_s >= 0.2

@@ -161,3 +161,42 @@ def test_wall_clock_budget_stops_and_checkpoints(tiny_data, make_tiny_config, tm
     assert result.stopped_by == "max_minutes" and result.iterations == 1
     state = torch.load(tmp_path / "last.train.pt", weights_only=True)
     assert state["iteration"] == 1 and (tmp_path / "final.safetensors").is_file()
+
+
+def test_init_weights_starts_the_run_from_a_checkpoint_cast_to_fp32(tiny_data, straight_run, make_tiny_config, tmp_path,
+                                                                   caplog):
+    from das_core.checkpoint import load_checkpoint, save_checkpoint
+    from das_core.model.das import DAS
+    from das_core.training.trainer import _load_init_weights
+
+    ckpt = load_checkpoint(straight_run / "final")
+    half = tmp_path / "half"
+    save_checkpoint(half, {k: v.half() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()},
+                    ckpt.config)
+    model = DAS.from_config(ckpt.config)
+    _load_init_weights(model, str(half))
+    for k, v in model.state_dict().items():
+        want = ckpt.state_dict[k].half().float() if v.is_floating_point() else ckpt.state_dict[k]
+        assert v.dtype == ckpt.state_dict[k].dtype, k
+        torch.testing.assert_close(v, want, rtol=0, atol=0, msg=k)
+    # and a run configured with it trains from there
+    cfg = make_tiny_config(tiny_data, tmp_path / "ft", max_iters=1, init_weights=str(half))
+    with caplog.at_level("INFO", logger="das_core"):
+        assert train(cfg, progress=False).iterations == 1
+    assert any("init_weights" in r.getMessage() and "half" in r.getMessage() for r in caplog.records)
+
+
+def test_init_weights_that_do_not_fit_the_model_name_the_file_and_the_tensors(tiny_data, straight_run,
+                                                                               make_tiny_config, tmp_path):
+    from das_core.checkpoint import load_checkpoint, save_checkpoint
+    from das_core.config import ConfigError
+
+    ckpt = load_checkpoint(straight_run / "final")
+    state = dict(ckpt.state_dict)
+    dropped = sorted(state)[0]
+    del state[dropped]
+    bad = tmp_path / "bad"
+    save_checkpoint(bad, state, ckpt.config)
+    cfg = make_tiny_config(tiny_data, tmp_path / "ft", max_iters=1, init_weights=str(bad))
+    with pytest.raises(ConfigError, match=rf"init_weights: .*bad.*missing \['{dropped}'\]"):
+        train(cfg, progress=False)

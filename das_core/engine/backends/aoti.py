@@ -87,8 +87,9 @@ class AOTIBackend:
         self.device = resolve_device(device)
         self.precision = check_precision(precision, self.name)
         self.model, self.cfg = model, cfg
-        self.channels_last = channels_last
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.channels_last = channels_last  # the weights' layout inside the package
+        # The package's input is NCHW-contiguous (das_core.engine.export.export_aoti says why).
+        self.memory_format = torch.contiguous_format
         self.cache = ArtifactCache(cache_dir)
         self.package = Path(package) if package is not None else None
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
@@ -116,6 +117,7 @@ class AOTIBackend:
             "channels_last": self.channels_last,
             "max_autotune": self.max_autotune,
             "reduced_precision": "weights",  # packages of autocast exports (disagreeing) are rebuilt
+            "input_layout": "nchw",  # packages compiled for a channels-last input (the 92 mm ones) are rebuilt
             "model_fingerprint": self._fingerprint,
         }
         entry = self.cache.entry("aoti", model=self.cfg.name, precision=self.precision, shape=shape, key=key,
@@ -173,6 +175,12 @@ class AOTIBackend:
         self.run(x)
 
     def _call(self, fn: object, images: Tensor) -> tuple[Tensor, ...]:
+        if images.dim() == 4 and not images.is_contiguous(memory_format=self.memory_format):
+            # An AOTInductor package reads its input with the strides it was compiled for and checks nothing:
+            # fed the other layout it returns wrong numbers, not an error (scripts/gpu/aoti_repro.py measures
+            # it: a bf16 channels-last package fed NCHW was 2 strides off on the CPU).
+            raise BackendError(f"backend 'aoti': input strides {tuple(images.stride())} are not the "
+                               "NCHW-contiguous layout the package was compiled for")
         out = fn(images)  # type: ignore[operator]
         return tuple(out)
 

@@ -12,7 +12,7 @@ Layout::
     <root>/<backend>/<model>-<precision>-b<B>x<H>x<W>/key.json
                                                      /<artefact files>
 
-The root is ``$DAS_CACHE_DIR`` if set, else ``~/.cache/das``.
+The root is ``$DAS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/das``, else ``~/.cache/das``.
 """
 
 from __future__ import annotations
@@ -44,9 +44,12 @@ KEY_FILE = "key.json"
 
 
 def default_cache_dir() -> Path:
-    """``$DAS_CACHE_DIR`` or ``~/.cache/das``."""
+    """``$DAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/das``, else ``~/.cache/das``."""
     env = os.environ.get("DAS_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "das"
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "das"
 
 
 def device_fingerprint(device: torch.device | str) -> dict[str, str]:

@@ -19,12 +19,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from das_core.config import ModelConfig
+from das_core.config import ModelConfig, dump_config
 from das_core.engine.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
+from das_core.engine.backends.cache import model_fingerprint
+from das_core.engine.compile_cache import CompileCache
 from das_core.model.dense import concat_levels, level_to_dense
 from das_core.model.outputs import DenseOutputs
 
@@ -82,6 +85,14 @@ class CompiledBackend:
         level_streams: run levels 1… on their own CUDA streams, concurrently with level 0.
         frame_graphs: let the :class:`~das_core.engine.estimator.Estimator` capture whole frames (upload,
             preprocessing, network, decoding) in one graph per frame size (:mod:`das_core.engine.frame_graph`).
+        persistent_cache: keep Inductor's caches and one cache-artefact bundle per input shape under the das
+            cache folder (:mod:`das_core.engine.compile_cache`), so that a restarted process (also after a
+            wiped ``/tmp``) loads instead of rebuilding; the log says whether each shape was a hit or why not.
+        cache_dir: the das cache folder (default ``$DAS_CACHE_DIR`` / ``$XDG_CACHE_HOME/das`` / ``~/.cache/das``).
+        freezing: Inductor's ``freezing``: the weights become constants of the compiled graphs, which lets
+            Inductor fold each BatchNorm into its convolution (one memory pass less per backbone conv).
+            Experimental (measured by ``engine_suite.py --compile-freezing``); the compile cache key then
+            includes the weights' fingerprint, since they are inside the compiled code.
     """
 
     name = "compile"
@@ -98,6 +109,9 @@ class CompiledBackend:
         cuda_graphs: bool = True,
         level_streams: bool = True,
         frame_graphs: bool = True,
+        persistent_cache: bool = True,
+        cache_dir: str | Path | None = None,
+        freezing: bool = False,
     ) -> None:
         self.precision = check_precision(precision, self.name)
         if mode in ("reduce-overhead", "max-autotune"):
@@ -119,10 +133,24 @@ class CompiledBackend:
         self._autocast = autocast_dtype(precision)
         self.mode = mode
         self.num_levels = len(cfg.strides)
+        self.compile_cache: CompileCache | None = None
+        if persistent_cache:
+            # Before the first torch.compile call: Inductor reads its cache folder when it first compiles.
+            self.compile_cache = CompileCache(
+                self.device, self.precision, cfg.name, dump_config(cfg), root=cache_dir,
+                options={"mode": mode, "channels_last": bool(channels_last), "level_streams": bool(level_streams),
+                         "sampler": "gather", "freezing": bool(freezing),
+                         **({"weights": model_fingerprint(model)} if freezing else {})})
         _allow_specialisations(4 * self.num_levels * 8)
         # dynamic=False: every input-size bucket (and level) is specialised, as CUDA graphs need.
-        self._trunk = torch.compile(self._trunk_fn, mode=mode, dynamic=False, fullgraph=False)
-        self._level = torch.compile(self._level_fn, mode=mode, dynamic=False, fullgraph=False)
+        compile_args: dict[str, object] = {"mode": mode}
+        if freezing:  # torch.compile takes a mode or options, not both: the mode's options plus freezing
+            from torch._inductor import list_mode_options
+
+            compile_args = {"options": {**list_mode_options(mode), "freezing": True}}
+        self.freezing = bool(freezing)
+        self._trunk = torch.compile(self._trunk_fn, dynamic=False, fullgraph=False, **compile_args)  # type: ignore[call-overload]
+        self._level = torch.compile(self._level_fn, dynamic=False, fullgraph=False, **compile_args)  # type: ignore[call-overload]
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.frame_graphs = frame_graphs and self.cuda_graphs
         self.compile_frame = True  # frame graphs compile preprocessing and decoding too
@@ -150,10 +178,21 @@ class CompiledBackend:
     def capturable(self, images: Tensor) -> DenseOutputs:
         """The compiled network without graph replay: no host sync, fixed shapes, so callers may capture it."""
         with torch.no_grad():
+            if self.compile_cache is not None:
+                self.compile_cache.open(tuple(images.shape))  # once per shape: hit (load) or miss (log why)
+            check = None
             if not self._warm:
-                self.model(images)  # one eager pass: the model's first-forward stride check runs outside tracing
+                # The model checks its pyramid sizes once, at its first forward. Traced, that check's attribute
+                # write would invalidate the compiled trunk (a second trace); an eager pass to run it costs a
+                # whole fp32 forward at start-up. So: mark it done, and run the same check on the compiled
+                # trunk's first output below.
+                check = getattr(self.model, "_check_sizes", None)
+                if check is not None:
+                    setattr(self.model, "_sizes_checked", True)  # noqa: B010 - a plain attribute, not a submodule
                 self._warm = True
             pyramid = self._trunk(images)
+            if check is not None:
+                check((int(images.shape[-2]), int(images.shape[-1])), pyramid)
             if not self._streams:
                 return concat_levels([self._level(x, i) for i, x in enumerate(pyramid)])
             main = torch.cuda.current_stream(self.device)
@@ -176,6 +215,7 @@ class CompiledBackend:
             self._runner(x)
         else:
             self.capturable(x)
+            self.save_compile_cache()
         dt = time.perf_counter() - t0
         log.info("compiled: bucket %s ready in %.1f s (%s, %s)", tuple(shape), dt, self.mode, self.precision)
         return dt
@@ -187,7 +227,22 @@ class CompiledBackend:
             example = images.detach().contiguous(memory_format=self.memory_format)
             runner = CudaGraphRunner(self.capturable, example)
             self._runners[key] = runner
+            self.save_compile_cache()
         return runner
+
+    def save_compile_cache(self) -> None:
+        """Write the cache-artefact bundle of every input shape that was built (not loaded) in this process.
+
+        Called after a bucket's warm-up, and by the Estimator after it built a frame graph (whose compiled
+        preprocessing and decoding belong in the bundle too). Never fatal: a full disk costs the next start
+        a rebuild, not this one its frames.
+        """
+        if self.compile_cache is None:
+            return
+        try:
+            self.compile_cache.save()
+        except (OSError, RuntimeError) as exc:
+            log.warning("compile cache: could not save (%s: %s); the next start rebuilds", type(exc).__name__, exc)
 
     def run(self, images: Tensor) -> DenseOutputs:
         images = images.to(self.device, non_blocking=True)
@@ -202,7 +257,10 @@ class CompiledBackend:
                 self.graph_error, self.cuda_graphs, self.frame_graphs = str(exc), False, False
             else:
                 return DenseOutputs(*runner(images))
-        return self.capturable(images.contiguous(memory_format=self.memory_format))
+        out = self.capturable(images.contiguous(memory_format=self.memory_format))
+        if self.compile_cache is not None and not self.compile_cache.slots[tuple(images.shape)].saved:
+            self.save_compile_cache()  # no graphs: the first call compiled everything for this shape
+        return out
 
 
 def _allow_specialisations(n: int) -> None:

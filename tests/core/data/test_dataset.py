@@ -10,7 +10,7 @@ import torch
 
 from das_core.config import AugmentConfig, InputConfig, ModelConfig
 from das_core.data.annotations import AnnotationError, read_annotations
-from das_core.data.dataset import DASDataset, collate
+from das_core.data.dataset import DASDataset, collate, normalise_batch
 from das_core.data.make_synthetic import generate
 from das_core.data.synthetic import SceneConfig
 
@@ -30,12 +30,17 @@ def synth(tmp_path_factory):
 CFG = ModelConfig(input=InputConfig(short_side=96, long_side=160, size_divisor=32))
 
 
-def test_test_pipeline_gives_normalised_image_and_liftable_gt(synth):
+def test_test_pipeline_gives_the_resized_uint8_image_and_liftable_gt(synth):
+    import cv2
+
     ds = DASDataset([synth], CFG, None, train=False)
     s = ds[0]
     rec = s["record"]
-    assert s["image"].shape == (3, rec.resized_height, rec.resized_width) and s["image"].dtype == torch.float32
-    assert abs(float(s["image"].mean())) < 3
+    assert s["image"].shape == (3, rec.resized_height, rec.resized_width) and s["image"].dtype == torch.uint8
+    ann = read_annotations(synth)
+    photo = cv2.cvtColor(cv2.imread(str(ann.image_path(ann.images[0]))), cv2.COLOR_BGR2RGB)
+    expected = cv2.resize(photo, (rec.resized_width, rec.resized_height), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(s["image"].permute(1, 2, 0).numpy(), expected)
     gt = s["gt"]
     cam_net = s["camera"].scaled(rec.sx, rec.sy)
     lifted = lift_to_3d(gt.joints_uv, gt.root_depth, gt.joints_dz, cam_net)
@@ -66,6 +71,19 @@ def test_collate_pads_to_the_size_divisor(synth):
     assert h >= max(s[0] for s in batch["image_sizes"]) and len(batch["gts"]) == 3
     hh, ww = batch["image_sizes"][0]
     assert torch.all(batch["images"][0, :, hh:, :] == 0) and torch.all(batch["images"][0, :, :, ww:] == 0)
+
+
+def test_normalise_batch_normalises_the_image_and_zeroes_the_padding_in_normalised_units(synth):
+    ds = DASDataset([synth], CFG, None, train=False)
+    batch = collate([ds[0], ds[1]], size_divisor=32)
+    mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    x = normalise_batch(batch["images"], batch["image_sizes"], mean, std)
+    assert x.dtype == torch.float32 and x.shape == batch["images"].shape
+    for i, (h, w) in enumerate(batch["image_sizes"]):
+        raw = batch["images"][i, :, :h, :w].float()
+        want = (raw - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+        assert torch.allclose(x[i, :, :h, :w], want, atol=1e-5)
+        assert float(x[i, :, h:, :].abs().sum()) == 0.0 and float(x[i, :, :, w:].abs().sum()) == 0.0
 
 
 def test_skeleton_mismatch_is_an_error(synth):

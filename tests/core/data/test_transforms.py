@@ -123,11 +123,19 @@ def test_joints_leaving_become_invisible_and_centre_leaving_drops_the_person():
     assert len(out.gt) < 3  # a 0.3 zoom-in pushes at least one of the spread-out people off the canvas
 
 
-def test_photometric_keeps_shape_and_changes_pixels():
-    img = np.random.default_rng(0).uniform(0, 255, (20, 30, 3)).astype(np.float32)
+def test_photometric_keeps_shape_and_uint8_and_changes_pixels():
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3)).astype(np.uint8)
     outs = [photometric_distortion(img, np.random.default_rng(i), (0.7, 1.3), (0.7, 1.3), 18) for i in range(5)]
-    assert all(o.shape == img.shape and o.dtype == np.float32 for o in outs)
-    assert any(not np.allclose(o, img) for o in outs)
+    assert all(o.shape == img.shape and o.dtype == np.uint8 for o in outs)
+    assert any(not np.array_equal(o, img) for o in outs)
+
+
+def test_photometric_saturates_like_a_sensor_instead_of_wrapping():
+    img = np.full((4, 4, 3), 250, np.uint8)
+    # seed chosen so that the brightness step fires; every output pixel must stay at the top, not wrap to 0..
+    outs = [photometric_distortion(img, np.random.default_rng(i), (1.2, 1.3), (1.0, 1.0), 0) for i in range(8)]
+    assert all(int(o.min()) >= 150 for o in outs)
+    assert any(int(o.max()) == 255 for o in outs)
 
 
 @pytest.mark.parametrize(("w", "h"), [(1920, 1080), (1080, 1920)])

@@ -1,0 +1,271 @@
+"""Time to first pose of a *fresh process* with the ``compile`` backend: first build, restart, restart after /tmp
+is wiped (issue 14: a restarted node must see people within 10 s).
+
+Each phase starts a new Python process (this script with ``--child``) that imports das, builds the model
+(random weights: the cost does not depend on them), wraps it in an ``Estimator`` with the ``compile`` backend and
+runs one host frame to ``Persons``. The time is taken from just before the process is spawned to the moment
+the first ``Persons`` is back (interpreter start and imports included), i.e. what a restarted node waits.
+
+Phases (``--phases``, in this order):
+
+* ``first``      — empty das cache folder, empty temp folder: the first-ever build on this machine.
+* ``restart``    — same das cache and temp folder: an ordinary restart.
+* ``wiped_tmp``  — the temp folder emptied first (what a reboot does to ``/tmp``), das cache kept.
+* ``no_cache_first`` / ``no_cache_restart`` — the same without the das compile cache
+  (``persistent_cache=False``; Inductor's default cache in the temp folder): the behaviour before issue 14,
+  for comparison.
+
+The children get ``TMPDIR=<workdir>/tmp``, so Inductor's default cache (``$TMPDIR/torchinductor_<user>``) lives
+in a private folder that ``wiped_tmp`` can delete without touching other users of ``/tmp``;
+``--wipe-system-tmp`` also deletes ``/tmp/torchinductor_*`` (a bare benchmark machine only).
+
+Usage::
+
+    python benchmarks/restart.py --device cuda --out "$OUT/restart.json"                 # das_r50_fpn fp16
+    python benchmarks/restart.py --device cpu --model tiny --precision fp32 --out /tmp/restart_cpu.json
+
+Prints one JSON report (also written to ``--out``): per phase the seconds to first pose, the child's own
+breakdown (imports, model, first frame), the compile-cache log lines (hit / miss and why) and Dynamo's
+compile-time table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PHASES = ("first", "restart", "wiped_tmp", "no_cache_first", "no_cache_restart")
+DEFAULT_PHASES = ("first", "restart", "wiped_tmp")
+
+# A model small enough for Inductor's C++ backend on a 2-core CI machine (the restart logic, not the speed,
+# is what the CPU run checks): 2 levels, no DCN, no recursive update.
+TINY = {
+    "name": "tiny_restart",
+    "strides": [8, 16],
+    "backbone": {"name": "resnet18", "num_stages": 2},
+    "fpn": {"out_channels": 16, "num_outs": 2},
+    "head": {"feat_channels": 16, "stacked_convs": 1, "use_dcn": False, "num_groups": 4, "centerness_channels": 8},
+    "update": {"mode": "none"},
+    "targets": {"regress_ranges": [[-1, 64], [64, 1e8]]},
+    "input": {"short_side": 64, "long_side": 128},
+}
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process was started by the kernel (Linux ``/proc``), None elsewhere."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start_ticks = int(stat[19])  # field 22 (starttime) counted from after the ")" that ends field 2
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# child: one fresh process to first pose
+# ----------------------------------------------------------------------------------------------
+
+
+def child(args: argparse.Namespace) -> int:
+    t_spawn = args.spawn_time
+    age0 = process_age_s()
+    t0 = time.time()
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import torch
+
+    from das_core.engine.bench import default_camera, synthetic_frame
+    from das_core.engine.estimator import Estimator
+
+    t_import = time.time()
+    if args.model == "tiny":
+        from das_core.config import ModelConfig, config_from_dict
+        from das_core.model.das import DAS
+
+        cfg = config_from_dict(ModelConfig, TINY)
+        torch.manual_seed(0)
+        model = DAS.from_config(cfg).eval()
+    else:
+        from das_core.engine.export import load_model
+
+        cfg, model, _ = load_model(args.model, "cpu")
+    device = torch.device(args.device)
+    channels_last = device.type == "cuda" and args.precision != "fp32"
+    est = Estimator.from_model(model, cfg, device=device, backend="compile", precision=args.precision,
+                               channels_last=channels_last, persistent_cache=not args.no_cache,
+                               mode=args.compile_mode, freezing=args.freezing)
+    t_model = time.time()
+    w, h = args.frame
+    frame, cam = synthetic_frame(w, h), default_camera(w, h)
+    persons = est(frame, cam)
+    t_first = time.time()
+    # A few more frames: the restarted process must also be fast, not only started.
+    lat = []
+    for _ in range(args.frames):
+        s = time.perf_counter()
+        est(frame, cam)
+        lat.append((time.perf_counter() - s) * 1e3)
+    cache = getattr(est.backend, "compile_cache", None)
+    try:
+        from torch._dynamo.utils import compile_times
+
+        ctimes = compile_times(repr="str", aggregate=True)
+    except Exception as exc:  # noqa: BLE001 - diagnostics only
+        ctimes = f"unavailable: {exc}"
+    report: dict[str, Any] = {
+        "first_pose_s": round(t_first - t_spawn, 3) if t_spawn else None,
+        "process_start_to_first_pose_s": round(age0 + (t_first - t0), 3) if age0 is not None else None,
+        "interpreter_start_s": round(t0 - t_spawn, 3) if t_spawn else None,
+        "imports_s": round(t_import - t0, 3),
+        "model_and_backend_s": round(t_model - t_import, 3),
+        "first_frame_s": round(t_first - t_model, 3),
+        "persons": len(persons),
+        "steady_p50_ms": float(np.median(lat)) if lat else None,
+        "cache_hit": None if cache is None else cache.hit,
+        "cache_slots": [] if cache is None else [str(s.entry.path) for s in cache.slots.values()],
+        "inductor_cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
+        "frame_graph": est.uses_frame_graphs,
+        "dynamo_compile_times": ctimes,
+    }
+    print("RESTART_RESULT " + json.dumps(report), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# parent: the phases
+# ----------------------------------------------------------------------------------------------
+
+
+def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Path) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.update(PYTHONUNBUFFERED="1", TMPDIR=str(tmpdir), DAS_CACHE_DIR=str(das_cache),
+               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # the child must find its own, as a node would
+        env.pop(var, None)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--device", args.device, "--model", args.model,
+           "--precision", args.precision, "--frame", f"{args.frame[0]}x{args.frame[1]}", "--frames", str(args.frames)]
+    if phase.startswith("no_cache"):
+        cmd.append("--no-cache")
+    cmd += ["--compile-mode", args.compile_mode] + (["--freezing"] if args.freezing else [])
+    spawn = time.time()
+    cmd += ["--spawn-time", repr(spawn)]
+    print(f"[restart] phase {phase}: starting a fresh process", flush=True)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        return {"phase": phase, "error": f"timed out after {args.timeout_s} s",
+                "log_tail": _tail(exc.stderr if isinstance(exc.stderr, str) else "")}
+    wall = time.time() - spawn
+    result: dict[str, Any] = {"phase": phase, "wall_s": round(wall, 3), "returncode": proc.returncode}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESTART_RESULT "):
+            result.update(json.loads(line.removeprefix("RESTART_RESULT ")))
+    lines = (proc.stderr or "").splitlines()
+    result["cache_log"] = [ln.split(": ", 1)[-1] for ln in lines if "compile cache" in ln]
+    if proc.returncode != 0 or "first_pose_s" not in result:
+        result["error"] = f"child exited with {proc.returncode}"
+        result["log_tail"] = _tail(proc.stderr)
+    print(f"[restart] phase {phase}: first pose after {result.get('first_pose_s')} s "
+          f"(cache hit: {result.get('cache_hit')}); {result['cache_log'][:2]}", flush=True)
+    return result
+
+
+def _tail(text: str | None, n: int = 40) -> list[str]:
+    return (text or "").splitlines()[-n:]
+
+
+def _wipe(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda", help="cuda[:i] or cpu (Inductor's C++ backend)")
+    parser.add_argument("--model", default="das_r50_fpn", help="config name / YAML / checkpoint, or 'tiny'")
+    parser.add_argument("--precision", default=None, help="fp16 on cuda, fp32 on cpu by default")
+    parser.add_argument("--frame", default="1280x720", help="host frame WIDTHxHEIGHT")
+    parser.add_argument("--frames", type=int, default=20, help="frames timed after the first (steady p50)")
+    parser.add_argument("--phases", nargs="+", default=list(DEFAULT_PHASES), choices=PHASES)
+    parser.add_argument("--workdir", type=Path, default=None, help="das cache + temp folder (default: a new one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (default: delete it)")
+    parser.add_argument("--wipe-system-tmp", action="store_true",
+                        help="wiped_tmp also deletes /tmp/torchinductor_* (bare benchmark machines only)")
+    parser.add_argument("--compile-mode", default="default", help="default | max-autotune-no-cudagraphs")
+    parser.add_argument("--freezing", action="store_true", help="Inductor freezing (experimental)")
+    parser.add_argument("--timeout-s", type=float, default=300.0, help="per child process")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--spawn-time", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        w, h = (int(v) for v in args.frame.lower().split("x"))
+    except ValueError:
+        parser.error(f"--frame {args.frame!r}: expected WIDTHxHEIGHT")
+    args.frame = (w, h)
+    if args.precision is None:
+        args.precision = "fp32" if args.device == "cpu" else "fp16"
+    if args.child:
+        return child(args)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="das-restart-"))
+    report: dict[str, Any] = {"model": args.model, "device": args.device, "precision": args.precision,
+                              "compile_mode": args.compile_mode, "freezing": args.freezing,
+                              "frame": list(args.frame), "workdir": str(work), "phases": []}
+    try:
+        import torch
+
+        report["torch"] = torch.__version__
+        if args.device.startswith("cuda") and torch.cuda.is_available():
+            report["gpu"] = torch.cuda.get_device_name()
+    except ImportError:
+        pass
+    das_cache, tmpdir = work / "das-cache", work / "tmp"
+    nc_cache = work / "das-cache-unused"  # the no-cache phases' DAS_CACHE_DIR (nothing is written there)
+    for phase in args.phases:
+        if phase in ("first", "no_cache_first"):
+            _wipe(tmpdir)
+            _wipe(das_cache if phase == "first" else nc_cache)
+        if phase == "wiped_tmp":
+            _wipe(tmpdir)
+            if args.wipe_system_tmp:
+                for p in Path("/tmp").glob("torchinductor_*"):
+                    shutil.rmtree(p, ignore_errors=True)
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        res = run_phase(phase, args, nc_cache if phase.startswith("no_cache") else das_cache, tmpdir)
+        report["phases"].append(res)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    by = {r["phase"]: r for r in report["phases"]}
+    restarts = [by[p]["first_pose_s"] for p in ("restart", "wiped_tmp") if by.get(p, {}).get("first_pose_s")]
+    report["summary"] = {p: by[p].get("first_pose_s") for p in by}
+    if restarts:
+        report["summary"]["meets_10s"] = max(restarts) <= 10.0
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    print(text)
+    if not args.keep and args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if all("error" not in r for r in report["phases"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -236,7 +236,9 @@ def run(args: argparse.Namespace) -> int:
         if t is not None and t not in topics:
             raise BagError(f"topic {t!r} is not in {src}; topics: {', '.join(sorted(topics)) or 'none'}")
 
-    est = load_estimator(str(flat["model"]), str(flat["device"]), str(flat["backend"]), str(flat["precision"]))
+    est = load_estimator(str(flat["model"]), str(flat["device"]), str(flat["backend"]), str(flat["precision"]),
+                         input_scale=float(flat["input_scale"]), threads=int(flat["threads"]),
+                         int8_calibration=str(flat["int8_calibration"]))
     summary = process_bag(
         src, args.output, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic, estimator=est,
         skeleton=skeleton_of(est), settings=settings, poses_topic=args.poses_topic,

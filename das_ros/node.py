@@ -221,8 +221,10 @@ class DASNode(LifecycleNode):
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
         try:
-            est = self._injected_estimator or load_estimator(str(v["model"]), str(v["device"]), str(v["backend"]),
-                                                            str(v["precision"]))
+            est = self._injected_estimator or load_estimator(
+                str(v["model"]), str(v["device"]), str(v["backend"]), str(v["precision"]),
+                input_scale=float(v["input_scale"]), threads=int(v["threads"]),
+                int8_calibration=str(v["int8_calibration"]))
         except Exception as exc:  # noqa: BLE001 - any load failure must leave the node unconfigured, not dead
             self.get_logger().error(f"cannot load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE

@@ -81,12 +81,22 @@ PARAMS: tuple[Param, ...] = (
           "configure and says so.", dynamic=False),
     Param("device", "auto", "Inference device (auto = cuda when available, else cpu; cpu, cuda, cuda:N).",
           pattern=_DEVICE, dynamic=False),
-    # Same names as das_core.engine.backends.BACKEND_NAMES / PRECISIONS (a test checks; not imported: that needs torch).
+    # Same names as das_core.engine.backends.BACKEND_NAMES / ALL_PRECISIONS (a test checks; not imported: that needs torch).
     Param("backend", "eager", "Inference backend of das_core.engine.estimator.Estimator (eager PyTorch, torch.compile, "
           "AOTInductor, ONNX Runtime, TensorRT).", choices=("eager", "compile", "aoti", "onnx", "tensorrt"),
           dynamic=False),
-    Param("precision", "fp32", "Compute precision (what a backend supports is checked at configure).",
-          choices=("fp32", "fp16", "bf16"), dynamic=False),
+    Param("precision", "fp32", "Compute precision (what a backend supports is checked at configure). int8: backend "
+          "onnx on the CPU only, the convolutions quantised and calibrated at the first frame (about a minute; "
+          "cached) and refused if they disagree with fp32 (docs/PERFORMANCE.md, CPU).",
+          choices=("fp32", "fp16", "bf16", "int8"), dynamic=False),
+    Param("input_scale", 1.0, "Network input size relative to the checkpoint's (both keep-ratio limits times this): "
+          "0.8 runs a 640x384 camera at 512x320. Smaller is faster and less accurate (docs/PERFORMANCE.md, CPU); "
+          "depth stays consistent (decoding uses the resized focal length).", min=0.25, max=2.0, dynamic=False),
+    Param("threads", 0, "CPU threads for inference: torch.set_num_threads and onnxruntime's intra-op threads. "
+          "0 = the libraries' defaults (all cores).", min=0, max=256, dynamic=False),
+    Param("int8_calibration", "", "precision int8: folder of images to calibrate and check the quantisation on "
+          "(best: 20 frames of this camera; the first 16 calibrate, the next 4 check). Empty: 20 rendered synthetic "
+          "scenes.", dynamic=False),
     # --- input ---
     Param("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: subscribe "
           "'<image>/compressed' (sensor_msgs/CompressedImage) and decode with OpenCV.",

@@ -68,13 +68,29 @@ def stamp_seconds(header: Any) -> float:
     return float(header.stamp.sec) + float(header.stamp.nanosec) * 1e-9
 
 
-def load_estimator(model: str, device: str, backend: str, precision: str) -> Any:
-    """``das_core.engine.estimator.Estimator.from_checkpoint`` with a clear error when no model is given."""
+def load_estimator(model: str, device: str, backend: str, precision: str, *, input_scale: float = 1.0,
+                   threads: int = 0, int8_calibration: str = "") -> Any:
+    """``das_core.engine.estimator.Estimator.from_checkpoint`` with a clear error when no model is given.
+
+    ``input_scale``, ``threads`` and ``int8_calibration`` are the node parameters of the same names
+    (``das_ros.params``): ``threads`` > 0 sets ``torch.set_num_threads`` (process-wide) and onnxruntime's
+    intra-op threads; ``int8_calibration`` is used by ``precision: int8`` only.
+    """
     if not model:
         raise ValueError("no model given: set the 'model' parameter (node) or --model (das bag) to a checkpoint")
-    from das_core.engine.estimator import Estimator  # heavy (torch): imported only when a model is loaded
+    import torch  # heavy: imported only when a model is loaded
 
-    return Estimator.from_checkpoint(model, device=device, backend=backend, precision=precision)
+    from das_core.engine.estimator import Estimator
+
+    options: dict[str, Any] = {}
+    if threads > 0:
+        torch.set_num_threads(int(threads))
+        if backend == "onnx":
+            options["threads"] = int(threads)
+    if precision == "int8" and int8_calibration:
+        options["calibration"] = int8_calibration
+    return Estimator.from_checkpoint(model, device=device, backend=backend, precision=precision,
+                                     input_scale=input_scale, **options)
 
 
 def skeleton_of(estimator: Any, default: str = "panoptic15") -> Skeleton:

@@ -42,9 +42,8 @@ from torch import Tensor, nn
 
 from das_core.camera import Intrinsics, ResizeRecord
 from das_core.config import ModelConfig
-from das_core.engine.decode import pixel_mapping
+from das_core.engine.decode import lift_all_cells  # re-exported: it lived here first
 from das_core.engine.export import AGREEMENT
-from das_core.model.dense import cell_centers
 from das_core.model.outputs import DenseOutputs
 
 __all__ = [
@@ -234,24 +233,6 @@ class ForcedPeopleBackend:
 # ----------------------------------------------------------------------------------------------
 # Agreement
 # ----------------------------------------------------------------------------------------------
-
-
-def lift_all_cells(dense: DenseOutputs, cfg: ModelConfig, input_hw: tuple[int, int], record: ResizeRecord,
-                   camera: Intrinsics) -> Tensor:
-    """Every cell's candidate pose in metres, (B, P, K, 3) — the decoder's lift without selection/NMS."""
-    from das_core.engine.estimator import level_sizes
-
-    sizes = level_sizes(*input_hw, tuple(cfg.strides))
-    pts, strd = cell_centers(sizes, tuple(cfg.strides), dense.offsets.device)
-    off = dense.offsets.float()
-    uv_net = pts[None, :, None, :] + strd[None, :, None, None] * off[..., :2]
-    s = torch.tensor([record.sx, record.sy], device=off.device)
-    uv = pixel_mapping(cfg.compat).to_original(uv_net, s)
-    f_eff = math.sqrt(camera.fx * record.sx * camera.fy * record.sy)
-    z = dense.root_depth.float()[..., None] * f_eff + cfg.z_norm * off[..., 2]
-    y = (uv[..., 1] - camera.cy) / camera.fy
-    x = (uv[..., 0] - camera.cx - camera.skew * y) / camera.fx
-    return torch.stack([x * z, y * z, z], dim=-1)
 
 
 def _pct(values: list[float], q: float) -> float:

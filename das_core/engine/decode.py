@@ -28,6 +28,7 @@ Two modes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -43,6 +44,7 @@ from das_core.skeletons import get_skeleton
 
 __all__ = [
     "DecodeError",
+    "lift_all_cells",
     "calibrate_confidence",
     "DecodedPersons",
     "PixelMapping",
@@ -547,3 +549,21 @@ def to_persons_batch(decoded: Sequence[DecodedPersons]) -> list[Persons]:
         )
     return persons
 
+
+def lift_all_cells(dense: DenseOutputs, cfg: ModelConfig, input_hw: tuple[int, int], record: ResizeRecord,
+                   camera: Intrinsics) -> Tensor:
+    """Every cell's candidate pose in metres, (B, P, K, 3) — the decoder's lift without selection/NMS (used to
+    compare backends cell by cell: ``das_core.engine.bench``, the int8 check of ``backends.onnx_int8``)."""
+    from das_core.model.dense import cell_centers, level_sizes
+
+    sizes = level_sizes(*input_hw, tuple(cfg.strides))
+    pts, strd = cell_centers(sizes, tuple(cfg.strides), dense.offsets.device)
+    off = dense.offsets.float()
+    uv_net = pts[None, :, None, :] + strd[None, :, None, None] * off[..., :2]
+    s = torch.tensor([record.sx, record.sy], device=off.device)
+    uv = pixel_mapping(cfg.compat).to_original(uv_net, s)
+    f_eff = math.sqrt(camera.fx * record.sx * camera.fy * record.sy)
+    z = dense.root_depth.float()[..., None] * f_eff + cfg.z_norm * off[..., 2]
+    y = (uv[..., 1] - camera.cy) / camera.fy
+    x = (uv[..., 0] - camera.cx - camera.skew * y) / camera.fx
+    return torch.stack([x * z, y * z, z], dim=-1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from das_core.config import ModelConfig
 from das_core.engine.backends import Backend, make_backend, resolve_device
 from das_core.engine.decode import NMS_ITERS_PER_BLOCK, decode_batch, device_camera_table, pack_decoded, unpack_persons
 from das_core.engine.frame_graph import FrameGraph
-from das_core.engine.preprocess import ImageLike, check_image, preprocess_batch
+from das_core.engine.preprocess import ImageLike, check_image, preprocess_batch, scaled_input
 from das_core.model.dense import cell_centers, level_sizes
 from das_core.model.outputs import DenseOutputs
 from das_core.persons import Persons
@@ -135,10 +135,20 @@ class Estimator:
         backend: str = "eager",
         precision: str = "fp32",
         channels_last: bool = False,
+        input_scale: float = 1.0,
         **backend_options: object,
     ) -> Estimator:
-        """Wrap an in-memory model (``DAS`` or anything returning ``HeadOutputs``)."""
+        """Wrap an in-memory model (``DAS`` or anything returning ``HeadOutputs``).
+
+        ``input_scale`` < 1 runs the network on smaller inputs (faster, less accurate; see
+        :func:`~das_core.engine.preprocess.scaled_input`): the estimator's ``cfg.input`` is the scaled one.
+        """
         dev = resolve_device(device)
+        scaled = scaled_input(cfg.input, input_scale)  # ValueError for a bad scale, before anything is built
+        if scaled is not cfg.input:
+            logger.info("input scale %g: keep-ratio limits %d×%d (short × long side) instead of the checkpoint's %d×%d",
+                        input_scale, scaled.short_side, scaled.long_side, cfg.input.short_side, cfg.input.long_side)
+            cfg = replace(cfg, input=scaled)
         be = make_backend(backend, model, cfg, device=dev, precision=precision, channels_last=channels_last,
                           **backend_options)
         return cls(cfg, be)
@@ -151,9 +161,11 @@ class Estimator:
         backend: str = "eager",
         precision: str = "fp32",
         channels_last: bool = False,
+        input_scale: float = 1.0,
         **backend_options: object,
     ) -> Estimator:
-        """Load ``NAME.safetensors`` + ``NAME.yaml`` and build the model from its config.
+        """Load ``NAME.safetensors`` + ``NAME.yaml`` and build the model from its config (``input_scale``: see
+        :meth:`from_model`).
 
         Raises:
             CheckpointError: missing/corrupt files, or weights that do not fit the model (names the keys).
@@ -174,7 +186,7 @@ class Estimator:
                 f"unexpected {sorted(unexpected)[:10]}{' …' if len(unexpected) > 10 else ''}"
             )
         return cls.from_model(model, ckpt.config, device=device, backend=backend, precision=precision,
-                              channels_last=channels_last, **backend_options)
+                              channels_last=channels_last, input_scale=input_scale, **backend_options)
 
     # -- running ----------------------------------------------------------------------------------
 

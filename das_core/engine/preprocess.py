@@ -13,6 +13,7 @@ convention of ``cv2.resize(INTER_LINEAR)`` stated in :mod:`das_core.camera`; nei
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Union
 
 import numpy as np
@@ -24,7 +25,7 @@ from das_core.camera import ResizeRecord
 from das_core.config import InputConfig
 
 __all__ = ["MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "ImageError", "check_image", "normalisation_tensors", "preprocess", "preprocess_batch",
-           "preprocess_frames", "resize_normalise"]
+           "preprocess_frames", "resize_normalise", "scaled_input"]
 
 # Largest accepted input: 8192 × 8192 pixels (≈ 200 MB as uint8 RGB, ≈ 800 MB as float32). Anything bigger
 # is refused from its shape alone, before any copy or allocation.
@@ -33,6 +34,29 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 MAX_IMAGE_SIDE = 32768
 
 ImageLike = Union[np.ndarray, Tensor]
+
+
+def scaled_input(cfg: InputConfig, scale: float) -> InputConfig:
+    """``cfg`` with both keep-ratio limits (short and long side) multiplied by ``scale``: a smaller network input.
+
+    Every image is then resized ``scale`` times as much as the checkpoint's own rule would (up to the rounding of
+    the limits to whole pixels), whatever its size: at ``input.short_side`` 384 / ``long_side`` 704, a 640×384
+    frame goes in at 640×384 (scale 1), 512×307 → padded 512×320 (0.8), 448×269 → 448×288 (0.7). Depth stays
+    right because decoding lifts with the focal length of the network input (``fx·sx``, ``fy·sy`` from the
+    :class:`ResizeRecord`), whatever the resize was; accuracy drops as people get fewer pixels
+    (docs/PERFORMANCE.md, "CPU").
+
+    Raises:
+        ValueError: ``scale`` not a finite number in (0, 4].
+    """
+    scale = float(scale)
+    if not (0.0 < scale <= 4.0):  # also refuses NaN
+        raise ValueError(f"input scale must be in (0, 4], got {scale!r}")
+    if scale == 1.0:
+        return cfg
+    short = max(1, int(cfg.short_side * scale + 0.5))
+    long = max(short, int(cfg.long_side * scale + 0.5))
+    return replace(cfg, short_side=short, long_side=long)
 
 
 class ImageError(ValueError):

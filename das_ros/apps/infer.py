@@ -127,19 +127,23 @@ def _check_checkpoint(path: str | Path | None) -> Path:
 
 
 def load_demo_estimator(path: str | Path | None, device: str = "auto", backend: str = "eager",
-                        precision: str = "fp32") -> Any:
+                        precision: str = "fp32", *, input_scale: float = 1.0, threads: int = 0,
+                        int8_calibration: str = "") -> Any:
     """``Estimator.from_checkpoint`` for ``path`` (None = the shipped demo checkpoint), errors with a fix.
+
+    ``input_scale``, ``threads``, ``int8_calibration``: as the node's parameters (``das_ros.pipeline.load_estimator``).
 
     Raises:
         FileNotFoundError: the checkpoint's files are missing (says how to make or choose one).
         CheckpointError: corrupt files or weights that do not fit the config (names the file or keys).
     """
     from das_core.checkpoint import CheckpointError
-    from das_core.engine.estimator import Estimator
+    from das_ros.pipeline import load_estimator
 
     name = _check_checkpoint(path)
     try:
-        return Estimator.from_checkpoint(name, device=device, backend=backend, precision=precision)
+        return load_estimator(str(name), device, backend, precision, input_scale=input_scale, threads=threads,
+                              int8_calibration=int8_calibration)
     except CheckpointError as exc:
         raise CheckpointError(f"{exc} — pass a valid checkpoint with --checkpoint NAME") from None
 
@@ -585,7 +589,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="videos: process at most this many frames")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: %(default)s)")
     parser.add_argument("--backend", default="eager", help="inference backend (default: %(default)s)")
-    parser.add_argument("--precision", default="fp32", help="fp32, fp16, bf16 (default: %(default)s)")
+    parser.add_argument("--precision", default="fp32",
+                        help="fp32, fp16, bf16; int8 with --backend onnx on the CPU (default: %(default)s)")
+    parser.add_argument("--input-scale", type=float, default=1.0, metavar="S",
+                        help="network input size relative to the checkpoint's: 0.8 = faster, less accurate "
+                             "(docs/PERFORMANCE.md, CPU; default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU inference threads (torch and onnxruntime); 0 = their defaults")
+    parser.add_argument("--int8-calibration", default="", metavar="DIR",
+                        help="--precision int8: folder of >= 20 images to calibrate and check on (default: "
+                             "rendered synthetic scenes)")
     parser.add_argument("--frame-id", default="camera_color_optical_frame",
                         help="frame_id written into the MCAP (default: %(default)s, config/das.rviz's fixed frame)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -626,7 +639,9 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         settings = replace(settings, min_score=args.min_score)
-    est = load_demo_estimator(args.checkpoint, args.device, args.backend, args.precision)
+    est = load_demo_estimator(args.checkpoint, args.device, args.backend, args.precision,
+                              input_scale=args.input_scale, threads=args.threads,
+                              int8_calibration=args.int8_calibration)
     if args.checkpoint is None:
         log.warning("using the shipped demo checkpoint, trained on synthetic people only: expect poor results on "
                     "real photos; pass --checkpoint for a real model (docs/OFFICIAL.md converts the authors' one)")

@@ -193,3 +193,32 @@ def test_help_has_examples(capsys: pytest.CaptureFixture) -> None:
         cli.main(["infer", "--help"])
     text = capsys.readouterr().out
     assert "examples:" in text and "das infer photo.jpg --camera" in text and "--hfov" in text
+
+
+def test_cpu_options_reach_the_estimator(tmp_path: Path, ckpt: Path, frames: list[np.ndarray],
+                                         capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from das_core.engine.estimator import Estimator
+
+    good = write_png(tmp_path / "good.png", frames[0])
+    seen: dict = {}
+    real = Estimator.from_checkpoint.__func__  # type: ignore[attr-defined]
+
+    def spy(cls, path, **kw):  # noqa: ANN001, ANN202
+        seen.update(kw)
+        return real(cls, path, **kw)
+
+    monkeypatch.setattr(Estimator, "from_checkpoint", classmethod(spy))
+    before = torch.get_num_threads()
+    try:
+        rc, text, err = das_infer([str(good), "--hfov", "60", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"),
+                                   "--input-scale", "0.5", "--threads", "1"], capsys)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert rc == 0, err
+    assert seen["input_scale"] == 0.5 and seen["backend"] == "eager"
+    rc, _, err = das_infer([str(good), "--hfov", "60", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"),
+                            "--input-scale", "0"], capsys)
+    assert rc == 1 and "input scale must be in (0, 4]" in err and "Traceback" not in err

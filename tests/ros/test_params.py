@@ -83,10 +83,10 @@ def test_launch_overrides_are_parameters() -> None:
 
 
 def test_backend_and_precision_choices_match_das_core() -> None:
-    from das_core.engine.backends import BACKEND_NAMES, PRECISIONS
+    from das_core.engine.backends import ALL_PRECISIONS, BACKEND_NAMES
 
     assert P.by_name("backend").choices == tuple(BACKEND_NAMES)
-    assert P.by_name("precision").choices == tuple(PRECISIONS)
+    assert P.by_name("precision").choices == tuple(ALL_PRECISIONS)
     assert P.by_name("backend").default in BACKEND_NAMES
 
 

@@ -3,6 +3,7 @@
 Names known to :func:`make_backend` (keep :data:`BACKEND_NAMES` in step with its branches):
 
 * ``"eager"`` — :class:`das_core.engine.backends.eager.EagerBackend`, plain PyTorch (fp32 / fp16 / bf16).
+* ``"onnx"`` — :class:`das_core.engine.backends.onnx_backend.OnnxBackend`, onnxruntime (fp32; int8 on the CPU).
 
 To add a backend: write ``das_core/engine/backends/<name>.py`` with a class that has ``name``, ``device``,
 ``precision`` and ``run(images) -> DenseOutputs``, add its name to :data:`BACKEND_NAMES` and an explicit
@@ -22,11 +23,16 @@ from torch import nn
 from das_core.config import ModelConfig
 from das_core.engine.backends.base import PRECISIONS, Backend, BackendError, check_precision, resolve_device
 
-__all__ = ["BACKEND_NAMES", "PLANNED_BACKENDS", "PRECISIONS", "Backend", "BackendError", "make_backend",
-           "resolve_device"]
+__all__ = ["ALL_PRECISIONS", "BACKEND_NAMES", "EXTRA_PRECISIONS", "PLANNED_BACKENDS", "PRECISIONS", "Backend",
+           "BackendError", "make_backend", "resolve_device"]
 
 BACKEND_NAMES: tuple[str, ...] = ("eager", "compile", "aoti", "onnx", "tensorrt")
 PLANNED_BACKENDS: tuple[str, ...] = ()
+# Precisions beyond PRECISIONS that a backend accepts (onnx: an int8 QDQ graph, calibrated, on the CPU); the
+# backend itself refuses those of PRECISIONS it cannot run, with a message that says what to use instead.
+EXTRA_PRECISIONS: dict[str, tuple[str, ...]] = {"onnx": ("int8",)}
+# Every precision some backend accepts (the node's ``precision`` parameter choices).
+ALL_PRECISIONS: tuple[str, ...] = (*PRECISIONS, "int8")
 
 
 def make_backend(
@@ -58,7 +64,7 @@ def make_backend(
         raise BackendError(f"backend {name!r} is not available in this build; valid names: {list(BACKEND_NAMES)}")
     if name not in BACKEND_NAMES:
         raise BackendError(f"unknown backend {name!r}; valid names: {list(BACKEND_NAMES)}")
-    check_precision(precision, name)
+    check_precision(precision, name, (*PRECISIONS, *EXTRA_PRECISIONS.get(name, ())))
     try:
         resolve_device(device)
     except BackendError:

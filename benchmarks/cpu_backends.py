@@ -39,7 +39,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -47,6 +46,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.frames import camera_info, rgb_msg  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -115,21 +116,6 @@ def frames_for(width: int, height: int, count: int) -> list[np.ndarray]:
                                             interpolation=cv2.INTER_AREA)) for i in range(count)]
 
 
-def camera_info(width: int, height: int) -> SimpleNamespace:
-    """A calibrated CameraInfo of the frame's size (60° horizontal field of view)."""
-    f = (width / 2.0) / np.tan(np.radians(30.0))
-    return SimpleNamespace(k=[f, 0.0, (width - 1) / 2, 0.0, f, (height - 1) / 2, 0.0, 0.0, 1.0], p=[0.0] * 12,
-                           width=width, height=height, binning_x=0, binning_y=0, roi=None)
-
-
-def image_msg(rgb: np.ndarray, stamp: float) -> SimpleNamespace:
-    h, w = rgb.shape[:2]
-    sec = int(stamp)
-    hdr = SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=int((stamp - sec) * 1e9)), frame_id="cam_optical")
-    return SimpleNamespace(header=hdr, height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3,
-                           data=rgb.tobytes())
-
-
 def speed(options: list[Option], args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
@@ -139,19 +125,19 @@ def speed(options: list[Option], args: argparse.Namespace) -> list[dict[str, Any
 
     w, h = args.frame_size
     frames = frames_for(w, h, 8)
-    info = camera_info(w, h)
+    info = camera_info(w, h, focal=(w / 2.0) / np.tan(np.radians(30.0)))  # 60° horizontal field of view
     cases = []
     for opt in options:
         t0 = time.perf_counter()
         est = build(opt, args.checkpoint, args.cache_dir)
         pipe = FramePipeline(est, get_skeleton(est.cfg.skeleton), namespace_factory(), PipelineSettings())
         pipe.set_camera_info(info)
-        res = pipe.process(image_msg(frames[0], 0.0))  # builds fixed-shape graphs (export, quantisation)
+        res = pipe.process(rgb_msg(frames[0], 0.0))  # builds fixed-shape graphs (export, quantisation)
         if not res.ok:
             raise RuntimeError(f"{opt.name}: the pipeline refused a frame: {res.reason}: {res.error}")
         build_s = time.perf_counter() - t0
         for i in range(args.warmup):
-            pipe.process(image_msg(frames[i % len(frames)], 0.1 * (i + 1)))
+            pipe.process(rgb_msg(frames[i % len(frames)], 0.1 * (i + 1)))
         cases.append({"opt": opt, "pipe": pipe, "est": est, "build_s": build_s, "rounds": [], "stages": [],
                       "persons": []})
         print(f"built {opt.name:22s} in {build_s:6.1f} s", flush=True)
@@ -164,7 +150,7 @@ def speed(options: list[Option], args: argparse.Namespace) -> list[dict[str, Any
             start, cpu_start = time.perf_counter(), time.process_time()
             for i in range(args.frames):
                 stamp += 1.0 / 30.0
-                res = pipe.process(image_msg(frames[i % len(frames)], stamp))
+                res = pipe.process(rgb_msg(frames[i % len(frames)], stamp))
                 if not res.ok:
                     raise RuntimeError(f"{opt.name}: bad frame: {res.reason}: {res.error}")
                 t = case["est"].timings

@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.frames import camera_info, image_msg, synthetic_rgb  # noqa: E402
 from das_ros.batching import BatchingModel  # noqa: E402
 from das_ros.factory import namespace_factory  # noqa: E402
 from das_ros.pipeline import FramePipeline, PipelineSettings, skeleton_of  # noqa: E402
@@ -57,31 +58,7 @@ from das_ros.worker import LatestFrameWorker  # noqa: E402
 MODES = ("node", "separate")
 
 
-# ---- frames ----------------------------------------------------------------------------------------------
-def synthetic_rgb(width: int, height: int, seed: int) -> np.ndarray:
-    """A smooth image with a few bright blobs (one per camera seed); the model's cost does not depend on it."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.stack([xx / max(width, 1) * 200, yy / max(height, 1) * 200, np.full_like(xx, 80.0)], -1)
-    for _ in range(4):
-        cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0.05, 0.2) * min(width, height)
-        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)
-    return img.astype(np.uint8)
-
-
-def camera_info(width: int, height: int) -> SimpleNamespace:
-    f = 0.8 * width
-    return SimpleNamespace(k=[f, 0.0, (width - 1) / 2, 0.0, f, (height - 1) / 2, 0.0, 0.0, 1.0], p=[0.0] * 12,
-                           width=width, height=height, binning_x=0, binning_y=0, roi=None)
-
-
-def image_msg(data: bytes, width: int, height: int, stamp: float, frame_id: str) -> SimpleNamespace:
-    sec = int(stamp)
-    hdr = SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=int((stamp - sec) * 1e9)), frame_id=frame_id)
-    return SimpleNamespace(header=hdr, height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3,
-                           data=data)
-
-
+# ---- model -----------------------------------------------------------------------------------------------
 def load_estimator(args: argparse.Namespace) -> Any:
     import torch
 

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.frames import camera_info, rgb_msg, synthetic_rgb  # noqa: E402
 from das_core.config import ModelConfig  # noqa: E402
 from das_core.skeletons import get_skeleton  # noqa: E402
 from das_ros.factory import namespace_factory  # noqa: E402
@@ -129,32 +130,6 @@ def build_estimator(args: argparse.Namespace) -> Any:
     return Estimator.from_model(model, cfg, device=args.device, backend=args.backend, precision=args.precision)
 
 
-def synthetic_rgb(width: int, height: int, seed: int) -> np.ndarray:
-    """A smooth image with a few bright blobs (compresses like a camera frame, unlike noise)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.stack([xx / max(width, 1) * 200, yy / max(height, 1) * 200, np.full_like(xx, 80.0)], -1)
-    for _ in range(4):
-        cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0.05, 0.2) * min(width, height)
-        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
-        img[mask] = rng.uniform(0, 255, 3)
-    return img.astype(np.uint8)
-
-
-def camera_info(width: int, height: int) -> SimpleNamespace:
-    f = 0.8 * width
-    return SimpleNamespace(k=[f, 0.0, (width - 1) / 2, 0.0, f, (height - 1) / 2, 0.0, 0.0, 1.0], p=[0.0] * 12,
-                           width=width, height=height, binning_x=0, binning_y=0, roi=None)
-
-
-def image_msg(rgb: np.ndarray, stamp: float) -> SimpleNamespace:
-    h, w = rgb.shape[:2]
-    sec = int(stamp)
-    hdr = SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=int((stamp - sec) * 1e9)), frame_id="cam_optical")
-    return SimpleNamespace(header=hdr, height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3,
-                           data=rgb.tobytes())
-
-
 def percentiles(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, float)
     if a.size == 0:
@@ -171,11 +146,11 @@ def live_soak(args: argparse.Namespace, est: Any, width: int, height: int) -> di
 
     # 1. Processing period, measured synchronously after a warm-up.
     for i in range(args.warmup):
-        pipe.process(image_msg(images[i % len(images)], time.time()))
+        pipe.process(rgb_msg(images[i % len(images)], time.time()))
     periods = []
     for i in range(args.calibrate):
         t0 = time.perf_counter()
-        pipe.process(image_msg(images[i % len(images)], time.time()))
+        pipe.process(rgb_msg(images[i % len(images)], time.time()))
         periods.append(time.perf_counter() - t0)
     period = float(np.median(periods))
     interval = period / args.rate_factor
@@ -229,7 +204,7 @@ def live_soak(args: argparse.Namespace, est: Any, width: int, height: int) -> di
         now = time.perf_counter()
         if next_t > now:
             time.sleep(next_t - now)
-        worker.submit(image_msg(images[i % len(images)], time.time()))
+        worker.submit(rgb_msg(images[i % len(images)], time.time()))
         next_t += interval
     submit_wall = time.perf_counter() - start
     worker.wait_idle(timeout=60.0)

@@ -104,9 +104,10 @@ def import_generated_messages() -> Any:
         pytest.skip("das_ros is not built/installed in this ROS environment (scripts/ros2_from_pypi.sh, "
                     ". scripts/ros2_env.sh)", allow_module_level=True)
     v = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for cand in (prefix / "lib" / v / "site-packages" / "das_ros", prefix / "local" / "lib" / v / "dist-packages" / "das_ros",
-                 prefix / "lib" / v / "dist-packages" / "das_ros"):
-        if (cand / "msg").is_dir():
-            das_ros.__path__.append(str(cand))
-            return importlib.import_module("das_ros.msg")
+    for sub in ("lib", "local/lib"):
+        for site in ("site-packages", "dist-packages"):
+            cand = prefix / sub / v / site / "das_ros"
+            if (cand / "msg").is_dir():
+                das_ros.__path__.append(str(cand))
+                return importlib.import_module("das_ros.msg")
     pytest.skip(f"generated das_ros.msg not found under {prefix}", allow_module_level=True)

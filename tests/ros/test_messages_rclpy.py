@@ -7,44 +7,16 @@ Needs a ROS 2 environment with das_ros built (``colcon build``; ``source install
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
 
+from ros_helpers import SKELETON, import_generated_messages, persons  # noqa: E402
 
-def _generated_messages():
-    """``das_ros.msg`` lives in the installed das_ros; the source tree's das_ros may shadow it on sys.path."""
-    import das_ros
-
-    try:
-        return importlib.import_module("das_ros.msg")
-    except ImportError:
-        pass
-    try:
-        from ament_index_python.packages import get_package_prefix
-
-        prefix = Path(get_package_prefix("das_ros"))
-    except Exception:  # noqa: BLE001
-        pytest.skip("das_ros is not built/installed in this ROS environment", allow_module_level=True)
-    v = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for sub in ("lib", "local/lib"):
-        for site in ("site-packages", "dist-packages"):
-            cand = prefix / sub / v / site / "das_ros"
-            if (cand / "msg").is_dir():
-                das_ros.__path__.append(str(cand))
-                return importlib.import_module("das_ros.msg")
-    pytest.skip(f"generated das_ros.msg not found under {prefix}", allow_module_level=True)
-
-
-das_msgs = _generated_messages()
+das_msgs = import_generated_messages()
 
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
-from ros_helpers import SKELETON, persons  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from das_ros.factory import RclpyFactory  # noqa: E402

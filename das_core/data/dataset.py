@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from das_core.config import AugmentConfig, ModelConfig
+from das_core.config import AugmentConfig, InputConfig, ModelConfig
 from das_core.data.annotations import AnnotationError, AnnotationSet, ImageAnnotation, read_annotations
 from das_core.data.transforms import augment, resize_for_test
 from das_core.pose25d import Pose25D, pose25d_from_3d
@@ -217,13 +217,14 @@ def collate(samples: Sequence[dict[str, Any]], size_divisor: int = 32) -> dict[s
     }
 
 
-def normalise_batch(images: torch.Tensor, image_sizes: Sequence[tuple[int, int]], mean: Sequence[float],
-                    std: Sequence[float]) -> torch.Tensor:
-    """(B, 3, H, W) uint8 collated batch → float32 normalised with ``mean``/``std`` (0..255 RGB), on the
-    batch's device; the padding is 0 after normalisation (= the mean colour), as mmdet pads (§3.1)."""
-    m = torch.tensor(list(mean), dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    inv = 1.0 / torch.tensor(list(std), dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    x = (images.to(torch.float32) - m) * inv
+def normalise_batch(images: torch.Tensor, image_sizes: Sequence[tuple[int, int]], cfg: InputConfig) -> torch.Tensor:
+    """(B, 3, H, W) uint8 collated batch → float32 normalised with ``cfg.mean``/``cfg.std`` (0..255 RGB), on the
+    batch's device, with the inference preprocessing's cached mean and 1/std; the padding is 0 after
+    normalisation (= the mean colour), as mmdet pads (§3.1)."""
+    from das_core.engine.preprocess import normalisation_tensors
+
+    mean, inv_std = normalisation_tensors(cfg, images.device)
+    x = (images.to(torch.float32) - mean) * inv_std
     hp, wp = x.shape[-2:]
     for i, (h, w) in enumerate(image_sizes):
         if h < hp:

@@ -276,8 +276,7 @@ def _unpack(batch: Any, cfg: Any, dev: torch.device) -> tuple[Tensor, list[Pose2
     """A collated batch → (images (B, 3, H, W) normalised on ``dev``, list of B Pose25D, targets or None)."""
     from das_core.data.dataset import normalise_batch
 
-    images = normalise_batch(batch["images"].to(dev, non_blocking=True), batch["image_sizes"], cfg.input.mean,
-                             cfg.input.std)
+    images = normalise_batch(batch["images"].to(dev, non_blocking=True), batch["image_sizes"], cfg.input)
     return images, list(batch["gts"]), batch.get("targets")
 
 

@@ -77,7 +77,7 @@ def test_normalise_batch_normalises_the_image_and_zeroes_the_padding_in_normalis
     ds = DASDataset([synth], CFG, None, train=False)
     batch = collate([ds[0], ds[1]], size_divisor=32)
     mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
-    x = normalise_batch(batch["images"], batch["image_sizes"], mean, std)
+    x = normalise_batch(batch["images"], batch["image_sizes"], InputConfig(mean=mean, std=std))
     assert x.dtype == torch.float32 and x.shape == batch["images"].shape
     for i, (h, w) in enumerate(batch["image_sizes"]):
         raw = batch["images"][i, :, :h, :w].float()

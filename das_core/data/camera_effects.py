@@ -34,7 +34,8 @@ class CameraEffects:
     white_balance_prob: float = 0.5
     channel_gain_range: tuple[float, float] = (0.82, 1.18)
     vignette_prob: float = 0.25
-    low_light_prob: float = 0.07                          # dark frame, amplified noise (night, indoor dim)
+    low_light_prob: float = 0.1                           # dark frame, amplified noise (night, indoor dim)
+    no_gain_share: float = 0.4                            # of dark frames: left dark (fixed exposure), grey levels 0..~20
     noise_prob: float = 0.6
     noise_sigma: tuple[float, float] = (1.5, 9.0)         # grey levels
     grayscale_prob: float = 0.07
@@ -101,6 +102,9 @@ def apply_camera_effects(image: np.ndarray, rng: np.random.Generator, fx: Camera
     low_light = rng.random() < fx.low_light_prob
     dark = float(rng.uniform(0.12, 0.35)) if low_light else 1.0
     auto_gain = float(rng.uniform(1.5, 3.0)) if low_light else 1.0
+    if low_light and rng.random() < fx.no_gain_share:
+        # a fixed-exposure camera at night: the frame stays nearly black (real low-light sets sit at grey 0..5)
+        dark, auto_gain = float(math.exp(rng.uniform(math.log(0.015), math.log(0.12)))), 1.0
     x = np.arange(256, dtype=np.float64) * dark
     if rng.random() < fx.exposure_prob:
         gamma = math.exp(rng.uniform(math.log(fx.gamma_range[0]), math.log(fx.gamma_range[1])))

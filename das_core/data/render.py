@@ -52,6 +52,7 @@ class Appearance:
     hat: tuple[int, int, int] | None = None      # a cap on the head, this colour
     bag: str | None = None                       # None | "handbag" (at a hip) | "backpack" (behind the torso)
     bag_color: tuple[int, int, int] = (60, 50, 40)
+    face: bool = False                           # eyes and a mouth on the side of the head the nose points to
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,8 @@ def _person_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics
         if ok[k]:
             prims.append((float(z[k]) + dz, 1, label, part, (fx[k], r * hgt * f / z[k], _shade(col, ambient + lit * 0.8),
                                                              _shade(col, ambient + lit * 1.15))))
+    if a.face:
+        prims += _face_prims(label, b, a, camera, ambient, lit)
     prims += _clothing_prims(label, pts, uv, ok, a, ambient, lit, light)
     if b.seat is not None and np.all(b.seat[:, 2] >= _NEAR):
         suv = camera.project(b.seat)
@@ -170,6 +173,38 @@ def _person_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics
             hull = cv2.convexHull(np.round(suv * _ONE).astype(np.int32))
             # drawn just behind its sitter (who always covers it) and labelled as an object, not a person
             prims.append((float(z.max()) + 0.05, 2, _OBJECT, 0, (hull, _shade(a.seat, ambient + lit * 0.6))))
+    return prims
+
+
+def _face_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics, ambient: float,
+                lit: float) -> list[tuple[float, int, int, int, tuple]]:
+    """Two eyes and a mouth as small discs just in front of the head disc, where the nose points.
+
+    Depth-sorted with everything else, so a face turned away lands behind its own head disc and is hidden;
+    only drawn while the head faces the camera (a face seen edge-on would float beside the head).
+    """
+    hgt = b.height
+    spine = b.head - b.joints[_NECK]
+    spine = spine / max(float(np.linalg.norm(spine)), 1e-9)
+    fwd = b.joints[_NOSE] - b.head
+    fwd = fwd / max(float(np.linalg.norm(fwd)), 1e-9)
+    to_camera = -b.head / max(float(np.linalg.norm(b.head)), 1e-9)
+    if float(fwd @ to_camera) < 0.35 or b.head[2] < _NEAR:
+        return []
+    side = np.cross(spine, fwd)
+    front = b.head + fwd * 0.058 * hgt
+    dark = tuple(float(v) * 0.25 for v in a.hair)
+    lips = _shade((int(a.skin[0] * 0.75) + 30, int(a.skin[1] * 0.55), int(a.skin[2] * 0.55)), ambient + lit * 0.7)
+    feats = [(front + side * s * 0.021 * hgt + spine * 0.012 * hgt, 0.0065, dark) for s in (-1.0, 1.0)]
+    feats.append((front - spine * 0.03 * hgt, 0.008, lips))
+    prims: list[tuple[float, int, int, int, tuple]] = []
+    for p, r, col in feats:
+        uv = camera.project(p[None])[0]
+        if np.all(np.abs(uv) < 1e5):
+            rad = r * hgt * camera.focal / float(p[2])
+            if rad >= 0.6:  # below a pixel a feature is noise, not a face
+                prims.append((float(b.head[2]) - 0.01, 1, label, PART_SKIN,
+                              (np.round(uv * _ONE).astype(np.int64).tolist(), rad, col, col)))
     return prims
 
 

@@ -258,6 +258,7 @@ class SceneConfig:
     child_height_range: tuple[float, float] = (1.0, 1.5)
     closeup_prob: float = 0.0                            # one person close to the camera (often cut by the frame)
     closeup_depth_range: tuple[float, float] = (0.9, 2.5)
+    eye_level_prob: float = 0.0                          # share of close-ups shot level from head height (portraits)
     clothing: bool = False                               # fabric patterns, skirts/coats, long hair, hats, bags
     shadows: bool = False                                # contact shadows on the floor
     max_objects: int = 0                                 # furniture boxes and poles (behind or in front of people)
@@ -307,7 +308,7 @@ REALISM_FEATURES: dict[str, dict[str, Any]] = {
     "camera": {"hfov_range": (35.0, 110.0), "principal_jitter": 0.08, "camera_height_range": (0.3, 2.6),
                "pitch_range": (-20.0, 30.0)},
     "people": {"people_range": (1, 12), "depth_range": (1.0, 14.0), "height_range": (1.5, 2.0), "child_prob": 0.15,
-               "closeup_prob": 0.2},
+               "closeup_prob": 0.3, "eye_level_prob": 0.5},
     "clothing": {"clothing": True},
     # a person hidden behind furniture or others is drawn but not labelled: no reward for hallucinating people
     "scene": {"shadows": True, "max_objects": 6, "min_unoccluded_joints": 4},
@@ -407,7 +408,7 @@ def _sample_appearance_realistic(rng: np.random.Generator) -> Appearance:
         short_sleeves=bool(rng.random() < 0.35), seat=garment(), build=build,
         torso_width=float(1.05 + 0.25 * (build - 0.8) / 0.65 + rng.uniform(0.0, 0.1)), lower=lower,
         long_hair=bool(rng.random() < 0.3), hat=garment() if rng.random() < 0.12 else None, bag=bag,
-        bag_color=garment(),
+        bag_color=garment(), face=True,
     )
 
 
@@ -611,15 +612,22 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
     cfg = cfg or SceneConfig()
     rng = scene_rng(seed, split, index)
     w, h, camera = _sample_camera(rng, cfg)
+    # drawn only when the recipe has close-ups, so the basic recipe's random stream is untouched
+    closeup = cfg.closeup_prob > 0 and rng.random() < cfg.closeup_prob
+    eye_level = closeup and rng.random() < cfg.eye_level_prob
     cam_height = float(rng.uniform(*cfg.camera_height_range))
     pitch = math.radians(float(rng.uniform(*cfg.pitch_range)))
+    if eye_level:
+        # a person in front of a camera at head height, looking level: head and torso in view, legs cut off
+        # (portraits, a robot's eye level) — the framing real photos are full of and the floor camera misses
+        cam_height = float(rng.uniform(1.15, 1.75))
+        pitch = math.radians(float(rng.uniform(-8.0, 6.0)))
     rot, centre = _world_to_camera(pitch, cam_height)
     n_target = int(rng.integers(cfg.people_range[0], cfg.people_range[1] + 1))
     half_fov = math.atan(((w - 1) / 2.0 + abs(camera.cx - (w - 1) / 2.0)) / camera.fx)
     placed: list[np.ndarray] = []
     world, heights = [], []
     seats: list[np.ndarray | None] = []
-    closeup = cfg.closeup_prob > 0 and rng.random() < cfg.closeup_prob
     z_lo = min(cfg.depth_range[0], cfg.closeup_depth_range[0]) if closeup else cfg.depth_range[0]
     for _ in range(n_target * 6):  # rejection sampling of non-overlapping floor positions
         if len(placed) >= n_target:

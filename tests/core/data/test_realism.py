@@ -107,6 +107,48 @@ def test_people_range_children_and_closeups_of_the_realistic_recipe():
     assert (roots < 1.5).any()  # close-ups (the basic recipe never goes below 1.35 m)
 
 
+def test_eye_level_closeups_show_the_head_and_cut_the_legs():
+    cfg = replace(SceneConfig.realistic(disable=("photos", "effects", "clothing", "scene")), closeup_prob=1.0,
+                  eye_level_prob=1.0, **SIZE)
+    head_in, legs_cut = 0, 0
+    for i in range(12):
+        s = make_scene(4, "train", i, cfg)
+        near = int(np.argmin(s.joints_3d[:, 2, 2]))  # the close-up person
+        head_in += int(s.visible[near, 1])
+        legs_cut += int(not s.visible[near, [8, 14]].any())
+    assert head_in == 12 and legs_cut >= 6  # portraits: the face in view, often nothing below the knees
+
+
+def test_a_fixed_exposure_night_frame_stays_nearly_black():
+    night = CameraEffects(low_light_prob=1.0, no_gain_share=1.0, exposure_prob=0.0, white_balance_prob=0.0,
+                          vignette_prob=0.0, noise_prob=0.0, grayscale_prob=0.0, jpeg_prob=0.0)
+    means = [apply_camera_effects(np.full((20, 20, 3), 200, np.uint8), np.random.default_rng(k), night).mean()
+             for k in range(8)]
+    assert max(means) < 30 and min(means) > 0.5  # grey levels of real low-light sets, not an empty frame
+
+
+def test_a_face_is_drawn_only_on_a_head_turned_to_the_camera():
+    cam = Intrinsics.from_fov(160, 160, 40.0)
+    pose = sample_pose(np.random.default_rng(0), "standing")
+    look = Appearance(top=(200, 40, 40), bottom=(40, 40, 200), skin=(200, 160, 140), shoes=(20, 20, 20),
+                      hair=(30, 20, 10))
+
+    def head_pixels(heading: float, face: bool) -> np.ndarray:
+        j, head, feet = make_person(1.75, pose, np.array([0.0, 0.0]), heading)
+        offset = np.array([0.0, 0.0, 1.2]) - head  # the head 1.2 m in front of the camera, in the image centre
+        body = BodyGeometry(j + offset, head + offset, feet + offset, 1.75)
+        canvas = np.full((160, 160, 3), 90, np.uint8)
+        draw_people(canvas, [body], [replace(look, face=face)], cam, np.array([0.0, -1.0, 0.0]))
+        return canvas[50:110, 50:110]
+
+    towards, away = np.pi, 0.0  # heading π faces the camera
+    with_face = head_pixels(towards, True)
+    assert int(np.abs(with_face.astype(int) - head_pixels(towards, False)).sum(axis=2).astype(bool).sum()) > 20
+    dark = (with_face.max(axis=2) < 60).sum() - (head_pixels(towards, False).max(axis=2) < 60).sum()
+    assert int(dark) > 10  # dark eyes on the skin-coloured head
+    np.testing.assert_array_equal(head_pixels(away, True), head_pixels(away, False))
+
+
 def test_a_person_hidden_behind_furniture_or_others_is_not_labelled():
     cfg = replace(SceneConfig.realistic(disable=("photos", "effects")), people_range=(10, 12), **SIZE)
     strict = replace(cfg, min_unoccluded_joints=4)

@@ -133,8 +133,11 @@ def child(args: argparse.Namespace) -> int:
         if args.backend != "aoti" or "disagrees" not in str(exc):
             raise
         # A package the verification refused: reported as a result (with what was built or loaded), not a crash.
+        info = aoti_info(est.backend, refused=str(exc))
         print("RESTART_RESULT " + json.dumps({"backend": args.backend, "first_pose_s": None,
-                                              "aoti": aoti_info(est.backend, refused=str(exc))}), flush=True)
+                                              "imports_s": round(t_import - t0, 3),
+                                              "model_and_backend_s": round(t_model - t_import, 3),
+                                              "cache_hit": info["package"] == "loaded", "aoti": info}), flush=True)
         return 3
     t_first = time.time()
     # A few more frames: the restarted process must also be fast, not only started.

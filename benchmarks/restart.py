@@ -1,9 +1,9 @@
-"""Time to first pose of a *fresh process* with the ``compile`` backend: first build, restart, restart after /tmp
-is wiped (issue 14: a restarted node must see people within 10 s).
+"""Time to first pose of a *fresh process* with the ``compile`` or ``aoti`` backend: first build, restart, restart
+after /tmp is wiped (issue 14: a restarted node must see people within 10 s).
 
 Each phase starts a new Python process (this script with ``--child``) that imports das, builds the model
-(random weights: the cost does not depend on them), wraps it in an ``Estimator`` with the ``compile`` backend and
-runs one host frame to ``Persons``. The time is taken from just before the process is spawned to the moment
+(random weights: the cost does not depend on them), wraps it in an ``Estimator`` with the ``--backend`` (default
+``compile``) and runs one host frame to ``Persons``. The time is taken from just before the process is spawned to the moment
 the first ``Persons`` is back (interpreter start and imports included), i.e. what a restarted node waits.
 
 Phases (``--phases``, in this order):
@@ -13,7 +13,13 @@ Phases (``--phases``, in this order):
 * ``wiped_tmp``  — the temp folder emptied first (what a reboot does to ``/tmp``), das cache kept.
 * ``no_cache_first`` / ``no_cache_restart`` — the same without the das compile cache
   (``persistent_cache=False``; Inductor's default cache in the temp folder): the behaviour before issue 14,
-  for comparison.
+  for comparison (``compile`` only).
+
+With ``--backend aoti`` the first process exports and compiles a ``.pt2`` package into the das cache folder
+(``<das cache>/aoti/<slot>/model.pt2``) and verifies it against eager fp32; a later process only loads it (and
+verifies it again: the backend does that on every load). Each phase records which of the two happened
+(``aoti.package``: ``built`` / ``loaded``); a restart that had to build is an error, and so is a package the
+verification refused (``aoti.refused`` holds the backend's message; the other phases still run).
 
 The children get ``TMPDIR=<workdir>/tmp``, so Inductor's default cache (``$TMPDIR/torchinductor_<user>``) lives
 in a private folder that ``wiped_tmp`` can delete without touching other users of ``/tmp``;
@@ -23,10 +29,11 @@ Usage::
 
     python benchmarks/restart.py --device cuda --out "$OUT/restart.json"                 # das_r50_fpn fp16
     python benchmarks/restart.py --device cpu --model tiny --precision fp32 --out /tmp/restart_cpu.json
+    python benchmarks/restart.py --device cuda --backend aoti --out "$OUT/restart_aoti.json"  # the .pt2 path
 
 Prints one JSON report (also written to ``--out``): per phase the seconds to first pose, the child's own
-breakdown (imports, model, first frame), the compile-cache log lines (hit / miss and why) and Dynamo's
-compile-time table.
+breakdown (imports, model, first frame), the cache log lines (hit / miss and why) and Dynamo's
+compile-time table (empty for ``aoti``, which does not trace at run time).
 """
 
 from __future__ import annotations
@@ -46,6 +53,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PHASES = ("first", "restart", "wiped_tmp", "no_cache_first", "no_cache_restart")
 DEFAULT_PHASES = ("first", "restart", "wiped_tmp")
+BACKENDS = ("compile", "aoti")
+# Phases after which the das cache is expected to hold the package: there the aoti backend must load, not build.
+LOADING_PHASES = ("restart", "wiped_tmp")
+# Child log lines kept in a phase's ``cache_log``: the compile cache's hit / miss lines, the artefact cache's
+# reuse / rebuild lines and the aoti backend's load / verification lines.
+CACHE_LOG_MARKERS = ("compile cache", "das_core.engine.backends.cache: ", "das_core.engine.backends.aoti: ")
 
 # A model small enough for Inductor's C++ backend on a 2-core CI machine (the restart logic, not the speed,
 # is what the CPU run checks): 2 levels, no DCN, no recursive update.
@@ -98,20 +111,34 @@ def child(args: argparse.Namespace) -> int:
 
         cfg = config_from_dict(ModelConfig, TINY)
         torch.manual_seed(0)
-        model = DAS.from_config(cfg).eval()
+        model: torch.nn.Module = DAS.from_config(cfg).eval()
     else:
         from das_core.engine.export import load_model
 
         cfg, model, _ = load_model(args.model, "cpu")
+    from das_core.engine.backends import BackendError
+
     device = torch.device(args.device)
     channels_last = device.type == "cuda" and args.precision != "fp32"
-    est = Estimator.from_model(model, cfg, device=device, backend="compile", precision=args.precision,
-                               channels_last=channels_last, persistent_cache=not args.no_cache,
-                               mode=args.compile_mode, freezing=args.freezing)
+    options: dict[str, Any] = ({"persistent_cache": not args.no_cache, "mode": args.compile_mode,
+                                "freezing": args.freezing} if args.backend == "compile" else {})
+    est = Estimator.from_model(model, cfg, device=device, backend=args.backend, precision=args.precision,
+                               channels_last=channels_last, **options)
     t_model = time.time()
     w, h = args.frame
     frame, cam = synthetic_frame(w, h), default_camera(w, h)
-    persons = est(frame, cam)
+    try:
+        persons = est(frame, cam)
+    except BackendError as exc:
+        if args.backend != "aoti" or "disagrees" not in str(exc):
+            raise
+        # A package the verification refused: reported as a result (with what was built or loaded), not a crash.
+        info = aoti_info(est.backend, refused=str(exc))
+        print("RESTART_RESULT " + json.dumps({"backend": args.backend, "first_pose_s": None,
+                                              "imports_s": round(t_import - t0, 3),
+                                              "model_and_backend_s": round(t_model - t_import, 3),
+                                              "cache_hit": info["package"] == "loaded", "aoti": info}), flush=True)
+        return 3
     t_first = time.time()
     # A few more frames: the restarted process must also be fast, not only started.
     lat = []
@@ -120,6 +147,7 @@ def child(args: argparse.Namespace) -> int:
         est(frame, cam)
         lat.append((time.perf_counter() - s) * 1e3)
     cache = getattr(est.backend, "compile_cache", None)
+    aoti = aoti_info(est.backend) if args.backend == "aoti" else None
     try:
         from torch._dynamo.utils import compile_times
 
@@ -135,14 +163,39 @@ def child(args: argparse.Namespace) -> int:
         "first_frame_s": round(t_first - t_model, 3),
         "persons": len(persons),
         "steady_p50_ms": float(np.median(lat)) if lat else None,
-        "cache_hit": None if cache is None else cache.hit,
-        "cache_slots": [] if cache is None else [str(s.entry.path) for s in cache.slots.values()],
+        "backend": args.backend,
+        # das cache reused: the compile cache's bundle loaded, or (aoti) the package loaded without building
+        "cache_hit": (aoti["package"] == "loaded") if aoti is not None else (None if cache is None else cache.hit),
+        "cache_slots": ([str(Path(p).parent) for p in aoti["packages"]] if aoti is not None
+                        else [] if cache is None else [str(s.entry.path) for s in cache.slots.values()]),
+        "aoti": aoti,
         "inductor_cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
         "frame_graph": est.uses_frame_graphs,
         "dynamo_compile_times": ctimes,
     }
     print("RESTART_RESULT " + json.dumps(report), flush=True)
     return 0
+
+
+def aoti_info(backend: Any, refused: str | None = None) -> dict[str, Any]:
+    """What an ``AOTIBackend`` did in this process: built its package(s) or only loaded them, and how long each took.
+
+    ``package`` is ``built`` when any export + compile ran here, ``loaded`` when every package came from the das
+    cache, None when none was reached (the first frame failed before).
+    """
+    packages = [str(p) for p in getattr(backend, "package_paths", {}).values()]
+    built = float(getattr(backend, "build_seconds", 0.0)) > 0.0
+    reached = bool(packages) or built or float(getattr(backend, "load_seconds", 0.0)) > 0.0
+    sizes = [Path(p).stat().st_size for p in packages if Path(p).is_file()]
+    return {
+        "package": ("built" if built else "loaded") if reached else None,
+        "build_s": round(float(getattr(backend, "build_seconds", 0.0)), 3),
+        "load_s": round(float(getattr(backend, "load_seconds", 0.0)), 3),
+        "verify_s": round(float(getattr(backend, "verify_seconds", 0.0)), 3),
+        "packages": packages,
+        "package_bytes": sum(sizes) if sizes else None,
+        "refused": refused,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,7 +210,8 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
     for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # the child must find its own, as a node would
         env.pop(var, None)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--device", args.device, "--model", args.model,
-           "--precision", args.precision, "--frame", f"{args.frame[0]}x{args.frame[1]}", "--frames", str(args.frames)]
+           "--precision", args.precision, "--frame", f"{args.frame[0]}x{args.frame[1]}", "--frames", str(args.frames),
+           "--backend", args.backend]
     if phase.startswith("no_cache"):
         cmd.append("--no-cache")
     cmd += ["--compile-mode", args.compile_mode] + (["--freezing"] if args.freezing else [])
@@ -174,14 +228,43 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
     for line in proc.stdout.splitlines():
         if line.startswith("RESTART_RESULT "):
             result.update(json.loads(line.removeprefix("RESTART_RESULT ")))
-    lines = (proc.stderr or "").splitlines()
-    result["cache_log"] = [ln.split(": ", 1)[-1] for ln in lines if "compile cache" in ln]
-    if proc.returncode != 0 or "first_pose_s" not in result:
-        result["error"] = f"child exited with {proc.returncode}"
-        result["log_tail"] = _tail(proc.stderr)
-    print(f"[restart] phase {phase}: first pose after {result.get('first_pose_s')} s "
-          f"(cache hit: {result.get('cache_hit')}); {result['cache_log'][:2]}", flush=True)
+    check_child(phase, result, proc.returncode, proc.stderr)
+    aoti = result.get("aoti") or {}
+    what = f"package {aoti.get('package')}" if args.backend == "aoti" else f"cache hit: {result.get('cache_hit')}"
+    print(f"[restart] phase {phase}: first pose after {result.get('first_pose_s')} s ({what})"
+          f"{'; REFUSED' if aoti.get('refused') else ''}; {result['cache_log'][:2]}", flush=True)
     return result
+
+
+def check_child(phase: str, result: dict[str, Any], returncode: int, stderr: str | None) -> None:
+    """Fill ``cache_log`` from the child's log and set ``error`` (+ ``log_tail``) for a failed phase: a crash, a
+    refused aoti package, or an aoti restart that built its package instead of loading it from the das cache."""
+    lines = (stderr or "").splitlines()
+    result["cache_log"] = [ln.split(": ", 1)[-1] for ln in lines if any(m in ln for m in CACHE_LOG_MARKERS)]
+    aoti = result.get("aoti") or {}
+    if aoti.get("refused"):
+        result["error"] = "aoti package refused by the verification against eager fp32"
+    elif returncode != 0 or "first_pose_s" not in result:
+        result["error"] = f"child exited with {returncode}"
+        result["log_tail"] = _tail(stderr)
+    elif result.get("backend") == "aoti" and phase in LOADING_PHASES and aoti.get("package") != "loaded":
+        result["error"] = f"aoti {phase}: the package was {aoti.get('package')}, not loaded from the das cache"
+
+
+def summarise(phases: list[dict[str, Any]], backend: str) -> dict[str, Any]:
+    """Seconds to first pose per phase, ``meets_10s`` over the restarts, and for aoti what each phase did with
+    the package (``built`` / ``loaded`` / ``refused``)."""
+    by = {r["phase"]: r for r in phases}
+    restarts = [by[p]["first_pose_s"] for p in LOADING_PHASES if by.get(p, {}).get("first_pose_s")]
+    summary: dict[str, Any] = {p: by[p].get("first_pose_s") for p in by}
+    if restarts:
+        summary["meets_10s"] = max(restarts) <= 10.0
+    if backend == "aoti":
+        summary["aoti_package"] = {p: ("refused" if (r.get("aoti") or {}).get("refused")
+                                       else (r.get("aoti") or {}).get("package")) for p, r in by.items()}
+        loads = [summary["aoti_package"][p] for p in LOADING_PHASES if p in by]
+        summary["restarts_loaded_package"] = bool(loads) and all(v == "loaded" for v in loads)
+    return summary
 
 
 def _tail(text: str | None, n: int = 40) -> list[str]:
@@ -197,6 +280,8 @@ def _wipe(folder: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda[:i] or cpu (Inductor's C++ backend)")
+    parser.add_argument("--backend", default="compile", choices=BACKENDS,
+                        help="compile (das compile cache) or aoti (a .pt2 package cached in the das cache folder)")
     parser.add_argument("--model", default="das_r50_fpn", help="config name / YAML / checkpoint, or 'tiny'")
     parser.add_argument("--precision", default=None, help="fp16 on cuda, fp32 on cpu by default")
     parser.add_argument("--frame", default="1280x720", help="host frame WIDTHxHEIGHT")
@@ -221,12 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     args.frame = (w, h)
     if args.precision is None:
         args.precision = "fp32" if args.device == "cpu" else "fp16"
+    if args.backend == "aoti":
+        if any(p.startswith("no_cache") for p in args.phases):
+            parser.error("--backend aoti: the no_cache phases are compile-only (a package is always cached)")
+        if args.freezing or args.compile_mode != "default":
+            parser.error("--backend aoti: --compile-mode / --freezing are compile-only options")
     if args.child:
         return child(args)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="das-restart-"))
-    report: dict[str, Any] = {"model": args.model, "device": args.device, "precision": args.precision,
-                              "compile_mode": args.compile_mode, "freezing": args.freezing,
+    compiled = args.backend == "compile"
+    report: dict[str, Any] = {"backend": args.backend, "model": args.model, "device": args.device,
+                              "precision": args.precision, "compile_mode": args.compile_mode if compiled else None,
+                              "freezing": args.freezing if compiled else None,
                               "frame": list(args.frame), "workdir": str(work), "phases": []}
     try:
         import torch
@@ -253,11 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    by = {r["phase"]: r for r in report["phases"]}
-    restarts = [by[p]["first_pose_s"] for p in ("restart", "wiped_tmp") if by.get(p, {}).get("first_pose_s")]
-    report["summary"] = {p: by[p].get("first_pose_s") for p in by}
-    if restarts:
-        report["summary"]["meets_10s"] = max(restarts) <= 10.0
+    report["summary"] = summarise(report["phases"], args.backend)
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text, encoding="utf-8")

@@ -88,3 +88,108 @@ def test_no_cache_phases_run_the_child_without_the_persistent_cache(tmp_path, mo
                   "--workdir", str(tmp_path / "w")])
     assert all("--no-cache" in c["cmd"] for c in fake.calls)
     assert fake.calls[1]["tmp_had"] == ["torchinductor_me"]  # its restart keeps Inductor's /tmp cache
+
+
+# ----------------------------------------------------------------------------------------------
+# --backend aoti: the first process builds the package, the restarts must only load it
+# ----------------------------------------------------------------------------------------------
+
+
+class FakeAotiChild:
+    """Plays an aoti child: builds ``model.pt2`` into the das cache when it is missing, loads it otherwise, as
+    AOTIBackend does; ``refuse`` makes the verification refuse the package (what the H100 fp16 package got)."""
+
+    def __init__(self, first_pose: list[float], refuse: bool = False, rebuild: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.first_pose, self.refuse, self.rebuild = first_pose, refuse, rebuild
+
+    def __call__(self, cmd, env, capture_output, text, timeout, check):
+        self.calls.append(cmd)
+        package = Path(env["DAS_CACHE_DIR"]) / "aoti" / "tiny_restart-fp32-b1x64x128" / "model.pt2"
+        built = self.rebuild or not package.is_file()
+        package.parent.mkdir(parents=True, exist_ok=True)
+        package.write_bytes(b"pt2")
+        aoti: dict[str, object] = {"package": "built" if built else "loaded", "build_s": 40.0 if built else 0.0,
+                                   "load_s": 0.5, "verify_s": 0.1, "packages": [str(package)], "package_bytes": 3,
+                                   "refused": None}
+        log = ("x INFO das_core.engine.backends.cache: aoti: no cached artefact for model=tiny_restart; building"
+               if built else "x INFO das_core.engine.backends.cache: aoti: reusing cached " + str(package))
+        if self.refuse:
+            aoti["refused"] = "backend 'aoti': package … disagrees with the eager fp32 model beyond the fp16 tolerance"
+            refused = {"backend": "aoti", "first_pose_s": None, "aoti": aoti}
+            return SimpleNamespace(returncode=3, stdout="RESTART_RESULT " + json.dumps(refused) + "\n", stderr=log)
+        result: dict[str, object] = {"backend": "aoti", "first_pose_s": self.first_pose[len(self.calls) - 1],
+                                     "aoti": aoti, "cache_hit": not built}
+        return SimpleNamespace(returncode=0, stdout="RESTART_RESULT " + json.dumps(result) + "\n", stderr=log)
+
+
+def test_aoti_restarts_load_the_package_the_first_process_built(tmp_path, monkeypatch) -> None:
+    fake = FakeAotiChild([50.0, 5.0, 6.0])
+    monkeypatch.setattr(subprocess, "run", fake)
+    out = tmp_path / "r.json"
+    assert restart.main(["--device", "cpu", "--model", "tiny", "--backend", "aoti", "--workdir", str(tmp_path / "w"),
+                         "--out", str(out)]) == 0
+    assert all(c[c.index("--backend") + 1] == "aoti" for c in fake.calls)
+    report = json.loads(out.read_text())
+    assert report["backend"] == "aoti" and report["compile_mode"] is None and report["freezing"] is None
+    assert [p["aoti"]["package"] for p in report["phases"]] == ["built", "loaded", "loaded"]
+    assert report["summary"] == {"first": 50.0, "restart": 5.0, "wiped_tmp": 6.0, "meets_10s": True,
+                                 "aoti_package": {"first": "built", "restart": "loaded", "wiped_tmp": "loaded"},
+                                 "restarts_loaded_package": True}
+    assert report["phases"][1]["cache_log"][0].startswith("aoti: reusing cached")
+
+
+def test_an_aoti_restart_that_builds_again_is_an_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(subprocess, "run", FakeAotiChild([50.0, 45.0, 46.0], rebuild=True))
+    out = tmp_path / "r.json"
+    assert restart.main(["--device", "cpu", "--model", "tiny", "--backend", "aoti", "--workdir", str(tmp_path / "w"),
+                         "--out", str(out)]) == 1
+    report = json.loads(out.read_text())
+    assert "error" not in report["phases"][0]  # building is what the first process is for
+    assert report["phases"][1]["error"] == "aoti restart: the package was built, not loaded from the das cache"
+    assert report["summary"]["restarts_loaded_package"] is False
+
+
+def test_a_refused_aoti_package_is_reported_per_phase_and_the_other_phases_still_run(tmp_path, monkeypatch) -> None:
+    fake = FakeAotiChild([], refuse=True)
+    monkeypatch.setattr(subprocess, "run", fake)
+    out = tmp_path / "r.json"
+    assert restart.main(["--device", "cpu", "--model", "tiny", "--backend", "aoti", "--workdir", str(tmp_path / "w"),
+                         "--out", str(out)]) == 1
+    assert len(fake.calls) == 3
+    report = json.loads(out.read_text())
+    first, again, _ = report["phases"]
+    assert first["error"] == "aoti package refused by the verification against eager fp32"
+    assert "disagrees" in first["aoti"]["refused"] and again["aoti"]["package"] == "loaded"  # refused, but cached
+    assert report["summary"]["aoti_package"] == {"first": "refused", "restart": "refused", "wiped_tmp": "refused"}
+    assert "meets_10s" not in report["summary"] and report["summary"]["restarts_loaded_package"] is False
+
+
+def test_the_compile_default_passes_its_backend_and_options(tmp_path, monkeypatch) -> None:
+    fake = FakeChild([60.0, 6.0, 7.5])
+    monkeypatch.setattr(subprocess, "run", fake)
+    out = tmp_path / "r.json"
+    restart.main(["--device", "cpu", "--model", "tiny", "--workdir", str(tmp_path / "w"), "--out", str(out)])
+    assert all(c["cmd"][c["cmd"].index("--backend") + 1] == "compile" for c in fake.calls)
+    report = json.loads(out.read_text())
+    assert report["backend"] == "compile" and report["compile_mode"] == "default" and report["freezing"] is False
+    assert "aoti_package" not in report["summary"]
+
+
+@pytest.mark.parametrize("extra", [["--phases", "no_cache_first"], ["--freezing"],
+                                   ["--compile-mode", "max-autotune-no-cudagraphs"]])
+def test_aoti_refuses_the_compile_only_phases_and_options(extra, monkeypatch) -> None:
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("no child may start"))
+    with pytest.raises(SystemExit):
+        restart.main(["--device", "cpu", "--model", "tiny", "--backend", "aoti", *extra])
+
+
+def test_aoti_info_says_built_loaded_or_not_reached(tmp_path) -> None:
+    package = tmp_path / "model.pt2"
+    package.write_bytes(b"12345")
+    built = SimpleNamespace(build_seconds=40.0, load_seconds=0.2, verify_seconds=0.1, package_paths={(1,): package})
+    loaded = SimpleNamespace(build_seconds=0.0, load_seconds=0.2, verify_seconds=0.1, package_paths={(1,): package})
+    assert restart.aoti_info(built)["package"] == "built" and restart.aoti_info(built)["package_bytes"] == 5
+    assert restart.aoti_info(loaded, refused="no")["package"] == "loaded"
+    assert restart.aoti_info(loaded, refused="no")["refused"] == "no"
+    assert restart.aoti_info(SimpleNamespace())["package"] is None  # the first frame failed before any package

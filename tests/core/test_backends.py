@@ -302,3 +302,26 @@ def test_aoti_packages_are_compiled_for_an_nchw_input_whatever_the_weights_layou
     with pytest.raises(RuntimeError, match="stop before"):
         export_aoti(model, cfg, tmp_path / "m.pt2", (1, 3, 64, 96), device="cpu", precision="fp32", channels_last=True)
     assert seen == {"input_contiguous": True, "weights_channels_last": True}
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_aoti_points_inductors_cache_at_the_das_cache_before_loading(tmp_path, monkeypatch, persistent) -> None:
+    """Loading a package runs Inductor's CPU-ISA probes, cached in Inductor's cache folder: it must be the das cache
+    (survives a wiped /tmp), set before the load, unless turned off."""
+    from das_core.engine import compile_cache
+    from das_core.engine.backends import aoti
+
+    order: list[str] = []
+    monkeypatch.setattr(compile_cache, "activate", lambda device, root: order.append(f"activate {device} {root}"))
+    def load(path: Path):  # noqa: ANN202
+        order.append("load")
+        return lambda x: (x, x, x, x)
+
+    monkeypatch.setattr(aoti, "load_package", load)
+    cfg, model = tiny_das()
+    backend = aoti.AOTIBackend(model, cfg, device="cpu", precision="fp32", cache_dir=tmp_path, channels_last=False,
+                               verify=False, persistent_inductor_cache=persistent)
+    monkeypatch.setattr(backend, "package_for", lambda shape: tmp_path / "model.pt2")
+    backend.run(torch.zeros(1, 3, 64, 96))
+    backend.run(torch.zeros(1, 3, 64, 96))  # loaded once per shape
+    assert order == ([f"activate cpu {tmp_path}", "load"] if persistent else ["load"])

@@ -51,6 +51,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
+AOTI_INDUCTOR_CACHE: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
 PHASES = ("first", "restart", "wiped_tmp", "no_cache_first", "no_cache_restart")
 DEFAULT_PHASES = ("first", "restart", "wiped_tmp")
 BACKENDS = ("compile", "aoti")
@@ -121,7 +122,8 @@ def child(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     channels_last = device.type == "cuda" and args.precision != "fp32"
     options: dict[str, Any] = ({"persistent_cache": not args.no_cache, "mode": args.compile_mode,
-                                "freezing": args.freezing} if args.backend == "compile" else {})
+                                "freezing": args.freezing} if args.backend == "compile" else
+                               {"persistent_inductor_cache": AOTI_INDUCTOR_CACHE[args.aoti_inductor_cache]})
     est = Estimator.from_model(model, cfg, device=device, backend=args.backend, precision=args.precision,
                                channels_last=channels_last, **options)
     t_model = time.time()
@@ -211,7 +213,7 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
         env.pop(var, None)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--device", args.device, "--model", args.model,
            "--precision", args.precision, "--frame", f"{args.frame[0]}x{args.frame[1]}", "--frames", str(args.frames),
-           "--backend", args.backend]
+           "--backend", args.backend, "--aoti-inductor-cache", args.aoti_inductor_cache]
     if phase.startswith("no_cache"):
         cmd.append("--no-cache")
     cmd += ["--compile-mode", args.compile_mode] + (["--freezing"] if args.freezing else [])
@@ -282,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", help="cuda[:i] or cpu (Inductor's C++ backend)")
     parser.add_argument("--backend", default="compile", choices=BACKENDS,
                         help="compile (das compile cache) or aoti (a .pt2 package cached in the das cache folder)")
+    parser.add_argument("--aoti-inductor-cache", default="auto", choices=sorted(AOTI_INDUCTOR_CACHE),
+                        help="aoti: Inductor's cache in the das cache folder (AOTIBackend persistent_inductor_cache; "
+                             "auto = on CPU only); 'on' / 'off' bisect the H200 load segfault (docs/PERFORMANCE.md)")
     parser.add_argument("--model", default="das_r50_fpn", help="config name / YAML / checkpoint, or 'tiny'")
     parser.add_argument("--precision", default=None, help="fp16 on cuda, fp32 on cpu by default")
     parser.add_argument("--frame", default="1280x720", help="host frame WIDTHxHEIGHT")
@@ -317,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="das-restart-"))
     compiled = args.backend == "compile"
     report: dict[str, Any] = {"backend": args.backend, "model": args.model, "device": args.device,
+                              "aoti_inductor_cache": None if compiled else args.aoti_inductor_cache,
                               "precision": args.precision, "compile_mode": args.compile_mode if compiled else None,
                               "freezing": args.freezing if compiled else None,
                               "frame": list(args.frame), "workdir": str(work), "phases": []}

@@ -41,29 +41,19 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from das_core.config import ModelConfig, config_from_dict  # noqa: E402
+from das_core.config import ModelConfig, load_config  # noqa: E402
 from das_core.engine.export import DenseExportWrapper, example_input, load_model, network_input_shape  # noqa: E402
 from das_core.model.dense import level_sizes  # noqa: E402
 from das_core.model.outputs import DenseOutputs  # noqa: E402
 
 DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-# The unit-test tiny DAS (tests/core/test_export.py: DCN + 2-layer update), for a CPU run in minutes.
-TINY = {
-    "name": "tiny",
-    "strides": [8, 16, 32],
-    "backbone": {"name": "resnet18"},
-    "fpn": {"out_channels": 16, "num_outs": 3},
-    "head": {"feat_channels": 16, "stacked_convs": 1, "use_dcn": True, "num_groups": 4, "centerness_channels": 8},
-    "update": {"mode": "multi", "num_layers": 2, "num_points": 2, "use_dcn": True},
-    "targets": {"regress_ranges": [[-1, 64], [64, 128], [128, 1e8]]},
-    "input": {"short_side": 64, "long_side": 96},
-}
 
 
 def build(model_name: str) -> tuple[ModelConfig, nn.Module]:
     if model_name == "tiny":
-        cfg = config_from_dict(ModelConfig, TINY)
+        # the unit-test DAS of tests/core/test_export.py (DCN + 2-layer update), for a CPU run in minutes
+        cfg = load_config(Path(__file__).resolve().parents[2] / "config/model/das_tiny.yaml")
         from das_core.model.das import DAS
 
         torch.manual_seed(0)

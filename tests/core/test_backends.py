@@ -304,7 +304,7 @@ def test_aoti_packages_are_compiled_for_an_nchw_input_whatever_the_weights_layou
     assert seen == {"input_contiguous": True, "weights_channels_last": True}
 
 
-@pytest.mark.parametrize("persistent", [True, False])
+@pytest.mark.parametrize("persistent", [True, False, None])  # None: the default, on for a CPU package
 def test_aoti_points_inductors_cache_at_the_das_cache_before_loading(tmp_path, monkeypatch, persistent) -> None:
     """Loading a package runs Inductor's CPU-ISA probes, cached in Inductor's cache folder: it must be the das cache
     (survives a wiped /tmp), set before the load, unless turned off."""
@@ -324,4 +324,4 @@ def test_aoti_points_inductors_cache_at_the_das_cache_before_loading(tmp_path, m
     monkeypatch.setattr(backend, "package_for", lambda shape: tmp_path / "model.pt2")
     backend.run(torch.zeros(1, 3, 64, 96))
     backend.run(torch.zeros(1, 3, 64, 96))  # loaded once per shape
-    assert order == ([f"activate cpu {tmp_path}", "load"] if persistent else ["load"])
+    assert order == ([f"activate cpu {tmp_path}", "load"] if persistent in (True, None) else ["load"])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from das_core.checkpoint import save_checkpoint
@@ -23,16 +26,8 @@ from das_core.model.das import DAS
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-TINY = {
-    "name": "tiny",
-    "strides": [8, 16, 32],
-    "backbone": {"name": "resnet18"},
-    "fpn": {"out_channels": 16, "num_outs": 3},
-    "head": {"feat_channels": 16, "stacked_convs": 1, "use_dcn": True, "num_groups": 4, "centerness_channels": 8},
-    "update": {"mode": "multi", "num_layers": 2, "num_points": 2, "use_dcn": True},
-    "targets": {"regress_ranges": [[-1, 64], [64, 128], [128, 1e8]]},
-    "input": {"short_side": 64, "long_side": 96},
-}
+# the unit-test DAS (DCN head + 2-layer update), one definition for the tests and scripts/gpu/aoti_repro.py
+TINY = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/model/das_tiny.yaml").read_text())
 # Same network without DCN and update: for tests of the commands and plumbing, not of the numerics.
 PLAIN = {**TINY, "head": {**TINY["head"], "use_dcn": False}, "update": {"mode": "none"}}
 

@@ -62,6 +62,10 @@ class AOTIBackend:
             load runs Inductor's CPU-ISA probes (``aoti_load_package`` → ``get_device_information`` →
             ``pick_vec_isa``, small C++ builds cached in Inductor's cache, ``/tmp`` by default); after a wiped
             ``/tmp`` they took 9 s of a 14 s restart on 2 cores (docs/results/restart_cpu_tiny_aoti.json).
+            None (default): on CPU only. On the H200 (torch 2.11) a CUDA package load segfaulted inside
+            torch's ``_load_aoti`` with it on, for the tiny model too, while the H100 run before it loaded
+            packages without it; which of the two made the difference is not isolated yet
+            (docs/PERFORMANCE.md, docs/results/issue14_h200_2026-12-02_tiny_aoti_segfault.*).
         cuda_graphs: try to replay through a CUDA graph on CUDA. Off by default: with torch 2.11 the
             package's call does work that is not permitted while a stream is capturing, so the capture
             fails (and is then dropped, the package reloaded, and the call run without a graph).
@@ -82,7 +86,7 @@ class AOTIBackend:
         cuda_graphs: bool = False,
         max_autotune: bool = False,
         verify: bool = True,
-        persistent_inductor_cache: bool = True,
+        persistent_inductor_cache: bool | None = None,
     ) -> None:
         import torch._inductor
 
@@ -109,7 +113,8 @@ class AOTIBackend:
         self.package_paths: dict[tuple[int, ...], Path] = {}  # per shape, the package loaded (or being verified)
         self.graph_error: str | None = None
         self.verify = verify and model is not None
-        self.persistent_inductor_cache = persistent_inductor_cache
+        self.persistent_inductor_cache = (self.device.type == "cpu" if persistent_inductor_cache is None
+                                          else persistent_inductor_cache)
 
     def package_for(self, shape: tuple[int, ...]) -> Path:
         """The cached package for ``shape``, built now if missing or stale."""

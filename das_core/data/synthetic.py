@@ -259,6 +259,9 @@ class SceneConfig:
     closeup_prob: float = 0.0                            # one person close to the camera (often cut by the frame)
     closeup_depth_range: tuple[float, float] = (0.9, 2.5)
     eye_level_prob: float = 0.0                          # share of close-ups shot level from head height (portraits)
+    crowd_prob: float = 0.0                              # a crowd instead: many small people, a third seated (stands)
+    crowd_people_range: tuple[int, int] = (14, 30)
+    crowd_depth_range: tuple[float, float] = (4.0, 22.0)
     clothing: bool = False                               # fabric patterns, skirts/coats, long hair, hats, bags
     shadows: bool = False                                # contact shadows on the floor
     max_objects: int = 0                                 # furniture boxes and poles (behind or in front of people)
@@ -299,6 +302,10 @@ class SceneConfig:
             raise ValueError(f"people_range must satisfy 1 <= lo <= hi, got {self.people_range}")
         if not (0.5 <= self.depth_range[0] < self.depth_range[1]):
             raise ValueError(f"depth_range must satisfy 0.5 <= lo < hi, got {self.depth_range}")
+        if not (1 <= self.crowd_people_range[0] <= self.crowd_people_range[1]):
+            raise ValueError(f"crowd_people_range must satisfy 1 <= lo <= hi, got {self.crowd_people_range}")
+        if not (0.5 <= self.crowd_depth_range[0] < self.crowd_depth_range[1]):
+            raise ValueError(f"crowd_depth_range must satisfy 0.5 <= lo < hi, got {self.crowd_depth_range}")
 
 
 # The realism recipe, feature by feature (what ``SceneConfig.realistic(disable=...)`` switches; ablations
@@ -308,7 +315,7 @@ REALISM_FEATURES: dict[str, dict[str, Any]] = {
     "camera": {"hfov_range": (35.0, 110.0), "principal_jitter": 0.08, "camera_height_range": (0.3, 2.6),
                "pitch_range": (-20.0, 30.0)},
     "people": {"people_range": (1, 12), "depth_range": (1.0, 14.0), "height_range": (1.5, 2.0), "child_prob": 0.15,
-               "closeup_prob": 0.3, "eye_level_prob": 0.5},
+               "closeup_prob": 0.3, "eye_level_prob": 0.5, "crowd_prob": 0.08},
     "clothing": {"clothing": True},
     # a person hidden behind furniture or others is drawn but not labelled: no reward for hallucinating people
     "scene": {"shadows": True, "max_objects": 6, "min_unoccluded_joints": 4},
@@ -615,6 +622,7 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
     # drawn only when the recipe has close-ups, so the basic recipe's random stream is untouched
     closeup = cfg.closeup_prob > 0 and rng.random() < cfg.closeup_prob
     eye_level = closeup and rng.random() < cfg.eye_level_prob
+    crowd = not closeup and cfg.crowd_prob > 0 and rng.random() < cfg.crowd_prob
     cam_height = float(rng.uniform(*cfg.camera_height_range))
     pitch = math.radians(float(rng.uniform(*cfg.pitch_range)))
     if eye_level:
@@ -623,12 +631,14 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
         cam_height = float(rng.uniform(1.15, 1.75))
         pitch = math.radians(float(rng.uniform(-8.0, 6.0)))
     rot, centre = _world_to_camera(pitch, cam_height)
-    n_target = int(rng.integers(cfg.people_range[0], cfg.people_range[1] + 1))
+    people_range = cfg.crowd_people_range if crowd else cfg.people_range
+    depth_range = cfg.crowd_depth_range if crowd else cfg.depth_range
+    n_target = int(rng.integers(people_range[0], people_range[1] + 1))
     half_fov = math.atan(((w - 1) / 2.0 + abs(camera.cx - (w - 1) / 2.0)) / camera.fx)
     placed: list[np.ndarray] = []
     world, heights = [], []
     seats: list[np.ndarray | None] = []
-    z_lo = min(cfg.depth_range[0], cfg.closeup_depth_range[0]) if closeup else cfg.depth_range[0]
+    z_lo = min(depth_range[0], cfg.closeup_depth_range[0]) if closeup else depth_range[0]
     for _ in range(n_target * 6):  # rejection sampling of non-overlapping floor positions
         if len(placed) >= n_target:
             break
@@ -637,7 +647,7 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
             x_lim = z * math.tan(half_fov) * 0.6
         else:
             # log-uniform depth: as many people between 1.5 and 3 m as between 6 and 12 m
-            z = float(np.exp(rng.uniform(math.log(cfg.depth_range[0]), math.log(cfg.depth_range[1]))))
+            z = float(np.exp(rng.uniform(math.log(depth_range[0]), math.log(depth_range[1]))))
             x_lim = z * math.tan(half_fov) * 1.05
         x = float(rng.uniform(-x_lim, x_lim))
         pos = np.array([x, z])
@@ -648,10 +658,11 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
         else:
             hgt = float(rng.uniform(*cfg.height_range))
         heading = float(rng.uniform(-np.pi, np.pi))
-        angles = sample_pose(rng)
+        # a crowd in the stands or on a square: many sit (seated people are what real crowds are full of)
+        angles = sample_pose(rng, "sitting" if crowd and rng.random() < 0.35 else None)
         person = make_person(hgt, angles, pos, heading)
         root_cam = (person[0][_HIP] - centre) @ rot.T
-        if not (z_lo * 0.9 <= root_cam[2] <= cfg.depth_range[1] * 1.1):
+        if not (z_lo * 0.9 <= root_cam[2] <= depth_range[1] * 1.1):
             continue
         placed.append(pos)
         world.append(person)

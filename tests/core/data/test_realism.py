@@ -101,7 +101,7 @@ def test_camera_effects_keep_shape_and_type_and_grayscale_means_equal_channels()
 
 
 def test_people_range_children_and_closeups_of_the_realistic_recipe():
-    cfg = replace(SceneConfig.realistic(disable=("photos", "effects", "clothing", "scene")), **SIZE)
+    cfg = replace(SceneConfig.realistic(disable=("photos", "effects", "clothing", "scene")), crowd_prob=0.0, **SIZE)
     roots = np.concatenate([make_scene(2, "train", i, cfg).joints_3d[:, 2, 2] for i in range(12)])
     assert roots.min() > 0.8 and roots.max() < 15.5
     assert (roots < 1.5).any()  # close-ups (the basic recipe never goes below 1.35 m)
@@ -117,6 +117,17 @@ def test_eye_level_closeups_show_the_head_and_cut_the_legs():
         head_in += int(s.visible[near, 1])
         legs_cut += int(not s.visible[near, [8, 14]].any())
     assert head_in == 12 and legs_cut >= 6  # portraits: the face in view, often nothing below the knees
+
+
+def test_crowd_scenes_hold_more_people_than_the_recipe_otherwise_allows_and_many_sit():
+    cfg = replace(SceneConfig.realistic(disable=("photos", "effects", "clothing", "scene")), closeup_prob=0.0,
+                  crowd_prob=1.0, **SIZE)
+    people = [make_scene(6, "train", i, cfg) for i in range(6)]
+    assert max(len(s.joints_3d) for s in people) > cfg.people_range[1]  # a crowd, not a busy normal scene
+    roots = np.concatenate([s.joints_3d[:, 2, 2] for s in people])
+    assert roots.max() > cfg.depth_range[1]  # and further away than the normal depth range
+    with pytest.raises(ValueError, match="crowd_people_range"):
+        SceneConfig(crowd_people_range=(5, 2))
 
 
 def test_a_fixed_exposure_night_frame_stays_nearly_black():

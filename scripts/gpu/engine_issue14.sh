@@ -14,13 +14,13 @@
 #                                filled, so the compile backend's batch-1 build is a cache hit.
 #
 # Usage (repository root):   OUT=/path/to/out bash scripts/gpu/engine_issue14.sh
-# Knobs: STEPS="restart aoti suite" (any subset of "restart aoti restart_aoti suite", run in that order), BUDGET_S=450 (whole script; each step is also under `timeout`), DEVICE=cuda|cpu,
+# Knobs: STEPS="restart aoti suite" (any subset of "restart aoti aoti_bisect restart_aoti suite", run in that order), BUDGET_S=450 (whole script; each step is also under `timeout`), DEVICE=cuda|cpu,
 # AOTI_EXTRA (more aoti_repro.py arguments for a follow-up call: "--nchw", "--inductor-config KEY=VALUE ...").
 # DEVICE=cpu is the dry mode used to test this script without a GPU: the tiny model, fp32, quick settings
 # (minutes on 2 cores; AOTI builds, aoti_repro's and restart_aoti's, only with DRY_AOTI=1).
 # Files in $OUT (8 at most): summary.txt (starts with the environment), restart.json, restart_aoti.json,
 # restart.log (the restart and restart_aoti steps, one after the other), aoti_repro.json, aoti_repro.log,
-# engine_suite.json, engine_suite.log.
+# engine_suite.json, engine_suite.log; aoti_bisect adds aoti_bisect.json (a 9th file: run it without one of the others).
 set -u
 OUT=${OUT:?set OUT to the output folder}
 mkdir -p "$OUT"
@@ -86,6 +86,30 @@ if has aoti; then
     say "aoti_repro.py rc=$?: $(grep '^\[aoti_repro\]' "$OUT/aoti_repro.log" | tr '\n' ' ')"
   else
     say "2/3 aoti_repro.py skipped: ${T}s left for it"
+  fi
+fi
+
+if has aoti_bisect; then
+  # The H200 package-load SIGSEGV (docs/PERFORMANCE.md): the tiny model's aoti restart with Inductor's cache in the
+  # das cache folder off, then on, under Python's fault handler; ~1 minute each on the GPU. Files: aoti_bisect.json
+  # (both runs), the logs appended to restart.log.
+  if [ "$DEVICE" = cpu ] && [ "${DRY_AOTI:-0}" != 1 ]; then
+    say "aoti_bisect skipped: DEVICE=cpu builds AOTI only with DRY_AOTI=1"
+  else
+    TPREC=fp16; [ "$DEVICE" = cpu ] && TPREC=fp32
+    for C in off on; do
+      T=$(cap $(( $(left) - 10 )) 150)
+      if [ "$T" -lt 40 ]; then say "aoti_bisect $C skipped: ${T}s left"; continue; fi
+      say "aoti_bisect: restart.py --backend aoti --model tiny --aoti-inductor-cache $C (timeout ${T}s)"
+      PYTHONFAULTHANDLER=1 timeout -k 10 "$T" $PY benchmarks/restart.py --backend aoti --device "$DEVICE" --model tiny \
+          --precision "$TPREC" --frame "$FRAME" --phases first restart --frames 5 --aoti-inductor-cache "$C" \
+          --workdir "$WORK/aoti_bisect_$C" --timeout-s $(( T / 2 - 5 )) --out "$WORK/aoti_bisect_$C.json" \
+          > "$WORK/aoti_bisect_$C.log" 2>&1
+      RC=$?
+      { echo "===== step aoti_bisect ($C) rc=$RC"; cat "$WORK/aoti_bisect_$C.log"; } >> "$OUT/restart.log"
+      say "aoti_bisect $C rc=$RC: $(grep '^\[restart\]' "$WORK/aoti_bisect_$C.log" | grep 'first pose' | sed 's/; \[.*//' | tr '\n' ' ')"
+    done
+    $PY -c "import json, os, sys; w = sys.argv[1]; json.dump({c: json.load(open(f'{w}/aoti_bisect_{c}.json')) for c in ('off', 'on') if os.path.exists(f'{w}/aoti_bisect_{c}.json')}, open(sys.argv[2], 'w'), indent=1)" "$WORK" "$OUT/aoti_bisect.json"
   fi
 fi
 

@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mark joints hidden behind another person invisible (default: inside image = visible)")
     parser.add_argument("--preset", choices=["basic", "realistic"], default="basic",
                         help="scene recipe: basic (capsule people on procedural rooms) or realistic (wider cameras "
-                             "and people, clothing, furniture, photo backgrounds, camera effects; docs/RESULTS.md)")
+                             "and people, eye-level close-ups and crowds, clothing and faces, furniture, photo "
+                             "backgrounds, camera effects with night frames; docs/RESULTS.md)")
     parser.add_argument("--backgrounds", default=None,
                         help="folder of photos WITHOUT people for --preset realistic (backgrounds and textures)")
     parser.add_argument("--disable", default="",

@@ -528,22 +528,29 @@ def _draw_shadows(rng: np.random.Generator, image: np.ndarray, world: list[tuple
 
 def _sample_objects(rng: np.random.Generator, max_objects: int, placed: list[np.ndarray], half_fov: float,
                     rot: np.ndarray, centre: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
-    """Boxes (furniture) and poles standing on the floor, as (8, 3) camera-frame corners and a colour."""
+    """Boxes (furniture), poles and light stands on the floor and fixtures high up, as (8, 3) camera-frame
+    corners and a colour: the hard negatives of rooms (limb-like poles; small blobs at head height and above,
+    where a network that has seen only people there puts tiny far-away people)."""
     objects = []
     for _ in range(int(rng.integers(0, max_objects + 1))):
         z = float(np.exp(rng.uniform(math.log(1.0), math.log(15.0))))
         x = float(rng.uniform(-1.1, 1.1)) * z * math.tan(half_fov)
         if any(np.linalg.norm(np.array([x, z]) - p) < 0.45 for p in placed):
             continue
-        if rng.random() < 0.35:  # a pole, lamp post or door frame: a limb-like hard negative
+        kind = rng.random()
+        lift = 0.0
+        if kind < 0.35:  # a pole, lamp post or door frame: a limb-like hard negative
             sx = sz = float(rng.uniform(0.04, 0.15))
             sy = float(rng.uniform(0.8, 2.6))
+        elif kind < 0.5:  # a lamp, shelf, camera or sign on the wall or ceiling: off the floor, 1.8-3.2 m up
+            sx, sy, sz = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.08, 0.5)), float(rng.uniform(0.1, 0.4))
+            lift = float(rng.uniform(1.8, 3.2))
         else:
             sx, sy, sz = float(rng.uniform(0.3, 1.6)), float(rng.uniform(0.3, 1.8)), float(rng.uniform(0.3, 1.0))
         yaw = float(rng.uniform(0, np.pi))
         c, s = math.cos(yaw), math.sin(yaw)
         corners = _floor_box(np.array([x, 0.0, z]), np.array([c, 0.0, s]), np.array([-s, 0.0, c]), sx / 2, sz / 2,
-                             (0.0, -sy))
+                             (-lift, -lift - sy))
         cam = (corners - centre) @ rot.T
         objects.append((cam, tuple(int(v) for v in rng.uniform(20, 235, 3))))
     return objects  # type: ignore[return-value]

@@ -19,6 +19,7 @@ from das_core.data.synthetic import (
     REALISM_FEATURES,
     SceneConfig,
     _apply_textures,
+    _sample_objects,
     make_person,
     make_scene,
     sample_pose,
@@ -128,6 +129,14 @@ def test_crowd_scenes_hold_more_people_than_the_recipe_otherwise_allows_and_many
     assert roots.max() > cfg.depth_range[1]  # and further away than the normal depth range
     with pytest.raises(ValueError, match="crowd_people_range"):
         SceneConfig(crowd_people_range=(5, 2))
+
+
+def test_rooms_have_fixtures_off_the_floor_as_well_as_furniture_and_poles_on_it():
+    rng = np.random.default_rng(0)
+    objects = [o for _ in range(20) for o in _sample_objects(rng, 6, [], 0.6, np.eye(3), np.zeros(3))]
+    bottoms = np.array([corners[:, 1].max() for corners, _ in objects])  # y is down, the floor at y = 0
+    assert np.isclose(bottoms, 0.0).sum() > len(objects) / 2  # most stand on the floor
+    assert (bottoms <= -1.8).any()  # and some hang at head height or above: lamps, shelves, cameras
 
 
 def test_a_fixed_exposure_night_frame_stays_nearly_black():

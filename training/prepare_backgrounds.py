@@ -1,11 +1,14 @@
 """Make the background-photo folder of the realistic synthetic recipe (``das make-synthetic --backgrounds``).
 
-The shipped checkpoint used the wallpapers of six Debian packages (photos and art without people):
+The wallpapers of seven Debian packages (photos and art without people):
 
   mkdir -p bgsrc && cd bgsrc && for p in plasma-workspace-wallpapers ukui-wallpapers mate-backgrounds \\
-      gnome-backgrounds lomiri-wallpapers-20.04 sway-backgrounds; do apt-get download $p; done
+      gnome-backgrounds lomiri-wallpapers-20.04 sway-backgrounds lomiri-wallpapers-16.04; do apt-get download $p; done
   for f in *.deb; do dpkg -x $f x; done; cd ..
-  python training/prepare_backgrounds.py bgsrc/x .bg      # 108 photos, 8.5 MB
+  python training/prepare_backgrounds.py bgsrc/x .bg      # 123 photos
+
+The shipped checkpoint (stages 1-3) was trained with the first six packages only (108 photos, 8.5 MB);
+lomiri-wallpapers-16.04 adds 15 photos (a few of them indoors) for the trainings after it.
 
 Every JPEG/PNG/WebP under SRC whose short side is at least 300 px is downscaled to a 960 px long side and
 written as DST/bg_NNN.jpg; exact visual duplicates (the same 16×9 thumbnail) are kept once. The photos are

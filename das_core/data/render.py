@@ -195,11 +195,12 @@ def _face_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics, 
     front = b.head + fwd * 0.058 * hgt
     dark = tuple(float(v) * 0.25 for v in a.hair)
     lips = _shade((int(a.skin[0] * 0.75) + 30, int(a.skin[1] * 0.55), int(a.skin[2] * 0.55)), ambient + lit * 0.7)
-    feats = [(front + side * s * 0.021 * hgt + spine * 0.012 * hgt, 0.0065, dark) for s in (-1.0, 1.0)]
-    feats.append((front - spine * 0.03 * hgt, 0.008, lips))
+    # left eye, right eye, mouth
+    pts = np.stack([front - side * 0.021 * hgt + spine * 0.012 * hgt, front + side * 0.021 * hgt + spine * 0.012 * hgt,
+                    front - spine * 0.03 * hgt])
+    uvs = camera.project(pts)
     prims: list[tuple[float, int, int, int, tuple]] = []
-    for p, r, col in feats:
-        uv = camera.project(p[None])[0]
+    for p, uv, r, col in zip(pts, uvs, (0.0065, 0.0065, 0.008), (dark, dark, lips), strict=True):
         if np.all(np.abs(uv) < 1e5):
             rad = r * hgt * camera.focal / float(p[2])
             if rad >= 0.6:  # below a pixel a feature is noise, not a face

@@ -298,14 +298,14 @@ class SceneConfig:
             raise ValueError(f"need 16 <= min_size <= max_size, got {self.min_size}, {self.max_size}")
         if len(self.aspects) != len(self.aspect_probs) or not math.isclose(sum(self.aspect_probs), 1.0):
             raise ValueError("aspects and aspect_probs must have equal length and probabilities sum to 1")
-        if not (1 <= self.people_range[0] <= self.people_range[1]):
-            raise ValueError(f"people_range must satisfy 1 <= lo <= hi, got {self.people_range}")
-        if not (0.5 <= self.depth_range[0] < self.depth_range[1]):
-            raise ValueError(f"depth_range must satisfy 0.5 <= lo < hi, got {self.depth_range}")
-        if not (1 <= self.crowd_people_range[0] <= self.crowd_people_range[1]):
-            raise ValueError(f"crowd_people_range must satisfy 1 <= lo <= hi, got {self.crowd_people_range}")
-        if not (0.5 <= self.crowd_depth_range[0] < self.crowd_depth_range[1]):
-            raise ValueError(f"crowd_depth_range must satisfy 0.5 <= lo < hi, got {self.crowd_depth_range}")
+        for name in ("people_range", "crowd_people_range"):
+            lo, hi = getattr(self, name)
+            if not (1 <= lo <= hi):
+                raise ValueError(f"{name} must satisfy 1 <= lo <= hi, got {(lo, hi)}")
+        for name in ("depth_range", "crowd_depth_range"):
+            lo, hi = getattr(self, name)
+            if not (0.5 <= lo < hi):
+                raise ValueError(f"{name} must satisfy 0.5 <= lo < hi, got {(lo, hi)}")
 
 
 # The realism recipe, feature by feature (what ``SceneConfig.realistic(disable=...)`` switches; ablations
@@ -528,8 +528,7 @@ def _draw_shadows(rng: np.random.Generator, image: np.ndarray, world: list[tuple
 
 def _sample_objects(rng: np.random.Generator, max_objects: int, placed: list[np.ndarray], half_fov: float,
                     rot: np.ndarray, centre: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
-    """Boxes (furniture), poles and light stands on the floor and fixtures high up, as (8, 3) camera-frame
-    corners and a colour: the hard negatives of rooms (limb-like poles; small blobs at head height and above,
+    """Boxes (furniture) and poles on the floor and fixtures high up, as (8, 3) camera-frame corners and a colour: the hard negatives of rooms (limb-like poles; small blobs at head height and above,
     where a network that has seen only people there puts tiny far-away people)."""
     objects = []
     for _ in range(int(rng.integers(0, max_objects + 1))):
@@ -626,7 +625,7 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
     cfg = cfg or SceneConfig()
     rng = scene_rng(seed, split, index)
     w, h, camera = _sample_camera(rng, cfg)
-    # drawn only when the recipe has close-ups, so the basic recipe's random stream is untouched
+    # drawn only when the recipe has close-ups / crowds, so the basic recipe's random stream is untouched
     closeup = cfg.closeup_prob > 0 and rng.random() < cfg.closeup_prob
     eye_level = closeup and rng.random() < cfg.eye_level_prob
     crowd = not closeup and cfg.crowd_prob > 0 and rng.random() < cfg.crowd_prob

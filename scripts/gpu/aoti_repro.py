@@ -49,7 +49,6 @@ from das_core.model.outputs import DenseOutputs  # noqa: E402
 DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-
 def build(model_name: str) -> tuple[ModelConfig, nn.Module]:
     if model_name == "tiny":
         # the unit-test DAS of tests/core/test_export.py (DCN + 2-layer update), for a CPU run in minutes

@@ -104,7 +104,8 @@ def measure(model_name: str, frame: tuple[int, int], nms_iters: int) -> dict[str
     from torch._dynamo.utils import compile_times
 
     return {"model": model_name, "frame": [w, h], "nms_iters": nms_iters, "device": "cpu", "torch": torch.__version__,
-            "functions": {k: {m: round(v, 3) for m, v in r.items()} for k, r in rows.items()},
+            # microseconds: a warm preprocess call of a small frame takes well under a millisecond
+            "functions": {k: {m: round(v, 6) for m, v in r.items()} for k, r in rows.items()},
             "total_tracing_s": round(sum(r["tracing_s"] for r in rows.values()), 3),
             "dynamo_compile_times": compile_times(repr="str", aggregate=True)}
 

@@ -103,6 +103,7 @@ def child(args: argparse.Namespace) -> int:
     import torch
 
     from das_core.engine.bench import default_camera, synthetic_frame
+    from das_core.engine.compile_cache import dynamo_cache_counts
     from das_core.engine.estimator import Estimator
 
     t_import = time.time()
@@ -122,7 +123,8 @@ def child(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     channels_last = device.type == "cuda" and args.precision != "fp32"
     options: dict[str, Any] = ({"persistent_cache": not args.no_cache, "mode": args.compile_mode,
-                                "freezing": args.freezing} if args.backend == "compile" else
+                                "freezing": args.freezing,
+                                "dynamo_cache": args.dynamo_cache and not args.no_cache} if args.backend == "compile" else
                                {"persistent_inductor_cache": AOTI_INDUCTOR_CACHE[args.aoti_inductor_cache]})
     est = Estimator.from_model(model, cfg, device=device, backend=args.backend, precision=args.precision,
                                channels_last=channels_last, **options)
@@ -173,6 +175,8 @@ def child(args: argparse.Namespace) -> int:
         "aoti": aoti,
         "inductor_cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
         "frame_graph": est.uses_frame_graphs,
+        # compile --dynamo-cache: traced functions installed from the das cache (hit) or traced here (miss)
+        "dynamo_cache": dynamo_cache_counts() if getattr(est.backend, "dynamo_cache", False) else None,
         "dynamo_compile_times": ctimes,
     }
     print("RESTART_RESULT " + json.dumps(report), flush=True)
@@ -217,6 +221,7 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
     if phase.startswith("no_cache"):
         cmd.append("--no-cache")
     cmd += ["--compile-mode", args.compile_mode] + (["--freezing"] if args.freezing else [])
+    cmd += ["--dynamo-cache"] if args.dynamo_cache else []
     spawn = time.time()
     cmd += ["--spawn-time", repr(spawn)]
     print(f"[restart] phase {phase}: starting a fresh process", flush=True)
@@ -298,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="wiped_tmp also deletes /tmp/torchinductor_* (bare benchmark machines only)")
     parser.add_argument("--compile-mode", default="default", help="default | max-autotune-no-cudagraphs")
     parser.add_argument("--freezing", action="store_true", help="Inductor freezing (experimental)")
+    parser.add_argument("--dynamo-cache", action="store_true",
+                        help="compile: also cache Dynamo's traced graphs (CompiledBackend dynamo_cache; experimental), "
+                             "so a restart does not trace the model again")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per child process")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -314,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == "aoti":
         if any(p.startswith("no_cache") for p in args.phases):
             parser.error("--backend aoti: the no_cache phases are compile-only (a package is always cached)")
-        if args.freezing or args.compile_mode != "default":
-            parser.error("--backend aoti: --compile-mode / --freezing are compile-only options")
+        if args.freezing or args.compile_mode != "default" or args.dynamo_cache:
+            parser.error("--backend aoti: --compile-mode / --freezing / --dynamo-cache are compile-only options")
     if args.child:
         return child(args)
 
@@ -325,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                               "aoti_inductor_cache": None if compiled else args.aoti_inductor_cache,
                               "precision": args.precision, "compile_mode": args.compile_mode if compiled else None,
                               "freezing": args.freezing if compiled else None,
+                              "dynamo_cache": args.dynamo_cache if compiled else None,
                               "frame": list(args.frame), "workdir": str(work), "phases": []}
     try:
         import torch

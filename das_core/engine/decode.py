@@ -109,9 +109,9 @@ def pixel_mapping(compat: str) -> PixelMapping:
     This is the only place where the two conventions differ in decoding.
     """
     if compat == "native":
-        return PixelMapping(from_resized, to_resized)
+        return PixelMapping._make((from_resized, to_resized))  # _make: see DecodedPersons below
     if compat == "official":
-        return PixelMapping(_official_to_original, _official_to_network)
+        return PixelMapping._make((_official_to_original, _official_to_network))
     raise DecodeError(f"compat: unknown pixel convention {compat!r}; expected 'native' or 'official'")
 
 
@@ -447,7 +447,8 @@ def decode_batch(
     sigma_z = torch.sqrt(sigma_root[..., None].square() + sigma_dz.square())
     cov = joint_covariance(sigma_uv, sigma_z, uv, z, cam)
 
-    return DecodedPersons(out_scores, joints_3d, uv, conf, cov, out_valid, converged)
+    # _make: compiled code must not call a NamedTuple's generated __new__ (compile_cache.enable_dynamo_cache)
+    return DecodedPersons._make((out_scores, joints_3d, uv, conf, cov, out_valid, converged))
 
 
 def calibrate_confidence(raw: Tensor, knots: Sequence[tuple[float, float]]) -> Tensor:

@@ -11,6 +11,7 @@ it needs no sync; in the rare frame where that was not enough to reach the exact
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -113,6 +114,14 @@ class Estimator:
         self._grids: dict[tuple[int, int], tuple[Tensor, Tensor, list[tuple[int, int]]]] = {}
         self._frame_graphs: dict[tuple[int, int, int], FrameGraph] = {}
         self.frame_graph_error: str | None = None
+
+    def _no_autograd(self) -> contextlib.AbstractContextManager[object]:
+        """``inference_mode``, except around a compile backend with the Dynamo cache: torch 2.13 saves its guards
+        with tensors' dispatch keys as they are outside inference mode, so an inference-mode call in a new process
+        never matches a saved trace and every restart would trace again; ``no_grad`` matches."""
+        if getattr(self.backend, "dynamo_cache", False):
+            return torch.no_grad()
+        return torch.inference_mode()
 
     @property
     def uses_frame_graphs(self) -> bool:
@@ -220,7 +229,7 @@ class Estimator:
             if graph is not None:
                 return self._run_frame_graph(graph, images, cameras)
         clock = _Clock(self.device)
-        with torch.inference_mode():
+        with self._no_autograd():
             clock.mark()
             x, records = preprocess_batch(images, self.cfg.input, self.device)
             clock.mark()
@@ -281,7 +290,7 @@ class Estimator:
         return graph
 
     def _run_frame_graph(self, graph: FrameGraph, images: Sequence[ImageLike], cameras: list[Intrinsics]) -> list[Persons]:
-        with torch.inference_mode():
+        with self._no_autograd():
             persons, converged = graph(images, cameras)
             assert graph.dense is not None
             grid = (graph.points, graph.point_strides, graph.sizes)

@@ -27,21 +27,23 @@ def level_to_dense(
     *, depth_factor: float,
 ) -> DenseOutputs:
     """One level's maps (B, ·, H, W) → (B, H·W, …) :class:`DenseOutputs` rows of that level."""
-
-    def flat(m: Tensor) -> Tensor:  # (B, C, H, W) → (B, H·W, C)
-        return m.flatten(2).transpose(1, 2)
-
-    scores = (torch.sigmoid(flat(cls_logits)) * torch.sigmoid(flat(centerness_logits))).squeeze(-1)
-    off, sig = flat(offsets), flat(sigma)
+    scores = (torch.sigmoid(_flat(cls_logits)) * torch.sigmoid(_flat(centerness_logits))).squeeze(-1)
+    off, sig = _flat(offsets), _flat(sigma)
     b, p, c = off.shape
-    return DenseOutputs(
-        scores, flat(root_depth).squeeze(-1) / depth_factor, off.reshape(b, p, c // 3, 3), sig.reshape(b, p, c // 3, 3)
+    # _make: compiled code must not call a NamedTuple's generated __new__ (compile_cache.enable_dynamo_cache)
+    return DenseOutputs._make(
+        (scores, _flat(root_depth).squeeze(-1) / depth_factor, off.reshape(b, p, c // 3, 3), sig.reshape(b, p, c // 3, 3))
     )
+
+
+def _flat(m: Tensor) -> Tensor:
+    """(B, C, H, W) → (B, H·W, C)."""
+    return m.flatten(2).transpose(1, 2)
 
 
 def concat_levels(levels: list[DenseOutputs]) -> DenseOutputs:
     """Per-level :class:`DenseOutputs` → one, concatenated along P in level order."""
-    return DenseOutputs(*(torch.cat(parts, dim=1) for parts in zip(*levels, strict=True)))
+    return DenseOutputs._make(torch.cat(parts, dim=1) for parts in zip(*levels, strict=True))
 
 
 def level_sizes(height: int, width: int, strides: Sequence[int]) -> list[tuple[int, int]]:

@@ -162,4 +162,6 @@ class DASHead(nn.Module):
         logits = self.conv_sigma(self.sigma_prev(pose_feat))
         logits = logits * self._root_d_keep + (1.0 - self._root_d_keep)  # root d-sigma logit := 1
         sigma = torch.sigmoid(logits) + 1e-9
-        return LevelOutputs(cls_logits, centerness, root_depth, offsets, sigma, pose_feat)
+        # _make, not LevelOutputs(...): compiled code must not call a NamedTuple's generated __new__
+        # (das_core.engine.compile_cache.enable_dynamo_cache says why)
+        return LevelOutputs._make((cls_logits, centerness, root_depth, offsets, sigma, pose_feat))

@@ -15,7 +15,8 @@
 #
 # Usage (repository root):   OUT=/path/to/out bash scripts/gpu/engine_issue14.sh
 # Knobs: STEPS="restart aoti suite" (any subset of "restart aoti aoti_bisect restart_aoti suite", run in that order), BUDGET_S=450 (whole script; each step is also under `timeout`), DEVICE=cuda|cpu,
-# AOTI_EXTRA (more aoti_repro.py arguments for a follow-up call: "--nchw", "--inductor-config KEY=VALUE ...").
+# AOTI_EXTRA (more aoti_repro.py arguments for a follow-up call: "--nchw", "--inductor-config KEY=VALUE ..."),
+# RESTART_EXTRA (more restart.py arguments for the restart step: "--dynamo-cache" keeps Dynamo's traced graphs too).
 # DEVICE=cpu is the dry mode used to test this script without a GPU: the tiny model, fp32, quick settings
 # (minutes on 2 cores; AOTI builds, aoti_repro's and restart_aoti's, only with DRY_AOTI=1).
 # Files in $OUT (8 at most): summary.txt (starts with the environment), restart.json, restart_aoti.json,
@@ -59,11 +60,11 @@ say "start"
 RESTART_OK=0
 if has restart; then
   T=$(cap $(( $(left) - 60 )) 260)
-  say "1/3 restart.py (timeout ${T}s)"
+  say "1/3 restart.py ${RESTART_EXTRA:-} (timeout ${T}s)"
   WIPE=""; [ "$DEVICE" != cpu ] && WIPE="--wipe-system-tmp"
   timeout -k 10 "$T" $PY benchmarks/restart.py --device "$DEVICE" --model "$MODEL" --precision "$PREC" \
       --frame "$FRAME" --workdir "$WORK/restart" --keep $WIPE --timeout-s $(( T - 20 )) --out "$OUT/restart.json" \
-      > "$WORK/restart.log" 2>&1
+      ${RESTART_EXTRA:-} > "$WORK/restart.log" 2>&1
   RC=$?
   { echo "===== step restart (compile) rc=$RC"; cat "$WORK/restart.log"; } >> "$OUT/restart.log"
   [ $RC -eq 0 ] && RESTART_OK=1

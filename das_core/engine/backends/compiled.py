@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from das_core.config import ModelConfig, dump_config
 from das_core.engine.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
 from das_core.engine.backends.cache import model_fingerprint
-from das_core.engine.compile_cache import CompileCache
+from das_core.engine.compile_cache import CompileCache, dynamo_cache_counts, enable_dynamo_cache
 from das_core.model.dense import concat_levels, level_to_dense
 from das_core.model.outputs import DenseOutputs
 
@@ -93,6 +93,10 @@ class CompiledBackend:
             Inductor fold each BatchNorm into its convolution (one memory pass less per backbone conv).
             Experimental (measured by ``engine_suite.py --compile-freezing``); the compile cache key then
             includes the weights' fingerprint, since they are inside the compiled code.
+        dynamo_cache: also keep Dynamo's traced graphs (torch's "caching precompile",
+            :func:`~das_core.engine.compile_cache.enable_dynamo_cache`), so that a restart installs them instead
+            of tracing the model again. Needs ``persistent_cache``; process-wide once on. Experimental: opt-in
+            until measured on a GPU (``benchmarks/restart.py --dynamo-cache``).
     """
 
     name = "compile"
@@ -112,8 +116,12 @@ class CompiledBackend:
         persistent_cache: bool = True,
         cache_dir: str | Path | None = None,
         freezing: bool = False,
+        dynamo_cache: bool = False,
     ) -> None:
         self.precision = check_precision(precision, self.name)
+        if dynamo_cache and not persistent_cache:
+            raise BackendError("backend 'compile': dynamo_cache needs persistent_cache (the traced graphs are kept "
+                               "in the das cache folder)")
         if mode in ("reduce-overhead", "max-autotune"):
             raise BackendError(f"backend 'compile': mode {mode!r} adds Inductor's own CUDA graphs; this backend "
                                "captures its own — use 'default' or 'max-autotune-no-cudagraphs'")
@@ -139,7 +147,7 @@ class CompiledBackend:
             self.compile_cache = CompileCache(
                 self.device, self.precision, cfg.name, dump_config(cfg), root=cache_dir,
                 options={"mode": mode, "channels_last": bool(channels_last), "level_streams": bool(level_streams),
-                         "sampler": "gather", "freezing": bool(freezing),
+                         "sampler": "gather", "freezing": bool(freezing), "dynamo_cache": bool(dynamo_cache),
                          **({"weights": model_fingerprint(model)} if freezing else {})})
         _allow_specialisations(4 * self.num_levels * 8)
         # dynamic=False: every input-size bucket (and level) is specialised, as CUDA graphs need.
@@ -149,8 +157,16 @@ class CompiledBackend:
 
             compile_args = {"options": {**list_mode_options(mode), "freezing": True}}
         self.freezing = bool(freezing)
+        # Before torch.compile: that call is where a saved trace is looked up and installed.
+        self.dynamo_cache = bool(dynamo_cache) and enable_dynamo_cache()
+        before = dynamo_cache_counts()
         self._trunk = torch.compile(self._trunk_fn, dynamic=False, fullgraph=False, **compile_args)  # type: ignore[call-overload]
         self._level = torch.compile(self._level_fn, dynamic=False, fullgraph=False, **compile_args)  # type: ignore[call-overload]
+        if self.dynamo_cache:
+            assert self.compile_cache is not None
+            hits = dynamo_cache_counts()["hit"] - before["hit"]
+            log.info("compile: Dynamo cache %s (%d of 2 traced functions installed from %s)",
+                     "hit" if hits == 2 else "miss", hits, self.compile_cache.inductor_dir / "dynamo")
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.frame_graphs = frame_graphs and self.cuda_graphs
         self.compile_frame = True  # frame graphs compile preprocessing and decoding too
@@ -172,8 +188,9 @@ class CompiledBackend:
     def _level_fn(self, x: Tensor, level: int) -> DenseOutputs:
         with self._autocast_ctx():
             maps = self.model.forward_level(x, level)[:5]  # type: ignore[operator]
-            dense = level_to_dense(*maps, depth_factor=self.depth_factor)
-        return DenseOutputs(*(t.float() for t in dense))
+            scores, depth, offsets, sigma = level_to_dense(*maps, depth_factor=self.depth_factor)
+        # _make: compiled code must not call a NamedTuple's generated __new__ (compile_cache.enable_dynamo_cache)
+        return DenseOutputs._make((scores.float(), depth.float(), offsets.float(), sigma.float()))
 
     def capturable(self, images: Tensor) -> DenseOutputs:
         """The compiled network without graph replay: no host sync, fixed shapes, so callers may capture it."""

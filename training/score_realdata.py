@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME", help="only these datasets")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, auto (default: %(default)s)")
     parser.add_argument("--no-sheet", action="store_true", help="skip the overlay sheet")
+    parser.add_argument("--input-scale", type=float, default=1.0,
+                        help="network input size × this (Estimator input_scale; the same for every image)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                   "side by side)", ", ".join(missing))
         return 2
     try:
-        estimator = Estimator.from_checkpoint(weights.with_suffix(""), device=args.device)
+        estimator = Estimator.from_checkpoint(weights.with_suffix(""), device=args.device, input_scale=args.input_scale)
         skeleton = get_skeleton(estimator.cfg.skeleton)
         images = load_realdata(args.data, skeleton, args.datasets)
     except (RealDataError, FileNotFoundError) as exc:
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint_sha256": _sha256(weights),
         "data": str(Path(args.data).resolve()),
         "score_thr": float(estimator.cfg.decode.score_thr),
+        "input_scale": args.input_scale,
         "skeleton": skeleton.name,
         "device": str(estimator.device),
         "torch": torch.__version__,

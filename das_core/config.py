@@ -354,6 +354,9 @@ class TrainConfig:
     budget_schedule: bool = False
     amp: Literal["none", "bf16", "fp16"] = "bf16"
     channels_last: bool = False
+    # cuDNN autotuning per input shape (CUDA): batches come in a few padded sizes (aspect groups, short-side
+    # range in steps of size_divisor), so each is tuned once. scripts/gpu/profile_train.py measures both.
+    cudnn_benchmark: bool = False
     sync_bn: bool = False
     seed: int = 0
     log_interval: int = 20

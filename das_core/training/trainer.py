@@ -574,6 +574,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
     run = _build_run(cfg, info, dev, out)
     if resume:
         _resume(run)

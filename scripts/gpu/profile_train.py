@@ -1,74 +1,153 @@
-"""Split one training iteration's cost on a GPU: data loading alone vs the model + loss step alone.
+"""Split one training iteration's cost on a GPU: data loading alone vs the model + loss step alone, and A/B the
+step's memory layout and cuDNN autotuning (``channels_last``, ``cudnn_benchmark`` of the train config).
 
-Usage (device machine): ``python scripts/gpu/profile_train.py SYNTH/train.json``. This is how the
-targets-in-the-main-loop bottleneck was found (57 ms of a 176 ms step at batch 32 on an H100), which led to
-``das_core.training.trainer.TrainCollate`` (targets assigned in the DataLoader workers).
+Usage (device machine, after the data is rendered)::
+
+    python scripts/gpu/profile_train.py REAL/train.json BASIC/train.json --json "$OUT/profile_train.json"
+
+Prints the DataLoader's images/s (workers, collate and target assignment included), then for each variant the
+step's ms and images/s on the same few loader batches (cycled, each shape tuned once before timing), the peak
+GPU memory, and which variant is fastest. History: this split found the targets-in-the-main-loop bottleneck
+(57 ms of a 176 ms step at batch 32 on an H100), which led to ``TrainCollate`` (targets in the workers).
+A CPU dry run (``--device cpu --batch 2 --batches 2 --repeats 1 --set model=config/model/das_tiny.yaml``) checks the
+script; its timings mean nothing.
 """
 
 from __future__ import annotations
 
+import argparse
+import itertools
+import json
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from das_core.config import load_train_config, parse_overrides
-from das_core.model.das import DAS
-from das_core.training.batching import EpochBatches, SeededDataset
-from das_core.training.losses.criterion import DASLoss
-from das_core.training.trainer import TrainCollate, _build_dataset  # noqa: PLC2701
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 
-BATCH = 32
+from das_core.config import TrainConfig, load_train_config, parse_overrides  # noqa: E402
+from das_core.training.batching import RunBatches, SeededDataset  # noqa: E402
+from das_core.training.trainer import (  # noqa: E402
+    TrainCollate,
+    TrainStep,
+    _amp_context,  # noqa: PLC2701
+    _build_dataset,  # noqa: PLC2701
+    _unpack,  # noqa: PLC2701
+)
+
+VARIANTS = {  # name: (channels_last, cudnn_benchmark)
+    "nchw": (False, False),
+    "nchw+cudnn_benchmark": (False, True),
+    "channels_last": (True, False),
+    "channels_last+cudnn_benchmark": (True, True),
+}
 
 
-def loader_rate(dataset: object, cfg: object, workers: int, batches: int = 15) -> tuple[float, dict]:
-    """Images per second the DataLoader delivers (collate + targets included), and the last batch."""
-    plan = EpochBatches(dataset.group_flags, BATCH, seed=0, epoch=0)  # type: ignore[attr-defined]
+def loader_batches(cfg: TrainConfig, files: list[str], workers: int, n: int) -> tuple[float, list[dict[str, Any]]]:
+    """Images per second the DataLoader delivers after its first batch, and the n batches it delivered."""
+    dataset = _build_dataset(cfg, files, train=True)
+    plan = RunBatches([int(g) for g in dataset.group_flags], cfg.data.batch_size, seed=0)  # the trainer's batches
     loader = torch.utils.data.DataLoader(SeededDataset(dataset), batch_sampler=plan, num_workers=workers,
-                                         collate_fn=TrainCollate(cfg.model), pin_memory=True)  # type: ignore[attr-defined]
+                                         collate_fn=TrainCollate(cfg.model))
     it = iter(loader)
-    batch = next(it)
-    start, n = time.perf_counter(), 0
-    for _ in range(batches):
-        batch = next(it)
-        n += batch["images"].shape[0]
-    return n / (time.perf_counter() - start), batch
+    batches = [next(it)]
+    start = time.perf_counter()
+    batches += list(itertools.islice(it, n - 1))
+    seconds = time.perf_counter() - start
+    rate = sum(b["images"].shape[0] for b in batches[1:]) / seconds if n > 1 else float("nan")
+    return rate, batches
 
 
-def step_time(cfg: object, batch: dict, device: torch.device, repeats: int = 10) -> float:
-    """Seconds per optimiser step on one fixed batch (bf16 autocast, targets precomputed)."""
-    model = DAS.from_config(cfg.model).to(device).train()  # type: ignore[attr-defined]
-    criterion = DASLoss.from_config(cfg.model).to(device)  # type: ignore[attr-defined]
+def step_time(cfg: TrainConfig, batches: list[dict[str, Any]], device: torch.device, repeats: int) -> dict[str, Any]:
+    """ms per optimiser step of ``cfg`` (its amp, channels_last and cudnn_benchmark) over ``batches``."""
+    from das_core.model.das import DAS
+    from das_core.training.losses.criterion import DASLoss
+
+    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+    torch.manual_seed(0)
+    model = DAS.from_config(cfg.model).to(device).train()
+    criterion = DASLoss.from_config(cfg.model).to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    step = TrainStep(model, criterion, cfg.model)
     optimizer = torch.optim.AdamW([*model.parameters(), *criterion.parameters()], lr=1e-4)
-    images = batch["images"].to(device)
-    targets = batch["targets"].to(device)
+    ready = []
+    for batch in batches:
+        images, gts, targets = _unpack(batch, cfg.model, device)
+        if cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        ready.append((images, gts, None if targets is None else targets.to(device)))
 
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            outputs = model(images)
-        loss = criterion(outputs, targets)["loss"]
-        optimizer.zero_grad()
+    def one(images: torch.Tensor, gts: Any, targets: Any) -> None:
+        with _amp_context(cfg.amp, device):
+            loss = step(images, gts, targets)["loss"]
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):
-        step()
-    torch.cuda.synchronize()
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for item in ready:  # every shape once: cuDNN's search (with benchmark on) stays out of the timing
+        one(*item)
+    sync()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for _ in range(repeats):
-        step()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
+        for item in ready:
+            one(*item)
+    sync()
+    steps = repeats * len(ready)
+    seconds = (time.perf_counter() - start) / steps
+    images = sum(int(i[0].shape[0]) for i in ready) / len(ready)
+    return {"step_ms": round(seconds * 1e3, 2), "img_per_s": round(images / seconds, 1),
+            "peak_mem_mib": round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None}
 
 
-def main() -> None:
-    cfg = load_train_config("config/train/synthetic_r18s.yaml", parse_overrides([f"data.batch_size={BATCH}"]))
-    dataset = _build_dataset(cfg, [sys.argv[1]], train=True)
-    rate, batch = loader_rate(dataset, cfg, workers=14)
-    print(f"loader, 14 workers: {rate:.0f} img/s", flush=True)
-    dt = step_time(cfg, batch, torch.device("cuda"))
-    print(f"model + loss step: {dt * 1000:.0f} ms ({BATCH / dt:.0f} img/s), input {tuple(batch['images'].shape)}")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", nargs="+", help="training annotation JSONs (as data.train)")
+    parser.add_argument("--config", default=str(ROOT / "config/train/realistic_r34s.yaml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: the config's)")
+    parser.add_argument("--workers", type=int, default=15)
+    parser.add_argument("--batches", type=int, default=6, help="loader batches to time the step on (several shapes)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes over those batches per variant")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    overrides = parse_overrides(args.overrides + ([f"data.batch_size={args.batch}"] if args.batch else []))
+    cfg = load_train_config(args.config, overrides)
+    device = torch.device(args.device)
+    rate, batches = loader_batches(cfg, args.data, args.workers, max(1, args.batches))
+    shapes = sorted({tuple(b["images"].shape) for b in batches})
+    print(f"loader, {args.workers} workers: {rate:.0f} img/s; batch shapes {shapes}", flush=True)
+    report: dict[str, Any] = {"config": args.config, "overrides": args.overrides, "batch_size": cfg.data.batch_size,
+                              "amp": cfg.amp, "device": str(device), "torch": torch.__version__,
+                              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+                              "loader_workers": args.workers, "loader_img_per_s": round(rate, 1),
+                              "batch_shapes": [list(s) for s in shapes], "variants": {}}
+    for name in args.variants:
+        channels_last, bench = VARIANTS[name]
+        row = step_time(replace(cfg, channels_last=channels_last, cudnn_benchmark=bench), batches, device, args.repeats)
+        report["variants"][name] = row
+        print(f"{name:30s} step {row['step_ms']:8.1f} ms  {row['img_per_s']:7.1f} img/s  peak {row['peak_mem_mib']} MiB",
+              flush=True)
+    best = min(report["variants"], key=lambda k: report["variants"][k]["step_ms"])
+    report["fastest"] = best
+    print(f"fastest: {best}; the loader gives {rate:.0f} img/s, so training runs at most "
+          f"min(loader, step) = {min(rate, report['variants'][best]['img_per_s']):.0f} img/s")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -5,7 +5,10 @@
 #       renders the data on all cores (training scenes with seed S, default 0), starts training in its own
 #       process session (it outlives the call while the machine stays held), then follows the log until
 #       ~585 s of wall time. INIT: a das checkpoint to fine-tune (init_weights), e.g. das_core/assets/das_demo;
-#       LR: the peak learning rate (default: the config's).
+#       LR: the peak learning rate (default: the config's). PROFILE=1 (default) first times the training step
+#       with and without channels_last and cuDNN autotuning on a few batches of this data
+#       (scripts/gpu/profile_train.py, ~1 minute, $OUT/profile_train.json) and trains with the fastest; PROFILE=0
+#       keeps the config's settings.
 #   bash scripts/gpu/train_realistic.sh finish
 #       (the next call, on the same machine) waits for training to end, then on validation splits only:
 #       chooses decode.score_thr (best F1, realistic val), fits decode.confidence_calibration (realistic val)
@@ -29,6 +32,15 @@ if [ "${1:-}" = start ]; then
   $P make-synthetic --out $D/basic --split val --num 300 --seed 0 --workers 16 --no-progress
   $P make-synthetic --out $D/basic --split test --num 300 --seed 0 --workers 16 --no-progress
   echo "data ready after $(( $(date +%s) - t0 )) s"
+  if [ "${PROFILE:-1}" = 1 ]; then
+    python3 scripts/gpu/profile_train.py $D/real/train.json $D/basic/train.json --json $OUT/profile_train.json | tail -5
+    FASTEST=$(python3 -c "import json; print(json.load(open('$OUT/profile_train.json'))['fastest'])" 2>/dev/null || echo nchw)
+    CL=false; CB=false
+    case "$FASTEST" in channels_last*) CL=true;; esac
+    case "$FASTEST" in *cudnn_benchmark) CB=true;; esac
+    EXTRA+=(--set "channels_last=$CL" --set "cudnn_benchmark=$CB")
+    echo "training with channels_last=$CL cudnn_benchmark=$CB (fastest step: $FASTEST) after $(( $(date +%s) - t0 )) s"
+  fi
   setsid nohup $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/real/train.json,$D/basic/train.json]" \
     --set max_minutes=$MIN --set data.num_workers=15 "${EXTRA[@]}" --output-dir $R --no-progress > $LOG 2>&1 < /dev/null &
   while [ $(( $(date +%s) - t0 )) -lt 585 ]; do sleep 15; done

@@ -311,6 +311,7 @@ class _Acc:
     rel: list[np.ndarray] = field(default_factory=list)
     abs: list[np.ndarray] = field(default_factory=list)
     root_dz: list[float] = field(default_factory=list)
+    root_dz_rel: list[float] = field(default_factory=list)
 
 
 def synthetic_metrics(frames: Sequence[FrameResult], root: int, pck_threshold_m: float = 0.15,
@@ -319,7 +320,8 @@ def synthetic_metrics(frames: Sequence[FrameResult], root: int, pck_threshold_m:
 
     Over matched pairs and the ground truth's visible joints: ``mpjpe_rel_mm`` (root-aligned),
     ``mpjpe_abs_mm``, ``pck_abs`` (absolute error < ``pck_threshold_m``), ``root_depth_err_mm``
-    (mean |ΔZ_root|); detection ``precision`` = matched / predictions, ``recall`` = matched / ground truths.
+    (mean |ΔZ_root|), ``root_depth_err_pct`` / ``root_depth_err_pct_median`` (|ΔZ_root| in % of the true
+    distance: mean / median, the form of issue 17's target); detection ``precision`` = matched / predictions, ``recall`` = matched / ground truths.
     """
     acc = _Acc()
     num_gt = num_pred = num_matched = 0
@@ -336,6 +338,7 @@ def synthetic_metrics(frames: Sequence[FrameResult], root: int, pck_threshold_m:
             acc.rel.append(np.linalg.norm((p - p[root]) - (g - g[root]), axis=-1)[v])
             acc.abs.append(np.linalg.norm(p - g, axis=-1)[v])
             acc.root_dz.append(abs(float(p[root, 2] - g[root, 2])))
+            acc.root_dz_rel.append(abs(float(p[root, 2] - g[root, 2])) / max(abs(float(g[root, 2])), 1e-6))
     rel = np.concatenate(acc.rel) if acc.rel else np.zeros(0)
     ab = np.concatenate(acc.abs) if acc.abs else np.zeros(0)
     nan = float("nan")
@@ -344,6 +347,8 @@ def synthetic_metrics(frames: Sequence[FrameResult], root: int, pck_threshold_m:
         "mpjpe_abs_mm": float(ab.mean() * 1000) if ab.size else nan,
         "pck_abs": float((ab < pck_threshold_m).mean()) if ab.size else nan,
         "root_depth_err_mm": float(np.mean(acc.root_dz) * 1000) if acc.root_dz else nan,
+        "root_depth_err_pct": float(np.mean(acc.root_dz_rel) * 100) if acc.root_dz_rel else nan,
+        "root_depth_err_pct_median": float(np.median(acc.root_dz_rel) * 100) if acc.root_dz_rel else nan,
         "precision": num_matched / num_pred if num_pred else nan,
         "recall": num_matched / num_gt if num_gt else nan,
         "num_gt": float(num_gt),

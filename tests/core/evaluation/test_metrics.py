@@ -187,6 +187,8 @@ def test_synthetic_metrics_on_a_hand_case():
     assert out["mpjpe_rel_mm"] == pytest.approx(40.0)
     assert out["mpjpe_abs_mm"] == pytest.approx((130.0 + np.hypot(130.0, 80.0)) / 2)
     assert out["root_depth_err_mm"] == pytest.approx(130.0)
+    assert out["root_depth_err_pct"] == pytest.approx(130.0 / 3000.0 * 100)  # of the true root distance, 3 m
+    assert out["root_depth_err_pct_median"] == pytest.approx(130.0 / 3000.0 * 100)
     assert out["pck_abs"] == pytest.approx(0.5)
 
 

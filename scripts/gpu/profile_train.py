@@ -32,11 +32,12 @@ sys.path.insert(0, str(ROOT))
 from das_core.config import TrainConfig, load_train_config, parse_overrides  # noqa: E402
 from das_core.training.batching import RunBatches, SeededDataset  # noqa: E402
 from das_core.training.trainer import (  # noqa: E402
+    DistInfo,
     TrainCollate,
-    TrainStep,
-    _amp_context,  # noqa: PLC2701
     _build_dataset,  # noqa: PLC2701
-    _unpack,  # noqa: PLC2701
+    _build_run,  # noqa: PLC2701
+    _optimisation_step,  # noqa: PLC2701
+    _step_module,  # noqa: PLC2701
 )
 
 VARIANTS = {  # name: (channels_last, cudnn_benchmark)
@@ -63,50 +64,31 @@ def loader_batches(cfg: TrainConfig, files: list[str], workers: int, n: int) -> 
 
 
 def step_time(cfg: TrainConfig, batches: list[dict[str, Any]], device: torch.device, repeats: int) -> dict[str, Any]:
-    """ms per optimiser step of ``cfg`` (its amp, channels_last and cudnn_benchmark) over ``batches``."""
-    from das_core.model.das import DAS
-    from das_core.training.losses.criterion import DASLoss
-
+    """ms per step of the trainer's own optimisation step (model, optimiser, amp, clipping, host copy and sync, as
+    ``das train`` runs it) for ``cfg``'s channels_last and cudnn_benchmark, over ``batches``."""
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
-    torch.manual_seed(0)
-    model = DAS.from_config(cfg.model).to(device).train()
-    criterion = DASLoss.from_config(cfg.model).to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    step = TrainStep(model, criterion, cfg.model)
-    optimizer = torch.optim.AdamW([*model.parameters(), *criterion.parameters()], lr=1e-4)
-    ready = []
-    for batch in batches:
-        images, gts, targets = _unpack(batch, cfg.model, device)
-        if cfg.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        ready.append((images, gts, None if targets is None else targets.to(device)))
-
-    def one(images: torch.Tensor, gts: Any, targets: Any) -> None:
-        with _amp_context(cfg.amp, device):
-            loss = step(images, gts, targets)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    run = _build_run(cfg, DistInfo(), device, Path(cfg.output_dir))
+    run.model.train()
+    step = _step_module(run)
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    for item in ready:  # every shape once: cuDNN's search (with benchmark on) stays out of the timing
-        one(*item)
+    for batch in batches:  # every shape once: cuDNN's search (with benchmark on) stays out of the timing
+        _optimisation_step(run, step, batch)
     sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
+    images = 0
     for _ in range(repeats):
-        for item in ready:
-            one(*item)
+        for batch in batches:
+            images += _optimisation_step(run, step, batch)[1]
     sync()
-    steps = repeats * len(ready)
-    seconds = (time.perf_counter() - start) / steps
-    images = sum(int(i[0].shape[0]) for i in ready) / len(ready)
-    return {"step_ms": round(seconds * 1e3, 2), "img_per_s": round(images / seconds, 1),
+    seconds = time.perf_counter() - start
+    steps = repeats * len(batches)
+    return {"step_ms": round(seconds / steps * 1e3, 2), "img_per_s": round(images / seconds, 1),
             "peak_mem_mib": round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None}
 
 

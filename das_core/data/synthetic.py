@@ -528,8 +528,10 @@ def _draw_shadows(rng: np.random.Generator, image: np.ndarray, world: list[tuple
 
 def _sample_objects(rng: np.random.Generator, max_objects: int, placed: list[np.ndarray], half_fov: float,
                     rot: np.ndarray, centre: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
-    """Boxes (furniture) and poles on the floor and fixtures high up, as (8, 3) camera-frame corners and a colour: the hard negatives of rooms (limb-like poles; small blobs at head height and above,
-    where a network that has seen only people there puts tiny far-away people)."""
+    """Boxes (furniture) and poles on the floor and fixtures high up, as (8, 3) camera-frame corners and a colour.
+
+    They are the hard negatives of rooms: limb-like poles, and small blobs at head height and above, where a
+    network that has seen only people there puts tiny far-away people."""
     objects = []
     for _ in range(int(rng.integers(0, max_objects + 1))):
         z = float(np.exp(rng.uniform(math.log(1.0), math.log(15.0))))

@@ -26,7 +26,7 @@ With every kernel a cache hit, a restart still re-traces the Python model with D
 ``das_r50_fpn`` on an H200). :func:`enable_dynamo_cache` (opt-in: ``CompiledBackend(dynamo_cache=True)``) turns
 on torch's Dynamo cache ("caching precompile"): the traced graphs and their guards are saved with the bundle
 into ``<Inductor cache>/dynamo/`` and a later process installs them when it calls ``torch.compile``, without
-tracing. Two torch limitations (torch 2.13) shape the code around it:
+tracing. Three torch limitations (torch 2.13) shape the code around it:
 
 * compiled code must not construct a ``NamedTuple`` with its class call: Dynamo traces the generated
   ``__new__``, whose globals are an anonymous dict, and guards on it under a process-specific name, so the
@@ -35,7 +35,9 @@ tracing. Two torch limitations (torch 2.13) shape the code around it:
   installed entry brings the names of the process that saved it: the first fresh trace of the same module
   (a new input size) then fails with ``AssertionError: Name '__builtins_dict___0' already exists in scope``.
   :func:`enable_dynamo_cache` therefore starts this process's numbering at its start time in microseconds,
-  which no earlier process's names reach.
+  which no earlier process's names reach;
+* saved guards never match a call under ``torch.inference_mode()``, so the ``Estimator`` runs such a backend
+  under ``torch.no_grad()`` (``Estimator._no_autograd``).
 """
 
 from __future__ import annotations

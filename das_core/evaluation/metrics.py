@@ -321,7 +321,8 @@ def synthetic_metrics(frames: Sequence[FrameResult], root: int, pck_threshold_m:
     Over matched pairs and the ground truth's visible joints: ``mpjpe_rel_mm`` (root-aligned),
     ``mpjpe_abs_mm``, ``pck_abs`` (absolute error < ``pck_threshold_m``), ``root_depth_err_mm``
     (mean |ΔZ_root|), ``root_depth_err_pct`` / ``root_depth_err_pct_median`` (|ΔZ_root| in % of the true
-    distance: mean / median, the form of issue 17's target); detection ``precision`` = matched / predictions, ``recall`` = matched / ground truths.
+    distance: mean / median, the form of issue 17's target); detection ``precision`` = matched / predictions,
+    ``recall`` = matched / ground truths.
     """
     acc = _Acc()
     num_gt = num_pred = num_matched = 0
@@ -337,8 +338,9 @@ def synthetic_metrics(frames: Sequence[FrameResult], root: int, pck_threshold_m:
             g, p, v = f.gt_3d[i], f.pred_3d[m], f.gt_visible[i]
             acc.rel.append(np.linalg.norm((p - p[root]) - (g - g[root]), axis=-1)[v])
             acc.abs.append(np.linalg.norm(p - g, axis=-1)[v])
-            acc.root_dz.append(abs(float(p[root, 2] - g[root, 2])))
-            acc.root_dz_rel.append(abs(float(p[root, 2] - g[root, 2])) / max(abs(float(g[root, 2])), 1e-6))
+            dz = abs(float(p[root, 2] - g[root, 2]))
+            acc.root_dz.append(dz)
+            acc.root_dz_rel.append(dz / max(abs(float(g[root, 2])), 1e-6))
     rel = np.concatenate(acc.rel) if acc.rel else np.zeros(0)
     ab = np.concatenate(acc.abs) if acc.abs else np.zeros(0)
     nan = float("nan")

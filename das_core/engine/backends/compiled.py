@@ -159,12 +159,12 @@ class CompiledBackend:
         self.freezing = bool(freezing)
         # Before torch.compile: that call is where a saved trace is looked up and installed.
         self.dynamo_cache = bool(dynamo_cache) and enable_dynamo_cache()
-        before = dynamo_cache_counts()
+        hits_before = dynamo_cache_counts()["hit"] if self.dynamo_cache else 0
         self._trunk = torch.compile(self._trunk_fn, dynamic=False, fullgraph=False, **compile_args)  # type: ignore[call-overload]
         self._level = torch.compile(self._level_fn, dynamic=False, fullgraph=False, **compile_args)  # type: ignore[call-overload]
         if self.dynamo_cache:
             assert self.compile_cache is not None
-            hits = dynamo_cache_counts()["hit"] - before["hit"]
+            hits = dynamo_cache_counts()["hit"] - hits_before
             log.info("compile: Dynamo cache %s (%d of 2 traced functions installed from %s)",
                      "hit" if hits == 2 else "miss", hits, self.compile_cache.inductor_dir / "dynamo")
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"

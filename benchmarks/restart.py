@@ -33,7 +33,9 @@ Usage::
 
 Prints one JSON report (also written to ``--out``): per phase the seconds to first pose, the child's own
 breakdown (imports, model, first frame), the cache log lines (hit / miss and why) and Dynamo's
-compile-time table (empty for ``aoti``, which does not trace at run time).
+compile-time table (empty for ``aoti``, which does not trace at run time). ``--profile-top N`` runs every child
+under cProfile and adds its N functions of most cumulative time up to the first pose (``profile_top``): where a
+restart's seconds go when Dynamo's table does not account for them.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def child(args: argparse.Namespace) -> int:
     t_spawn = args.spawn_time
     age0 = process_age_s()
     t0 = time.time()
+    profiler = start_profile(args.profile_top)
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -144,6 +147,7 @@ def child(args: argparse.Namespace) -> int:
                                               "cache_hit": info["package"] == "loaded", "aoti": info}), flush=True)
         return 3
     t_first = time.time()
+    profile = stop_profile(profiler, args.profile_top)
     # A few more frames: the restarted process must also be fast, not only started.
     lat = []
     for _ in range(args.frames):
@@ -178,9 +182,36 @@ def child(args: argparse.Namespace) -> int:
         # compile --dynamo-cache: traced functions installed from the das cache (hit) or traced here (miss)
         "dynamo_cache": dynamo_cache_counts() if getattr(est.backend, "dynamo_cache", False) else None,
         "dynamo_compile_times": ctimes,
+        "profile_top": profile,
     }
     print("RESTART_RESULT " + json.dumps(report), flush=True)
     return 0
+
+
+def start_profile(top: int) -> Any:
+    """A running cProfile profiler when ``--profile-top`` asks for one (the child's imports to its first pose)."""
+    if top <= 0:
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def stop_profile(profiler: Any, top: int) -> list[dict[str, Any]] | None:
+    """The ``top`` functions by cumulative time (where the seconds to first pose went), or None unprofiled."""
+    if profiler is None:
+        return None
+    import pstats
+
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    rows = [(ct, tt, nc, f"{Path(file).name}:{line}({name})")
+            for (file, line, name), (_, nc, tt, ct, _) in stats.stats.items()]  # type: ignore[attr-defined]
+    rows.sort(key=lambda r: -r[0])
+    return [{"cum_s": round(ct, 3), "self_s": round(tt, 3), "calls": nc, "function": fn}
+            for ct, tt, nc, fn in rows[:top]]
 
 
 def aoti_info(backend: Any, refused: str | None = None) -> dict[str, Any]:
@@ -222,6 +253,7 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
         cmd.append("--no-cache")
     cmd += ["--compile-mode", args.compile_mode] + (["--freezing"] if args.freezing else [])
     cmd += ["--dynamo-cache"] if args.dynamo_cache else []
+    cmd += ["--profile-top", str(args.profile_top)]
     spawn = time.time()
     cmd += ["--spawn-time", repr(spawn)]
     print(f"[restart] phase {phase}: starting a fresh process", flush=True)
@@ -306,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamo-cache", action="store_true",
                         help="compile: also cache Dynamo's traced graphs (CompiledBackend dynamo_cache; experimental), "
                              "so a restart does not trace the model again")
+    parser.add_argument("--profile-top", type=int, default=0, metavar="N",
+                        help="run each child under cProfile and keep its N functions of most cumulative time up to "
+                             "the first pose in the phase's profile_top (what the set-up spends its seconds on; "
+                             "profiling slows the child)")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per child process")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

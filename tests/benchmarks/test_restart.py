@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -193,3 +194,25 @@ def test_aoti_info_says_built_loaded_or_not_reached(tmp_path) -> None:
     assert restart.aoti_info(loaded, refused="no")["package"] == "loaded"
     assert restart.aoti_info(loaded, refused="no")["refused"] == "no"
     assert restart.aoti_info(SimpleNamespace())["package"] is None  # the first frame failed before any package
+
+
+def test_the_profile_names_where_the_seconds_to_first_pose_went() -> None:
+    def slow_setup() -> None:
+        time.sleep(0.2)
+
+    profiler = restart.start_profile(5)
+    slow_setup()
+    top = restart.stop_profile(profiler, 5)
+    assert top is not None and len(top) <= 5
+    setup = next(row for row in top if "slow_setup" in row["function"])
+    assert setup["cum_s"] >= 0.19 and setup["calls"] == 1
+    assert [row["cum_s"] for row in top] == sorted((row["cum_s"] for row in top), reverse=True)
+    assert restart.start_profile(0) is None and restart.stop_profile(None, 0) is None  # off by default
+
+
+def test_profile_top_reaches_every_child(tmp_path, monkeypatch) -> None:
+    fake = FakeChild([60.0, 6.0])
+    monkeypatch.setattr(subprocess, "run", fake)
+    restart.main(["--device", "cpu", "--model", "tiny", "--phases", "first", "restart", "--profile-top", "30",
+                  "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "r.json")])
+    assert all(c["cmd"][c["cmd"].index("--profile-top") + 1] == "30" for c in fake.calls)

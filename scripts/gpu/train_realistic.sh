@@ -4,13 +4,14 @@
 #   [INIT=CKPT] [SEED=S] [LR=X] bash scripts/gpu/train_realistic.sh start [MINUTES] [NUM_REALISTIC] [NUM_BASIC]
 #       renders the data on all cores (training scenes with seed S, default 0), starts training in its own
 #       process session (it outlives the call while the machine stays held), then follows the log until
-#       ~585 s of wall time. INIT: a das checkpoint to fine-tune (init_weights), e.g. das_core/assets/das_demo;
+#       ~585 s of wall time, and returns the latest periodic checkpoint as fp16 parts (last_fp16.*). INIT: a das checkpoint to fine-tune (init_weights), e.g. das_core/assets/das_demo;
 #       LR: the peak learning rate (default: the config's). PROFILE=1 (default) first times the training step
 #       with and without channels_last and cuDNN autotuning on a few batches of this data
 #       (scripts/gpu/profile_train.py, ~1 minute, $OUT/profile_train.json) and trains with the fastest; PROFILE=0
 #       keeps the config's settings.
 #   bash scripts/gpu/train_realistic.sh finish
-#       (the next call, on the same machine) waits for training to end, then on validation splits only:
+#       (the next call, on the same machine: call it at once, a held machine waits only 30 s idle; on a fresh
+#       one it stops with a message) waits for training to end, then on validation splits only:
 #       chooses decode.score_thr (best F1, realistic val), fits decode.confidence_calibration (realistic val)
 #       and the uncertainty scales (basic val; basic test reported), all written into the checkpoint YAML;
 #       then evaluates on the synthetic test split (basic recipe, the existing 300 images) and the realistic
@@ -46,7 +47,19 @@ if [ "${1:-}" = start ]; then
   while [ $(( $(date +%s) - t0 )) -lt 585 ]; do sleep 15; done
   grep -v Warn $LOG | grep -E "init_weights|budget|iter [0-9]*00/" | tail -5
   cp $LOG $OUT/train_start.log
+  # The machine can be given back before `finish` comes (it waits only 30 s idle): return the latest periodic
+  # checkpoint (every ckpt_interval iterations) in fp16, so a lost machine costs the tail, not the run.
+  if [ -f $R/last.safetensors ]; then
+    python3 training/fp16_checkpoint.py $R/last /tmp/last_fp16 > /dev/null && \
+      split -b 15M /tmp/last_fp16.safetensors $OUT/last_fp16.safetensors.part- && cp /tmp/last_fp16.yaml $OUT/
+  fi
 elif [ "${1:-}" = finish ]; then
+  if [ ! -f $LOG ]; then
+    echo "finish: no training on this machine ($LOG is missing): the machine was given back after 'start'" \
+      "(a held machine waits 30 s idle). The start call returned last_fp16.* (its latest checkpoint): join the" \
+      "parts and start again with INIT=<that checkpoint>." >&2
+    exit 3
+  fi
   while pgrep -f "das_core.cli train" > /dev/null; do sleep 5; done
   echo "training ended $(( $(date +%s) - t0 )) s into this call"
   grep -v Warn $LOG | grep -E "budget|stopped|iter [0-9]*000/" | tail -6

@@ -19,7 +19,7 @@
 #       results.tar (the YAML, the training log and every JSON)
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-D=/tmp/final_data; R=/tmp/final_run; LOG=/tmp/final_train.log
+D=/tmp/final_data; R=/tmp/final_run; LOG=${TRAIN_LOG:-/tmp/final_train.log}  # TRAIN_LOG: for the tests
 P="python3 -m das_core.cli"
 t0=$(date +%s)
 if [ "${1:-}" = start ]; then

@@ -129,8 +129,19 @@ def child(args: argparse.Namespace) -> int:
                                 "freezing": args.freezing,
                                 "dynamo_cache": args.dynamo_cache and not args.no_cache} if args.backend == "compile" else
                                {"persistent_inductor_cache": AOTI_INDUCTOR_CACHE[args.aoti_inductor_cache]})
-    est = Estimator.from_model(model, cfg, device=device, backend=args.backend, precision=args.precision,
-                               channels_last=channels_last, **options)
+    est: Any
+    if args.warm_start:
+        import copy
+
+        from das_core.engine.warm_start import WarmStartEstimator
+
+        quick = Estimator.from_model(copy.deepcopy(model), cfg, device=device, backend="eager", precision="fp32")
+        est = WarmStartEstimator(quick, lambda: Estimator.from_model(
+            model, cfg, device=device, backend=args.backend, precision=args.precision, channels_last=channels_last,
+            **options), name=f"{args.backend} {args.precision}")
+    else:
+        est = Estimator.from_model(model, cfg, device=device, backend=args.backend, precision=args.precision,
+                                   channels_last=channels_last, **options)
     t_model = time.time()
     w, h = args.frame
     frame, cam = synthetic_frame(w, h), default_camera(w, h)
@@ -148,6 +159,13 @@ def child(args: argparse.Namespace) -> int:
         return 3
     t_first = time.time()
     profile = stop_profile(profiler, args.profile_top)
+    warm: dict[str, Any] | None = None
+    if args.warm_start:  # first pose from eager; the figures below are the switched-to backend's
+        switched = est.wait(args.timeout_s)
+        warm = {"switched": switched, "switch_s": round(time.time() - t_spawn, 3) if switched and t_spawn else None,
+                "build_s": est.build_s, "warm_s": est.warm_s, "quick_frames": est.quick_frames, "error": est.error,
+                "first_pose_backend": "eager fp32"}
+        est = est.active
     # A few more frames: the restarted process must also be fast, not only started.
     lat = []
     for _ in range(args.frames):
@@ -183,6 +201,7 @@ def child(args: argparse.Namespace) -> int:
         "dynamo_cache": dynamo_cache_counts() if getattr(est.backend, "dynamo_cache", False) else None,
         "dynamo_compile_times": ctimes,
         "profile_top": profile,
+        "warm_start": warm,
     }
     print("RESTART_RESULT " + json.dumps(report), flush=True)
     return 0
@@ -254,6 +273,7 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
     cmd += ["--compile-mode", args.compile_mode] + (["--freezing"] if args.freezing else [])
     cmd += ["--dynamo-cache"] if args.dynamo_cache else []
     cmd += ["--profile-top", str(args.profile_top)]
+    cmd += ["--warm-start"] if args.warm_start else []
     spawn = time.time()
     cmd += ["--spawn-time", repr(spawn)]
     print(f"[restart] phase {phase}: starting a fresh process", flush=True)
@@ -270,6 +290,9 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
     check_child(phase, result, proc.returncode, proc.stderr)
     aoti = result.get("aoti") or {}
     what = f"package {aoti.get('package')}" if args.backend == "aoti" else f"cache hit: {result.get('cache_hit')}"
+    warm = result.get("warm_start") or {}
+    if warm:
+        what += f"; eager answered first, {args.backend} took over after {warm.get('switch_s')} s"
     print(f"[restart] phase {phase}: first pose after {result.get('first_pose_s')} s ({what})"
           f"{'; REFUSED' if aoti.get('refused') else ''}; {result['cache_log'][:2]}", flush=True)
     return result
@@ -342,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run each child under cProfile and keep its N functions of most cumulative time up to "
                              "the first pose in the phase's profile_top (what the set-up spends its seconds on; "
                              "profiling slows the child)")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="the node's warm_start: eager fp32 answers the first frames while the backend is built "
+                             "(das_core.engine.warm_start); first_pose_s is then eager's, warm_start.switch_s when "
+                             "the backend took over, and the steady p50 is the backend's")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per child process")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -370,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                               "precision": args.precision, "compile_mode": args.compile_mode if compiled else None,
                               "freezing": args.freezing if compiled else None,
                               "dynamo_cache": args.dynamo_cache if compiled else None,
+                              "warm_start": args.warm_start,
                               "frame": list(args.frame), "workdir": str(work), "phases": []}
     try:
         import torch

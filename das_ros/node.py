@@ -213,6 +213,11 @@ class DASNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # ---- lifecycle ------------------------------------------------------------------------------------
+    def _log_at(self, level: str, message: str) -> None:
+        """Messages from other threads (the warm start's switch) at their level in this node's log."""
+        logger = self.get_logger()
+        (logger.warning if level == "warning" else logger.info)(message)
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         v = self._values
         try:
@@ -224,7 +229,8 @@ class DASNode(LifecycleNode):
             est = self._injected_estimator or load_estimator(
                 str(v["model"]), str(v["device"]), str(v["backend"]), str(v["precision"]),
                 input_scale=float(v["input_scale"]), threads=int(v["threads"]),
-                int8_calibration=str(v["int8_calibration"]))
+                int8_calibration=str(v["int8_calibration"]), warm_start=bool(v["warm_start"]),
+                notify=self._log_at)
         except Exception as exc:  # noqa: BLE001 - any load failure must leave the node unconfigured, not dead
             self.get_logger().error(f"cannot load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE

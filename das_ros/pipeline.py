@@ -68,13 +68,20 @@ def stamp_seconds(header: Any) -> float:
     return float(header.stamp.sec) + float(header.stamp.nanosec) * 1e-9
 
 
+# The backends whose first frame waits for a build (warm_start answers with eager meanwhile).
+WARM_START_BACKENDS = ("compile", "aoti")
+
+
 def load_estimator(model: str, device: str, backend: str, precision: str, *, input_scale: float = 1.0,
-                   threads: int = 0, int8_calibration: str = "") -> Any:
+                   threads: int = 0, int8_calibration: str = "", warm_start: bool = False,
+                   notify: Callable[[str, str], None] | None = None) -> Any:
     """``das_core.engine.estimator.Estimator.from_checkpoint`` with a clear error when no model is given.
 
-    ``input_scale``, ``threads`` and ``int8_calibration`` are the node parameters of the same names
+    ``input_scale``, ``threads``, ``int8_calibration`` and ``warm_start`` are the node parameters of the same names
     (``das_ros.params``): ``threads`` > 0 sets ``torch.set_num_threads`` (process-wide) and onnxruntime's
-    intra-op threads; ``int8_calibration`` is used by ``precision: int8`` only.
+    intra-op threads; ``int8_calibration`` is used by ``precision: int8`` only; ``warm_start`` with a compile or
+    aoti backend returns a ``das_core.engine.warm_start.WarmStartEstimator`` (eager fp32 answers until that
+    backend is warm), which reports its switch or failure through ``notify(level, message)`` too.
     """
     if not model:
         raise ValueError("no model given: set the 'model' parameter (node) or --model (das bag) to a checkpoint")
@@ -89,6 +96,11 @@ def load_estimator(model: str, device: str, backend: str, precision: str, *, inp
             options["threads"] = int(threads)
     if precision == "int8" and int8_calibration:
         options["calibration"] = int8_calibration
+    if warm_start and backend in WARM_START_BACKENDS:
+        from das_core.engine.warm_start import WarmStartEstimator
+
+        return WarmStartEstimator.from_checkpoint(model, device=device, backend=backend, precision=precision,
+                                                  input_scale=input_scale, notify=notify, **options)
     return Estimator.from_checkpoint(model, device=device, backend=backend, precision=precision,
                                      input_scale=input_scale, **options)
 

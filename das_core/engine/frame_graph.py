@@ -33,6 +33,7 @@ from torch import Tensor
 
 from das_core.camera import Intrinsics, ResizeRecord
 from das_core.config import ModelConfig
+from das_core.engine.capture_lock import CAPTURE_LOCK
 from das_core.engine.decode import (
     NMS_ITERS_PER_BLOCK,
     camera_table,
@@ -133,6 +134,10 @@ class FrameGraph:
         return self._post(self.dense, self.cameras)
 
     def _capture(self) -> None:
+        with CAPTURE_LOCK:  # no other thread's CUDA work between the warm-up and the end of the capture
+            self._capture_locked()
+
+    def _capture_locked(self) -> None:
         t0 = time.perf_counter()
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))

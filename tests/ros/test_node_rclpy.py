@@ -15,9 +15,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -239,6 +241,51 @@ def test_configure_without_a_model_fails_and_leaves_the_node_unconfigured(ros) -
         assert node._pipeline is None and not node.monitor.model_loaded
     finally:
         node.destroy_node()
+
+
+class BatchFake(FakeEstimator):
+    """A FakeEstimator with the Estimator surface the warm start uses (batch, backend, cfg)."""
+
+    def __init__(self, roots: list[tuple[float, float, float]], backend: str) -> None:
+        super().__init__(roots)
+        self.backend = SimpleNamespace(name=backend, precision="fp32")
+        self.cfg = SimpleNamespace(skeleton=SKELETON.name)
+
+    def batch(self, images: list[np.ndarray], cameras: list[Any]) -> list[Any]:
+        return [self(im, c) for im, c in zip(images, cameras, strict=True)]
+
+
+def test_warm_start_publishes_people_at_once_and_logs_the_switch_to_the_built_backend(ros, monkeypatch) -> None:
+    from das_core.engine import warm_start
+
+    quick, built = BatchFake([(0.0, 0.2, 3.0)], "eager"), BatchFake([(-0.5, 0.2, 3.0), (0.5, 0.2, 4.0)], "compile")
+    release = threading.Event()
+    asked: list[tuple[str, str]] = []
+
+    def from_checkpoint(path: str, *, device: str, backend: str, precision: str, input_scale: float,
+                        notify: Any, **options: Any) -> Any:
+        asked.append((backend, precision))
+        return warm_start.WarmStartEstimator(quick, lambda: release.wait(30) and built,  # type: ignore[arg-type]
+                                             name=f"{backend} {precision}", notify=notify)
+
+    monkeypatch.setattr(warm_start.WarmStartEstimator, "from_checkpoint", staticmethod(from_checkpoint))
+    overrides = [Parameter(k, value=v) for k, v in {"model": "/robot/das_r50", "backend": "compile", "device": "cpu",
+                                                   "warm_start": True, "tracking.min_hits": 1}.items()]
+    node = DASNode("das", namespace=NS, parameter_overrides=overrides)
+    assert node.trigger_configure() == rclpy.lifecycle.TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == rclpy.lifecycle.TransitionCallbackReturn.SUCCESS
+    g = Graph(node)
+    try:
+        assert asked == [("compile", "fp32")]
+        assert g.run_until(lambda: len(g.poses) >= 2)  # answered while the backend is still being built
+        assert all(len(m.persons) == 1 for m in g.poses) and not built.calls
+        release.set()
+        assert g.run_until(lambda: bool(g.das_logs("warm start: compile fp32 answers from now on")))
+        seen = len(g.poses)
+        assert g.run_until(lambda: len(g.poses) >= seen + 2)
+        assert len(g.poses[-1].persons) == 2 and built.calls  # the built backend answers now
+    finally:
+        g.close()
 
 
 # ---- outputs ----------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from das_core.config import ModelConfig, dump_config
 from das_core.engine.backends.base import BackendError, autocast_dtype, check_precision, resolve_device
 from das_core.engine.backends.cache import model_fingerprint
+from das_core.engine.capture_lock import CAPTURE_LOCK
 from das_core.engine.compile_cache import CompileCache, dynamo_cache_counts, enable_dynamo_cache
 from das_core.model.dense import concat_levels, level_to_dense
 from das_core.model.outputs import DenseOutputs
@@ -47,6 +48,10 @@ class CudaGraphRunner:
     """
 
     def __init__(self, fn: Callable[[Tensor], tuple[Tensor, ...]], example: Tensor, warmup: int = 3) -> None:
+        with CAPTURE_LOCK:  # no other thread's CUDA work between the warm-up and the end of the capture
+            self._capture(fn, example, warmup)
+
+    def _capture(self, fn: Callable[[Tensor], tuple[Tensor, ...]], example: Tensor, warmup: int) -> None:
         self.static_in = example.clone()
         stream = torch.cuda.Stream(example.device)
         stream.wait_stream(torch.cuda.current_stream(example.device))

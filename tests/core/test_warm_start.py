@@ -117,19 +117,32 @@ def test_answered_frames_hold_the_capture_lock_so_no_capture_can_start_meanwhile
     quick = Estimator.from_checkpoint(checkpoint, device="cpu")
     real_batch = quick.batch
 
+    def try_lock(probe: list[bool]) -> None:
+        got = CAPTURE_LOCK.acquire(blocking=False)
+        if got:
+            CAPTURE_LOCK.release()
+        probe.append(got)
+
     def batch(images, intrinsics):
         probe: list[bool] = []
-        t = threading.Thread(target=lambda: probe.append(CAPTURE_LOCK.acquire(blocking=False)))
+        t = threading.Thread(target=try_lock, args=(probe,))
         t.start()
         t.join()
         seen.append(probe[0])
         return real_batch(images, intrinsics)
 
     quick.batch = batch  # type: ignore[method-assign]
-    never = threading.Event()
-    est = WarmStartEstimator(quick, lambda: never.wait(5) or quick)  # type: ignore[arg-type,return-value]
+
+    def never_built() -> Estimator:
+        raise RuntimeError("not in this test")
+
+    est = WarmStartEstimator(quick, never_built)
     est(frame(0), CAMERA)
     assert seen == [False]  # another thread (a capture) could not take the lock during the frame
+    est.wait(30)
+    probe: list[bool] = []
+    try_lock(probe)
+    assert probe == [True]  # and it is free again after the frame
 
 
 def test_from_checkpoint_builds_eager_fp32_at_once_and_the_requested_backend_behind_it(checkpoint) -> None:

@@ -269,6 +269,11 @@ def test_warm_start_publishes_people_at_once_and_logs_the_switch_to_the_built_ba
                                              name=f"{backend} {precision}", notify=notify)
 
     monkeypatch.setattr(warm_start.WarmStartEstimator, "from_checkpoint", staticmethod(from_checkpoint))
+    # What reaches the node's logger (a /rosout subscriber can miss a message sent before it matched).
+    said: list[tuple[str, str]] = []
+    log_at = DASNode._log_at
+    monkeypatch.setattr(DASNode, "_log_at", lambda self, level, msg: (said.append((level, msg)),
+                                                                      log_at(self, level, msg)))
     overrides = [Parameter(k, value=v) for k, v in {"model": "/robot/das_r50", "backend": "compile", "device": "cpu",
                                                    "warm_start": True, "tracking.min_hits": 1}.items()]
     node = DASNode("das", namespace=NS, parameter_overrides=overrides)
@@ -280,7 +285,8 @@ def test_warm_start_publishes_people_at_once_and_logs_the_switch_to_the_built_ba
         assert g.run_until(lambda: len(g.poses) >= 2)  # answered while the backend is still being built
         assert all(len(m.persons) == 1 for m in g.poses) and not built.calls
         release.set()
-        assert g.run_until(lambda: bool(g.das_logs("warm start: compile fp32 answers from now on")))
+        assert g.run_until(lambda: any("warm start: compile fp32 answers from now on" in m for _, m in said))
+        assert [level for level, _ in said] == ["info"]
         seen = len(g.poses)
         assert g.run_until(lambda: len(g.poses) >= seen + 2)
         assert len(g.poses[-1].persons) == 2 and built.calls  # the built backend answers now

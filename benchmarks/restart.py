@@ -129,6 +129,10 @@ def child(args: argparse.Namespace) -> int:
                                 "freezing": args.freezing,
                                 "dynamo_cache": args.dynamo_cache and not args.no_cache} if args.backend == "compile" else
                                {"persistent_inductor_cache": AOTI_INDUCTOR_CACHE[args.aoti_inductor_cache]})
+    def build() -> Estimator:
+        return Estimator.from_model(model, cfg, device=device, backend=args.backend, precision=args.precision,
+                                    channels_last=channels_last, **options)
+
     est: Any
     if args.warm_start:
         import copy
@@ -136,12 +140,9 @@ def child(args: argparse.Namespace) -> int:
         from das_core.engine.warm_start import WarmStartEstimator
 
         quick = Estimator.from_model(copy.deepcopy(model), cfg, device=device, backend="eager", precision="fp32")
-        est = WarmStartEstimator(quick, lambda: Estimator.from_model(
-            model, cfg, device=device, backend=args.backend, precision=args.precision, channels_last=channels_last,
-            **options), name=f"{args.backend} {args.precision}")
+        est = WarmStartEstimator(quick, build, name=f"{args.backend} {args.precision}")
     else:
-        est = Estimator.from_model(model, cfg, device=device, backend=args.backend, precision=args.precision,
-                                   channels_last=channels_last, **options)
+        est = build()
     t_model = time.time()
     w, h = args.frame
     frame, cam = synthetic_frame(w, h), default_camera(w, h)

@@ -59,7 +59,6 @@ class WarmStartEstimator:
         self._sample: tuple[list[ImageLike], list[Intrinsics]] | None = None
         self._have_sample = threading.Event()
         self._switched = threading.Event()
-        self._done = threading.Event()  # switched or failed: the background thread has ended its work
         self._t0 = time.perf_counter()
         self.switched_after_s: float | None = None
         self.build_s: float | None = None
@@ -130,7 +129,7 @@ class WarmStartEstimator:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the switch happened or failed (or ``timeout`` s); True if the slow estimator answers now."""
-        self._done.wait(timeout)
+        self._thread.join(timeout)
         return self._switched.is_set()
 
     # -- background -------------------------------------------------------------------------------
@@ -149,13 +148,11 @@ class WarmStartEstimator:
             self.error = f"{type(exc).__name__}: {exc}"
             self._say("warning", f"warm start: {self.name} failed ({self.error}); "
                                  f"{self.active.backend.name} {self.active.backend.precision} keeps answering")
-            self._done.set()
             return
         self._slow = slow
         self.switched_after_s = time.perf_counter() - self._t0
         self._switched.set()
         self._quick = None  # its weights and buffers go; nothing answers with it any more
-        self._done.set()
         self._say("info", f"warm start: {self.name} answers from now on ({self.switched_after_s:.1f} s after start: "
                           f"built in {self.build_s:.1f} s, warmed in {self.warm_s:.1f} s; "
                           f"{self.quick_frames} frames answered before)")

@@ -8,7 +8,8 @@
 #       LR: the peak learning rate (default: the config's). PROFILE=1 (default) first times the training step
 #       with and without channels_last and cuDNN autotuning on a few batches of this data
 #       (scripts/gpu/profile_train.py, ~1 minute, $OUT/profile_train.json) and trains with the fastest; PROFILE=0
-#       keeps the config's settings.
+#       keeps the config's settings; PROFILE=<variant> (a profile_train.py name, e.g.
+#       channels_last+cudnn_benchmark, the fastest on the H200 on 2026-12-02) trains with it without timing.
 #   bash scripts/gpu/train_realistic.sh finish
 #       (the next call, on the same machine: call it at once, a held machine waits only 30 s idle; on a fresh
 #       one it stops with a message) waits for training to end, then on validation splits only:
@@ -33,9 +34,14 @@ if [ "${1:-}" = start ]; then
   $P make-synthetic --out $D/basic --split val --num 300 --seed 0 --workers 16 --no-progress
   $P make-synthetic --out $D/basic --split test --num 300 --seed 0 --workers 16 --no-progress
   echo "data ready after $(( $(date +%s) - t0 )) s"
-  if [ "${PROFILE:-1}" = 1 ]; then
-    python3 scripts/gpu/profile_train.py $D/real/train.json $D/basic/train.json --json $OUT/profile_train.json | tail -5
-    FASTEST=$(python3 -c "import json; print(json.load(open('$OUT/profile_train.json'))['fastest'])" 2>/dev/null || echo nchw)
+  PROFILE=${PROFILE:-1}
+  if [ "$PROFILE" != 0 ]; then
+    if [ "$PROFILE" = 1 ]; then
+      python3 scripts/gpu/profile_train.py $D/real/train.json $D/basic/train.json --json $OUT/profile_train.json | tail -5
+      FASTEST=$(python3 -c "import json; print(json.load(open('$OUT/profile_train.json'))['fastest'])" 2>/dev/null || echo nchw)
+    else
+      FASTEST=$PROFILE
+    fi
     CL=false; CB=false
     case "$FASTEST" in channels_last*) CL=true;; esac
     case "$FASTEST" in *cudnn_benchmark) CB=true;; esac

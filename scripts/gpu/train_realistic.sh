@@ -50,7 +50,9 @@ if [ "${1:-}" = start ]; then
   fi
   setsid nohup $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/real/train.json,$D/basic/train.json]" \
     --set max_minutes=$MIN --set data.num_workers=15 "${EXTRA[@]}" --output-dir $R --no-progress > $LOG 2>&1 < /dev/null &
-  while [ $(( $(date +%s) - t0 )) -lt 585 ]; do sleep 15; done
+  # Follow the log until ~585 s, or until a training short enough for one call has ended (then `start 5 ...;
+  # finish` in one call trains, calibrates and evaluates with no second call to miss).
+  while [ $(( $(date +%s) - t0 )) -lt 585 ] && pgrep -f "das_core.cli train" > /dev/null; do sleep 5; done
   grep -v Warn $LOG | grep -E "init_weights|budget|iter [0-9]*00/" | tail -5
   cp $LOG $OUT/train_start.log
   # The machine can be given back before `finish` comes (it waits only 30 s idle): return the latest periodic

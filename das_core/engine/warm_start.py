@@ -11,6 +11,11 @@ Frames answered while the other thread captures CUDA graphs would break the capt
 :mod:`das_core.engine.capture_lock`), so answered frames and captures take turns on ``CAPTURE_LOCK``; compiling,
 which is most of the wait, runs beside the answered frames. Both estimators hold their own copy of the weights
 until the switch, after which the quick one is dropped.
+
+The build starts once the quick estimator has answered its first frame, not at construction: Dynamo's tracing and
+cache loading hold the GIL and the CPU, and on the H200 a first eager frame that shared them took 5-6 s instead of
+about one (``docs/PERFORMANCE.md``, "Warm start"). A process that gets no frame builds anyway after
+``build_after_idle_s``, so a node waiting for its camera is not idle.
 """
 
 from __future__ import annotations
@@ -47,9 +52,10 @@ class WarmStartEstimator:
     """
 
     def __init__(self, quick: Estimator, build: Callable[[], Estimator], name: str = "compile",
-                 notify: Callable[[str, str], None] | None = None) -> None:
+                 notify: Callable[[str, str], None] | None = None, build_after_idle_s: float = 10.0) -> None:
         """``notify(level, message)`` ("info" or "warning") also gets the switch and failure messages, e.g. a ROS
-        node's logger; they always go to this module's logger."""
+        node's logger; they always go to this module's logger. ``build()`` runs after the first answered frame,
+        or after ``build_after_idle_s`` seconds without one."""
         self.cfg = quick.cfg
         self._notify = notify
         self.name = name
@@ -58,6 +64,8 @@ class WarmStartEstimator:
         self._build = build
         self._sample: tuple[list[ImageLike], list[Intrinsics]] | None = None
         self._have_sample = threading.Event()
+        self._answered = threading.Event()
+        self._build_after_idle_s = build_after_idle_s
         self._switched = threading.Event()
         self._t0 = time.perf_counter()
         self.switched_after_s: float | None = None
@@ -125,6 +133,7 @@ class WarmStartEstimator:
             persons = est.batch(images, intrinsics_list)
         if est is not self._slow:
             self.quick_frames += len(images)
+        self._answered.set()
         return persons
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -135,6 +144,7 @@ class WarmStartEstimator:
     # -- background -------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
+        self._answered.wait(self._build_after_idle_s)
         try:
             t = time.perf_counter()
             slow = self._build()

@@ -91,13 +91,41 @@ def test_a_failed_build_leaves_the_quick_estimator_answering_and_says_why(checkp
     def build() -> Estimator:
         raise RuntimeError("no compiler here")
 
-    est = WarmStartEstimator(quick, build, notify=lambda level, msg: said.append((level, msg)))
+    est = WarmStartEstimator(quick, build, notify=lambda level, msg: said.append((level, msg)),
+                             build_after_idle_s=0.0)
     assert not est.wait(30)
     assert est.error == "RuntimeError: no compiler here"
     assert said == [("warning", "warm start: compile failed (RuntimeError: no compiler here); eager fp32 keeps "
                                 "answering")]
     persons = est(frame(0), CAMERA)
     assert est.active is quick and est.quick_frames == 1 and isinstance(persons, Persons)
+
+
+def test_the_build_waits_for_the_first_answered_frame_so_the_first_pose_has_the_cpu_to_itself(checkpoint) -> None:
+    quick = Estimator.from_checkpoint(checkpoint, device="cpu")
+    frames_when_built: list[int] = []
+    est: WarmStartEstimator
+
+    def build() -> Estimator:
+        frames_when_built.append(est.quick_frames)
+        return Estimator.from_checkpoint(checkpoint, device="cpu")
+
+    est = WarmStartEstimator(quick, build, build_after_idle_s=30.0)
+    assert not est._thread.join(0.3) and frames_when_built == []  # no frame yet: nothing is built
+    est(frame(0), CAMERA)
+    assert est.wait(30) and frames_when_built == [1]  # built after the first pose was answered
+
+
+def test_a_process_that_gets_no_frame_builds_after_the_idle_delay(checkpoint) -> None:
+    quick = Estimator.from_checkpoint(checkpoint, device="cpu")
+    built = threading.Event()
+
+    def build() -> Estimator:
+        built.set()
+        return Estimator.from_checkpoint(checkpoint, device="cpu")
+
+    WarmStartEstimator(quick, build, build_after_idle_s=0.2)
+    assert built.wait(30)  # no frame came, the build started anyway
 
 
 def test_a_failed_warm_up_frame_also_leaves_the_quick_estimator(checkpoint) -> None:
@@ -136,7 +164,7 @@ def test_answered_frames_hold_the_capture_lock_so_no_capture_can_start_meanwhile
     def never_built() -> Estimator:
         raise RuntimeError("not in this test")
 
-    est = WarmStartEstimator(quick, never_built)
+    est = WarmStartEstimator(quick, never_built, build_after_idle_s=0.0)
     est(frame(0), CAMERA)
     assert seen == [False]  # another thread (a capture) could not take the lock during the frame
     est.wait(30)

@@ -441,6 +441,18 @@ def oks_matrix(pred_xy: np.ndarray, gt: Sequence[GTPerson], sigmas: np.ndarray) 
     return out
 
 
+def keypoint_similarity(pred_xy: np.ndarray, g: GTPerson, sigmas: np.ndarray) -> np.ndarray:
+    """(K,) COCO's per-joint similarity exp(-d² / (2·area·(2σ)²)) of one (K, 2) prediction with person ``g``:
+    the terms whose mean over the labelled joints is the OKS; NaN where ``g`` has the joint unlabelled."""
+    out = np.full(len(sigmas), np.nan)
+    lab = g.labelled
+    if lab.any():
+        d2 = ((np.asarray(pred_xy, np.float64)[lab] - g.keypoints[lab]) ** 2).sum(-1)
+        var = (2 * np.nan_to_num(sigmas[lab], nan=1.0)) ** 2
+        out[lab] = np.exp(-d2 / var / max(g.area, np.finfo(float).eps) / 2)
+    return out
+
+
 def greedy_match(oks: np.ndarray, scores: np.ndarray, ignored: np.ndarray, threshold: float,
                  crowd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """COCO's greedy matching at one OKS threshold (``COCOeval.evaluateImg``).
@@ -621,6 +633,21 @@ def _summary_2d(evals: list[_ImageEval], per_image: list[dict[str, Any]]) -> dic
     return out
 
 
+def _per_joint(similarities: list[np.ndarray], skeleton: Skeleton) -> dict[str, dict[str, Any]]:
+    """Per shared joint, over the people found by the lenient rule: how many had it labelled, the mean
+    keypoint similarity, and the share placed well enough for OKS 0.5 on that joint alone."""
+    if not similarities:
+        return {}
+    ks = np.stack(similarities)
+    out = {}
+    for k, name in enumerate(skeleton.joint_names):
+        col = ks[:, k][np.isfinite(ks[:, k])]
+        if col.size:
+            out[name] = {"labelled": int(col.size), "mean_similarity": float(col.mean()),
+                         "similarity_ge_0.5": float(np.mean(col >= MATCH_OKS))}
+    return out
+
+
 def _frame_3d(img: RealImage, g: GTPerson, persons: Persons, hit: int | None, root: int) -> dict[str, Any]:
     frame: dict[str, Any] = {"image": img.name, "dataset": img.dataset, "found": hit is not None,
                              "gt_root_z_m": float(g.root_3d[2]) if g.root_3d is not None else math.nan}
@@ -682,8 +709,10 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     lenient "something is on this person" count, what a user sees before the skeletons fit).
 
     Returns ``{"rules", "overall_2d", "per_dataset_2d", "overall_3d", "per_dataset_3d", "frames_3d",
-    "overall_3d_root_in_box", "frames_3d_root_in_box", "images"}``; ``overall_2d`` pools the 2D-only
-    datasets, ``overall_3d`` the frames with 3D ground truth (their 2D figures are in ``per_dataset_2d``).
+    "overall_3d_root_in_box", "frames_3d_root_in_box", "per_joint_2d_root_in_box", "images"}``; ``overall_2d``
+    pools the 2D-only datasets, ``overall_3d`` the frames with 3D ground truth (their 2D figures are in
+    ``per_dataset_2d``); ``per_joint_2d_root_in_box`` says which joints of the people found on the 2D-only
+    datasets are misplaced (per-joint keypoint similarity, the terms of the OKS).
     """
     if len(images) != len(predictions):
         raise ValueError(f"{len(images)} images but {len(predictions)} predictions")
@@ -692,6 +721,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     per_image: list[dict[str, Any]] = []
     evals: list[_ImageEval] = []
     frames: dict[str, list[dict[str, Any]]] = {"oks": [], "root_in_box": []}
+    joint_ks: list[tuple[str, np.ndarray]] = []  # (dataset, (K,) similarities) of each lenient match
     for img, raw in zip(images, predictions, strict=True):
         persons = _top(raw)
         scores = np.asarray(persons.scores, np.float64)
@@ -725,6 +755,9 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
             }
             if rule == "oks":
                 record[rule]["matched_oks"] = [float(sim[i, pred_gt[i]]) for i in np.flatnonzero(tp_mask)]
+            else:
+                joint_ks += [(img.dataset, keypoint_similarity(j2[i], img.persons[pred_gt[i]], sig))
+                             for i in np.flatnonzero(tp_mask)]
             if img.persons and img.persons[0].joints_3d is not None:
                 for j, g in enumerate(img.persons):
                     hit = np.flatnonzero((pred_gt == j) & tp_mask)
@@ -747,6 +780,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
         "frames_3d": frames["oks"],
         "overall_3d_root_in_box": _summary_3d(frames["root_in_box"]),
         "frames_3d_root_in_box": frames["root_in_box"],
+        "per_joint_2d_root_in_box": _per_joint([ks for d, ks in joint_ks if d in two_d], skeleton),
         "images": [{k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
                     for k, v in r.items()} for r in per_image],
     }
@@ -841,4 +875,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {r['found']} / {r['persons']} | {_fmt(r['median_root_depth_error_pct'], '.1f')} % "
                      f"({_fmt(r['median_root_depth_signed_pct'], '+.1f')} %) | {_fmt(r['median_mpjpe_abs_mm'], '.0f')} mm | "
                      f"{_fmt(r['median_mpjpe_rel_mm'], '.0f')} mm |")
+    per_joint = result.get("per_joint_2d_root_in_box") or {}
+    if per_joint:
+        lines += ["", "| joint (2D set, people found by the lenient rule) | labelled | mean keypoint similarity | "
+                  "similarity ≥ 0.5 |", "|---|---|---|---|"]
+        lines += [f"| {name} | {r['labelled']} | {r['mean_similarity']:.2f} | {r['similarity_ge_0.5']:.0%} |"
+                  for name, r in per_joint.items()]
     return "\n".join(lines)

@@ -176,6 +176,18 @@ def test_a_small_skeleton_on_the_right_person_is_found_only_by_the_lenient_rule(
     assert (r["recall_root_in_box"], r["precision_root_in_box"]) == (1.0, 1.0)
 
 
+def test_the_per_joint_breakdown_names_the_misplaced_joint_of_the_people_found() -> None:
+    a, b = _skeleton_2d(100, 50), _skeleton_2d(400, 50)
+    img = RealImage("coco", Path("j.jpg"), 640, 480, [_gt(a), _gt(b)], name="coco/j.jpg")
+    pa, pb = a.copy(), b.copy()
+    pa[J["l_wrist"]] += (40.0, 0.0)  # one person's left wrist 40 px off, everything else exact
+    per_joint = score_predictions([img], [_persons([pa, pb], [0.9, 0.8])], SK)["per_joint_2d_root_in_box"]
+    assert "mid_hip" not in per_joint  # never labelled in 2D
+    assert per_joint["l_wrist"]["labelled"] == 2 and per_joint["l_wrist"]["similarity_ge_0.5"] == 0.5
+    assert abs(per_joint["l_wrist"]["mean_similarity"] - 0.5) < 1e-3  # 1 and exp(-40²/(2·5000·(2·0.062)²)) ≈ 0
+    assert all(v["mean_similarity"] == 1.0 for k, v in per_joint.items() if k != "l_wrist")
+
+
 # -- 3D -------------------------------------------------------------------------------------------------
 
 

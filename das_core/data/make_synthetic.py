@@ -15,10 +15,12 @@ import argparse
 import logging
 import multiprocessing as mp
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
+import yaml
 
 from das_core.data.annotations import AnnotationSet, ImageAnnotation, PersonAnnotation, write_annotations
 from das_core.data.backgrounds import PhotoLibrary
@@ -50,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable", default="",
                         help="comma-separated realism features to leave out (ablations): "
                              "camera, people, clothing, scene, photos, effects")
+    parser.add_argument("--scene", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override one SceneConfig field of the recipe, VALUE in YAML (ablations, e.g. "
+                             "--scene crowd_prob=0 --scene high_fixture_share=0); repeatable")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
@@ -126,13 +131,33 @@ def scene_config(args: argparse.Namespace) -> SceneConfig:
     if args.preset == "basic":
         if args.backgrounds or disable:
             raise ValueError("--backgrounds and --disable need --preset realistic")
-        return SceneConfig(people_range=(1, args.max_people), **common)
+        return _overridden(SceneConfig(people_range=(1, args.max_people), **common), getattr(args, "scene", []))
     if args.backgrounds and "photos" not in disable:
         PhotoLibrary(args.backgrounds)  # a missing or empty folder is named now, not in a render worker
     cfg = SceneConfig.realistic(args.backgrounds, disable=disable, **common)
     if args.max_people != 8:  # an explicit --max-people wins over the preset's crowd size
         cfg = replace(cfg, people_range=(1, args.max_people))
-    return cfg
+    return _overridden(cfg, getattr(args, "scene", []))
+
+
+def _overridden(cfg: SceneConfig, items: list[str]) -> SceneConfig:
+    """``cfg`` with each ``FIELD=VALUE`` of ``--scene`` applied (an unknown field or a bad value is an error)."""
+    names = {f.name: f for f in fields(SceneConfig)}
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in names:
+            raise ValueError(f"--scene {item!r}: expected FIELD=VALUE with FIELD one of {sorted(names)}")
+        value = yaml.safe_load(text)
+        current = getattr(cfg, key)
+        if isinstance(current, tuple):
+            value = tuple(value) if isinstance(value, list) else value
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if current is not None and not isinstance(value, type(current)):
+            raise ValueError(f"--scene {item!r}: {key} is a {type(current).__name__}, got {value!r}")
+        changes[key] = value
+    return replace(cfg, **changes) if changes else cfg
 
 
 def run(args: argparse.Namespace) -> int:

@@ -265,6 +265,7 @@ class SceneConfig:
     clothing: bool = False                               # fabric patterns, skirts/coats, long hair, hats, bags
     shadows: bool = False                                # contact shadows on the floor
     max_objects: int = 0                                 # furniture boxes and poles (behind or in front of people)
+    high_fixture_share: float = 0.15                     # of those objects: lamps / shelves / cameras 1.8-3.2 m up
     background_dir: str | None = None                    # folder of photos without people (PhotoLibrary)
     photo_background_prob: float = 0.0                   # the whole background is a photo crop
     photo_texture_prob: float = 0.0                      # the procedural room is textured by a photo
@@ -302,6 +303,9 @@ class SceneConfig:
             lo, hi = getattr(self, name)
             if not (1 <= lo <= hi):
                 raise ValueError(f"{name} must satisfy 1 <= lo <= hi, got {(lo, hi)}")
+        if not (0.0 <= self.high_fixture_share <= 0.65):
+            raise ValueError(f"high_fixture_share must be in [0, 0.65] (the rest are poles and boxes), "
+                             f"got {self.high_fixture_share}")
         for name in ("depth_range", "crowd_depth_range"):
             lo, hi = getattr(self, name)
             if not (0.5 <= lo < hi):
@@ -527,7 +531,8 @@ def _draw_shadows(rng: np.random.Generator, image: np.ndarray, world: list[tuple
 
 
 def _sample_objects(rng: np.random.Generator, max_objects: int, placed: list[np.ndarray], half_fov: float,
-                    rot: np.ndarray, centre: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+                    rot: np.ndarray, centre: np.ndarray,
+                    high_fixture_share: float = 0.15) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
     """Boxes (furniture) and poles on the floor and fixtures high up, as (8, 3) camera-frame corners and a colour.
 
     They are the hard negatives of rooms: limb-like poles, and small blobs at head height and above, where a
@@ -543,7 +548,7 @@ def _sample_objects(rng: np.random.Generator, max_objects: int, placed: list[np.
         if kind < 0.35:  # a pole, lamp post or door frame: a limb-like hard negative
             sx = sz = float(rng.uniform(0.04, 0.15))
             sy = float(rng.uniform(0.8, 2.6))
-        elif kind < 0.5:  # a lamp, shelf, camera or sign on the wall or ceiling: off the floor, 1.8-3.2 m up
+        elif kind < 0.35 + high_fixture_share:  # a lamp, shelf, camera or sign on a wall or ceiling, 1.8-3.2 m up
             sx, sy, sz = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.08, 0.5)), float(rng.uniform(0.1, 0.4))
             lift = float(rng.uniform(1.8, 3.2))
         else:
@@ -682,7 +687,8 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
         _draw_shadows(rng, image, world, heights, rot, centre, camera)
     bodies = _bodies_to_camera(world, heights, rot, centre)
     bodies = [b if st is None else replace(b, seat=(st - centre) @ rot.T) for b, st in zip(bodies, seats, strict=True)]
-    objects = _sample_objects(rng, cfg.max_objects, placed, half_fov, rot, centre) if cfg.max_objects else None
+    objects = (_sample_objects(rng, cfg.max_objects, placed, half_fov, rot, centre, cfg.high_fixture_share)
+               if cfg.max_objects else None)
     sample = _sample_appearance_realistic if cfg.clothing else _sample_appearance
     return _finish(rng, image, camera, bodies, [sample(rng) for _ in bodies], cfg,
                    np.arange(len(bodies), dtype=np.int64), objects, library)

@@ -137,6 +137,12 @@ def test_rooms_have_fixtures_off_the_floor_as_well_as_furniture_and_poles_on_it(
     bottoms = np.array([corners[:, 1].max() for corners, _ in objects])  # y is down, the floor at y = 0
     assert np.isclose(bottoms, 0.0).sum() > len(objects) / 2  # most stand on the floor
     assert (bottoms <= -1.8).any()  # and some hang at head height or above: lamps, shelves, cameras
+    rng = np.random.default_rng(0)
+    none_high = [o for _ in range(20) for o in _sample_objects(rng, 6, [], 0.6, np.eye(3), np.zeros(3),
+                                                                high_fixture_share=0.0)]
+    assert all(np.isclose(corners[:, 1].max(), 0.0) for corners, _ in none_high)  # the ablation: all on the floor
+    with pytest.raises(ValueError, match="high_fixture_share"):
+        SceneConfig(high_fixture_share=0.9)
 
 
 def test_a_fixed_exposure_night_frame_stays_nearly_black():
@@ -235,3 +241,16 @@ def test_make_synthetic_options_describe_the_recipe(photos: str):
     assert not cfg.camera_effects and cfg.background_dir is None and cfg.clothing
     with pytest.raises(ValueError, match="need --preset realistic"):
         make_synthetic.scene_config(_args(disable="effects"))
+
+
+def test_scene_overrides_change_one_field_of_the_recipe_and_refuse_unknown_fields_and_bad_values(photos: str):
+    base = make_synthetic.scene_config(_args(preset="realistic", backgrounds=photos))
+    cfg = make_synthetic.scene_config(_args(preset="realistic", backgrounds=photos,
+                                            scene=["crowd_prob=0", "high_fixture_share=0", "depth_range=[2, 9]"]))
+    assert (cfg.crowd_prob, cfg.high_fixture_share, cfg.depth_range) == (0.0, 0.0, (2, 9))
+    assert replace(cfg, crowd_prob=base.crowd_prob, high_fixture_share=base.high_fixture_share,
+                   depth_range=base.depth_range) == base  # nothing else changed
+    with pytest.raises(ValueError, match="crowd_probability=0.*FIELD one of"):
+        make_synthetic.scene_config(_args(scene=["crowd_probability=0"]))
+    with pytest.raises(ValueError, match="clothing is a bool"):
+        make_synthetic.scene_config(_args(scene=["clothing=lots"]))

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Which stage-4 change cost the real-image figures (issue 17; docs/RESULTS.md "Stage 4")? Two fine-tunings of the
+# shipped stage-3 weights side by side on one GPU, the same minutes, seed, learning rate and basic-recipe share:
+#   stage3_recipe  --preset realistic --scene crowd_prob=0 --scene high_fixture_share=0 (what stage 3 was trained on)
+#   stage4_recipe  --preset realistic                     (what stage 4 was trained on: + crowds, + high fixtures)
+# Each then gets its score threshold by best F1 on the realistic val split (sweep_threshold.py, as `finish` does),
+# is evaluated on the synthetic test split, and comes back as fp16 parts for the real-image scorer here:
+#   python training/score_realdata.py --checkpoint <arm>_fp16 --out <dir>
+# Arm 1 against the shipped stage 3 says what more minutes of the same recipe do; arm 2 against arm 1, what the
+# crowds and high fixtures do. One call (~8 minutes with the defaults):
+#   bash scripts/gpu/recipe_ablation.sh [MINUTES=5.5] [NUM_REALISTIC=20000] [NUM_BASIC=6000]    (carry .bg)
+# Knobs: INIT (default das_core/assets/das_demo), LR (6e-4), SEED (5), DEVICE (cuda; DEVICE=cpu with tiny
+# numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader workers per arm, 7).
+set -uo pipefail
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+MIN=${1:-5.5}; NUM=${2:-20000}; NB=${3:-6000}
+INIT=${INIT:-das_core/assets/das_demo}; LR=${LR:-0.0006}; SEED=${SEED:-5}; DEVICE=${DEVICE:-cuda}
+WORKERS=${WORKERS:-16}; LOADERS=${LOADERS:-7}
+D=${WORK:-/tmp/recipe_ablation}; mkdir -p "$D"
+P="python3 -m das_core.cli"
+t0=$(date +%s)
+declare -A SCENE=([stage3_recipe]="--scene crowd_prob=0 --scene high_fixture_share=0" [stage4_recipe]="")
+ARMS="stage3_recipe stage4_recipe"
+for arm in $ARMS; do
+  # shellcheck disable=SC2086  # SCENE holds several words on purpose
+  $P make-synthetic --out $D/$arm --split train --num $NUM --seed $SEED --workers $WORKERS --preset realistic \
+    --backgrounds .bg ${SCENE[$arm]} --no-progress > /dev/null
+done
+$P make-synthetic --out $D/basic --split train --num $NB --seed $SEED --workers $WORKERS --no-progress > /dev/null
+$P make-synthetic --out $D/real --split val --num ${VAL:-300} --seed 0 --workers $WORKERS --preset realistic --backgrounds .bg --no-progress > /dev/null
+$P make-synthetic --out $D/basic --split test --num ${VAL:-300} --seed 0 --workers $WORKERS --no-progress > /dev/null
+echo "data ready after $(( $(date +%s) - t0 )) s"
+EXTRA=(--set "init_weights=$INIT" --set "optim.lr=$LR" --set max_minutes=$MIN --set data.num_workers=$LOADERS)
+[ "$DEVICE" = cuda ] && EXTRA+=(--set channels_last=true --set cudnn_benchmark=true)
+for arm in $ARMS; do
+  ( $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/$arm/train.json,$D/basic/train.json]" \
+      "${EXTRA[@]}" ${TRAIN_SET:-} --device $DEVICE --output-dir $D/run_$arm --no-progress > $D/$arm.log 2>&1
+    python3 training/fp16_checkpoint.py $D/run_$arm/final $D/${arm}_fp16 >> $D/$arm.log 2>&1
+    python3 training/sweep_threshold.py --checkpoint $D/${arm}_fp16 --data $D/real/val.json --device $DEVICE \
+      --json $D/$arm.threshold_sweep_val.json --write-checkpoint >> $D/$arm.log 2>&1
+    $P evaluate --checkpoint $D/${arm}_fp16 --data $D/basic/test.json --protocol synthetic --device $DEVICE \
+      --json $D/$arm.test_basic.json >> $D/$arm.log 2>&1 ) &
+done
+wait
+echo "all done after $(( $(date +%s) - t0 )) s"
+for arm in $ARMS; do
+  echo "== $arm"; grep -E "init_weights|budget|stopped by|best F1" $D/$arm.log | tail -4
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
+done
+OUT=${OUT:-$D/out}; mkdir -p "$OUT"
+for arm in $ARMS; do
+  [ -f $D/${arm}_fp16.safetensors ] && split -b 15M $D/${arm}_fp16.safetensors $OUT/${arm}_fp16.safetensors.part-
+done
+(cd $D && tar cf $OUT/ablation.tar ./*.log ./*.json ./*_fp16.yaml run_*/metrics.jsonl 2>/dev/null)
+ls -la $OUT

@@ -34,18 +34,18 @@ EXTRA=(--set "init_weights=$INIT" --set "optim.lr=$LR" --set max_minutes=$MIN --
 [ "$DEVICE" = cuda ] && EXTRA+=(--set channels_last=true --set cudnn_benchmark=true)
 for arm in $ARMS; do
   ( $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/$arm/train.json,$D/basic/train.json]" \
-      "${EXTRA[@]}" ${TRAIN_SET:-} --device $DEVICE --output-dir $D/run_$arm --no-progress > $D/$arm.log 2>&1
-    python3 training/fp16_checkpoint.py $D/run_$arm/final $D/${arm}_fp16 >> $D/$arm.log 2>&1
+      "${EXTRA[@]}" ${TRAIN_SET:-} --device $DEVICE --output-dir $D/run_$arm --no-progress > $D/$arm.log 2>&1 &&
+    python3 training/fp16_checkpoint.py $D/run_$arm/final $D/${arm}_fp16 >> $D/$arm.log 2>&1 &&
     python3 training/sweep_threshold.py --checkpoint $D/${arm}_fp16 --data $D/real/val.json --device $DEVICE \
-      --json $D/$arm.threshold_sweep_val.json --write-checkpoint >> $D/$arm.log 2>&1
+      --json $D/$arm.threshold_sweep_val.json --write-checkpoint >> $D/$arm.log 2>&1 &&
     $P evaluate --checkpoint $D/${arm}_fp16 --data $D/basic/test.json --protocol synthetic --device $DEVICE \
-      --json $D/$arm.test_basic.json >> $D/$arm.log 2>&1 ) &
+      --json $D/$arm.test_basic.json >> $D/$arm.log 2>&1 || echo "$arm FAILED (its log: $D/$arm.log)" ) &
 done
 wait
 echo "all done after $(( $(date +%s) - t0 )) s"
 for arm in $ARMS; do
   echo "== $arm"; grep -E "init_weights|budget|stopped by|best F1" $D/$arm.log | tail -4
-  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d=d.get('metrics', d); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
 done
 OUT=${OUT:-$D/out}; mkdir -p "$OUT"
 for arm in $ARMS; do

@@ -648,6 +648,27 @@ def _per_joint(similarities: list[np.ndarray], skeleton: Skeleton) -> dict[str, 
     return out
 
 
+CONFIDENCE_BINS = (0.0, 0.3, 0.5, 0.7, 0.9, 1.0001)
+
+
+def _confidence_bins(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+    """Does a joint's confidence say whether it is right on real people? Per confidence bin, over the labelled
+    joints of the people found by the lenient rule: how many, and the share placed within keypoint similarity
+    0.5. A confidence that means something rises with the bin; one that does not stays flat."""
+    if not pairs:
+        return []
+    ks = np.concatenate([k for k, _ in pairs])
+    conf = np.concatenate([c for _, c in pairs])
+    keep = np.isfinite(ks)
+    ks, conf = ks[keep], conf[keep]
+    out = []
+    for lo, hi in zip(CONFIDENCE_BINS[:-1], CONFIDENCE_BINS[1:], strict=True):
+        sel = (conf >= lo) & (conf < hi)
+        out.append({"confidence": [lo, min(hi, 1.0)], "joints": int(sel.sum()),
+                    "similarity_ge_0.5": float(np.mean(ks[sel] >= MATCH_OKS)) if sel.any() else None})
+    return out
+
+
 def _frame_3d(img: RealImage, g: GTPerson, persons: Persons, hit: int | None, root: int) -> dict[str, Any]:
     frame: dict[str, Any] = {"image": img.name, "dataset": img.dataset, "found": hit is not None,
                              "gt_root_z_m": float(g.root_3d[2]) if g.root_3d is not None else math.nan}
@@ -709,10 +730,12 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     lenient "something is on this person" count, what a user sees before the skeletons fit).
 
     Returns ``{"rules", "overall_2d", "per_dataset_2d", "overall_3d", "per_dataset_3d", "frames_3d",
-    "overall_3d_root_in_box", "frames_3d_root_in_box", "per_joint_2d_root_in_box", "images"}``; ``overall_2d``
+    "overall_3d_root_in_box", "frames_3d_root_in_box", "per_joint_2d_root_in_box",
+    "confidence_vs_placement_2d_root_in_box", "images"}``; ``overall_2d``
     pools the 2D-only datasets, ``overall_3d`` the frames with 3D ground truth (their 2D figures are in
     ``per_dataset_2d``); ``per_joint_2d_root_in_box`` says which joints of the people found on the 2D-only
-    datasets are misplaced (per-joint keypoint similarity, the terms of the OKS).
+    datasets are misplaced (per-joint keypoint similarity, the terms of the OKS), and
+    ``confidence_vs_placement_2d_root_in_box`` whether their confidences tell the well placed ones apart.
     """
     if len(images) != len(predictions):
         raise ValueError(f"{len(images)} images but {len(predictions)} predictions")
@@ -721,7 +744,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     per_image: list[dict[str, Any]] = []
     evals: list[_ImageEval] = []
     frames: dict[str, list[dict[str, Any]]] = {"oks": [], "root_in_box": []}
-    joint_ks: list[tuple[str, np.ndarray]] = []  # (dataset, (K,) similarities) of each lenient match
+    joint_ks: list[tuple[str, np.ndarray, np.ndarray]] = []  # (dataset, (K,) similarity, (K,) confidence) per match
     for img, raw in zip(images, predictions, strict=True):
         persons = _top(raw)
         scores = np.asarray(persons.scores, np.float64)
@@ -756,7 +779,8 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
             if rule == "oks":
                 record[rule]["matched_oks"] = [float(sim[i, pred_gt[i]]) for i in np.flatnonzero(tp_mask)]
             else:
-                joint_ks += [(img.dataset, keypoint_similarity(j2[i], img.persons[pred_gt[i]], sig))
+                joint_ks += [(img.dataset, keypoint_similarity(j2[i], img.persons[pred_gt[i]], sig),
+                              np.asarray(persons.joint_confidence[i], np.float64))
                              for i in np.flatnonzero(tp_mask)]
             if img.persons and img.persons[0].joints_3d is not None:
                 for j, g in enumerate(img.persons):
@@ -780,7 +804,8 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
         "frames_3d": frames["oks"],
         "overall_3d_root_in_box": _summary_3d(frames["root_in_box"]),
         "frames_3d_root_in_box": frames["root_in_box"],
-        "per_joint_2d_root_in_box": _per_joint([ks for d, ks in joint_ks if d in two_d], skeleton),
+        "per_joint_2d_root_in_box": _per_joint([ks for d, ks, _ in joint_ks if d in two_d], skeleton),
+        "confidence_vs_placement_2d_root_in_box": _confidence_bins([(ks, c) for d, ks, c in joint_ks if d in two_d]),
         "images": [{k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
                     for k, v in r.items()} for r in per_image],
     }
@@ -881,4 +906,10 @@ def format_table(result: dict[str, Any]) -> str:
                   "similarity ≥ 0.5 |", "|---|---|---|---|"]
         lines += [f"| {name} | {r['labelled']} | {r['mean_similarity']:.2f} | {r['similarity_ge_0.5']:.0%} |"
                   for name, r in per_joint.items()]
+    bins = result.get("confidence_vs_placement_2d_root_in_box") or []
+    if bins:
+        lines += ["", "| joint confidence (2D set, people found by the lenient rule) | joints | similarity ≥ 0.5 |",
+                  "|---|---|---|"]
+        lines += [f"| {b['confidence'][0]:.1f}–{b['confidence'][1]:.1f} | {b['joints']} | "
+                  f"{_fmt(b['similarity_ge_0.5'], '.0%')} |" for b in bins]
     return "\n".join(lines)

@@ -188,6 +188,20 @@ def test_the_per_joint_breakdown_names_the_misplaced_joint_of_the_people_found()
     assert all(v["mean_similarity"] == 1.0 for k, v in per_joint.items() if k != "l_wrist")
 
 
+def test_the_confidence_bins_show_whether_confident_joints_are_the_well_placed_ones() -> None:
+    a = _skeleton_2d(100, 50)
+    img = RealImage("coco", Path("c.jpg"), 640, 480, [_gt(a)], name="coco/c.jpg")
+    p = a.copy()
+    p[J["l_wrist"]] += (40.0, 0.0)  # the one misplaced joint ...
+    pred = _persons([p], [0.9], conf=0.95)
+    pred.joint_confidence[0, J["l_wrist"]] = 0.2  # ... is the one with a low confidence
+    bins = score_predictions([img], [pred], SK)["confidence_vs_placement_2d_root_in_box"]
+    by_low = {b["confidence"][0]: b for b in bins}
+    assert by_low[0.0] == {"confidence": [0.0, 0.3], "joints": 1, "similarity_ge_0.5": 0.0}
+    assert by_low[0.9]["joints"] == 13 and by_low[0.9]["similarity_ge_0.5"] == 1.0  # 14 labelled, mid_hip never
+    assert by_low[0.5]["joints"] == 0 and by_low[0.5]["similarity_ge_0.5"] is None
+
+
 # -- 3D -------------------------------------------------------------------------------------------------
 
 

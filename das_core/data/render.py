@@ -53,6 +53,7 @@ class Appearance:
     bag: str | None = None                       # None | "handbag" (at a hip) | "backpack" (behind the torso)
     bag_color: tuple[int, int, int] = (60, 50, 40)
     face: bool = False                           # eyes and a mouth on the side of the head the nose points to
+    hands: bool = False                          # a hand beyond each wrist, along the forearm (else a wrist disc)
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,11 @@ def _person_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics
     """The depth-tagged primitives of one person (capsule limbs, discs, torso and clothing polygons)."""
     f = camera.focal
     j, hgt, t = b.joints, b.height, a.build
-    # render points: 0..14 joints, 15 head, 16/17 feet, 18 hair, 19/20 spine capsule ends
+    # render points: 0..14 joints, 15 head, 16/17 feet, 18 hair, 19/20 spine capsule ends, 21-24 hand capsule ends
     hair = b.head + (b.head - j[_NOSE]) * 0.35  # behind and above the face centre
     pts = np.concatenate([j, b.head[None], b.feet, hair[None],
-                          (j[_NECK] * 0.8 + j[_HIP] * 0.2)[None], (j[_HIP] * 0.8 + j[_NECK] * 0.2)[None]])
+                          (j[_NECK] * 0.8 + j[_HIP] * 0.2)[None], (j[_HIP] * 0.8 + j[_NECK] * 0.2)[None],
+                          _hand_points(j, hgt)])
     z = pts[:, 2]
     uv = camera.project(np.concatenate([pts[:, :2], np.maximum(z, _NEAR)[:, None]], axis=1))
     ok = (z >= _NEAR) & np.all(np.abs(uv) < 1e5, axis=1)
@@ -156,8 +158,16 @@ def _person_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics
         if ok[pa] and ok[pb]:
             rad = r * hgt * f / zm[c_i]
             prims.append((float(zm[c_i]), 0, label, part, (fx[pa], fx[pb], rad, _shade(col, ambient + lit * lam[c_i]))))
-    discs = [(_LWR, 0.03, a.skin, -0.01, PART_SKIN), (_RWR, 0.03, a.skin, -0.01, PART_SKIN),
-             (15, 0.064, a.skin, 0.0, PART_SKIN), (18, 0.062, a.hair, 0.02, PART_HAIR)]
+    if a.hands:  # the wrist joint is where a real hand starts: its palm and fingers lie beyond it
+        for pa, pb in ((21, 22), (23, 24)):
+            if ok[pa] and ok[pb]:
+                zh = 0.5 * (z[pa] + z[pb])
+                prims.append((zh - 0.01, 0, label, PART_SKIN,
+                              (fx[pa], fx[pb], 0.021 * hgt * f / zh, _shade(a.skin, ambient + lit * 0.9))))
+        discs = []
+    else:
+        discs = [(_LWR, 0.03, a.skin, -0.01, PART_SKIN), (_RWR, 0.03, a.skin, -0.01, PART_SKIN)]
+    discs += [(15, 0.064, a.skin, 0.0, PART_SKIN), (18, 0.062, a.hair, 0.02, PART_HAIR)]
     if a.hat is not None:  # a cap sits on top of the hair, slightly in front of it
         discs.append((18, 0.058, a.hat, 0.015, PART_ACCESSORY))
     for k, r, col, dz, part in discs:
@@ -174,6 +184,17 @@ def _person_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics
             # drawn just behind its sitter (who always covers it) and labelled as an object, not a person
             prims.append((float(z.max()) + 0.05, 2, _OBJECT, 0, (hull, _shade(a.seat, ambient + lit * 0.6))))
     return prims
+
+
+def _hand_points(j: np.ndarray, height: float) -> np.ndarray:
+    """(4, 3) ends of the left and right hand capsules: from just past each wrist to a hand length (~0.1 of the
+    body height) beyond it, along the forearm."""
+    out = []
+    for el, wr in ((_LEL, _LWR), (_REL, _RWR)):
+        d = j[wr] - j[el]
+        d = d / max(float(np.linalg.norm(d)), 1e-9)
+        out += [j[wr] + d * 0.012 * height, j[wr] + d * 0.075 * height]
+    return np.stack(out)
 
 
 def _face_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics, ambient: float,

@@ -263,6 +263,7 @@ class SceneConfig:
     crowd_people_range: tuple[int, int] = (14, 30)
     crowd_depth_range: tuple[float, float] = (4.0, 22.0)
     clothing: bool = False                               # fabric patterns, skirts/coats, long hair, hats, bags
+    hands: bool = False                                  # hands beyond the wrists (else a disc on each wrist)
     shadows: bool = False                                # contact shadows on the floor
     max_objects: int = 0                                 # furniture boxes and poles (behind or in front of people)
     high_fixture_share: float = 0.15                     # of those objects: lamps / shelves / cameras 1.8-3.2 m up
@@ -690,8 +691,10 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
     objects = (_sample_objects(rng, cfg.max_objects, placed, half_fov, rot, centre, cfg.high_fixture_share)
                if cfg.max_objects else None)
     sample = _sample_appearance_realistic if cfg.clothing else _sample_appearance
-    return _finish(rng, image, camera, bodies, [sample(rng) for _ in bodies], cfg,
-                   np.arange(len(bodies), dtype=np.int64), objects, library)
+    looks = [sample(rng) for _ in bodies]
+    if cfg.hands:  # no random draw: the rest of the scene stays what it was
+        looks = [replace(a, hands=True) for a in looks]
+    return _finish(rng, image, camera, bodies, looks, cfg, np.arange(len(bodies), dtype=np.int64), objects, library)
 
 
 def _background(rng: np.random.Generator, cfg: SceneConfig, library: PhotoLibrary | None, w: int, h: int,

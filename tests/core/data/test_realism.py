@@ -175,6 +175,29 @@ def test_a_face_is_drawn_only_on_a_head_turned_to_the_camera():
     np.testing.assert_array_equal(head_pixels(away, True), head_pixels(away, False))
 
 
+def test_hands_are_drawn_beyond_the_wrists_where_real_hands_are_not_centred_on_them():
+    cam = Intrinsics.from_fov(320, 320, 60.0)
+    look = Appearance(top=(40, 40, 200), bottom=(40, 40, 200), skin=(220, 150, 120), shoes=(20, 20, 20),
+                      hair=(30, 20, 10), short_sleeves=False)
+    j, head, feet = make_person(1.75, sample_pose(np.random.default_rng(0), "standing"), np.array([0.0, 0.0]), np.pi)
+    offset = np.array([0.0, 0.0, 3.0]) - j[2]  # the hips 3 m in front of the camera, in the image centre
+    body = BodyGeometry(j + offset, head + offset, feet + offset, 1.75)
+
+    def skin_at(hands: bool) -> list[bool]:
+        canvas = np.full((320, 320, 3), 90, np.uint8)
+        draw_people(canvas, [body], [replace(look, hands=hands)], cam, np.array([0.0, -1.0, 0.0]))
+        out = []
+        for el, wr in ((4, 5), (10, 11)):  # left and right elbow, wrist
+            d = (body.joints[wr] - body.joints[el]) / np.linalg.norm(body.joints[wr] - body.joints[el])
+            u, v = np.round(cam.project((body.joints[wr] + d * 0.065 * 1.75)[None])[0]).astype(int)
+            r, _, b = canvas[v, u].astype(int)
+            out.append(r > b + 30)  # skin (red over blue), not the blue sleeve or trousers, nor the grey background
+        return out
+
+    assert skin_at(True) == [True, True]  # most of a hand length past each wrist: the hand
+    assert skin_at(False) == [False, False]  # the old wrist disc ends before that
+
+
 def test_a_person_hidden_behind_furniture_or_others_is_not_labelled():
     cfg = replace(SceneConfig.realistic(disable=("photos", "effects")), people_range=(10, 12), **SIZE)
     strict = replace(cfg, min_unoccluded_joints=4)

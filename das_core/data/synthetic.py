@@ -43,6 +43,7 @@ from das_core.data.render import (
 )
 
 __all__ = [
+    "EXTRA_POSE_KINDS",
     "POSE_KINDS",
     "REALISM_FEATURES",
     "SPLIT_CODES",
@@ -59,6 +60,8 @@ __all__ = [
 
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2, "demo": 3}
 POSE_KINDS: tuple[str, ...] = ("standing", "walking", "arms_raised", "crouching", "sitting")
+# Drawn only when asked for (``SceneConfig.everyday_pose_prob``), so the default mix stays what it was.
+EXTRA_POSE_KINDS: tuple[str, ...] = ("everyday",)
 NUM_JOINTS = 15
 _NECK, _NOSE, _HIP, _LSH, _LEL, _LWR, _LHP, _LKN, _LAN, _RSH, _REL, _RWR, _RHP, _RKN, _RAN = range(15)
 
@@ -107,6 +110,7 @@ class PoseAngles:
     shoulder_flex: tuple[float, float] = (0.0, 0.0)   # (left, right)
     shoulder_abd: tuple[float, float] = (0.1, 0.1)
     elbow: tuple[float, float] = (0.2, 0.2)
+    arm_rot: tuple[float, float] = (0.0, 0.0)         # upper-arm rotation: > 0 turns a bent forearm across the body
     hip_flex: tuple[float, float] = (0.0, 0.0)
     hip_abd: tuple[float, float] = (0.03, 0.03)
     knee: tuple[float, float] = (0.05, 0.05)
@@ -167,7 +171,32 @@ def sample_pose(rng: np.random.Generator, kind: str | None = None, phase: float 
             hip_abd=(float(rng.uniform(0.05, 0.3)),) * 2,
             knee=(float(rng.uniform(1.3, 1.8)), float(rng.uniform(1.3, 1.8))), **head,
         )
-    raise ValueError(f"unknown pose kind {kind!r}; choose from {POSE_KINDS}")
+    if kind == "everyday":
+        return _everyday_pose(rng, head, j)
+    raise ValueError(f"unknown pose kind {kind!r}; choose from {POSE_KINDS + EXTRA_POSE_KINDS}")
+
+
+# What real people do with their arms when they stand about (photos, streets, rooms), which the other families
+# lack: (shoulder flex range, shoulder abduction range, elbow range, upper-arm rotation range) per arm.
+_EVERYDAY_ARMS = {
+    "across": ((0.1, 0.7), (0.0, 0.2), (1.3, 2.1), (0.7, 1.3)),   # arms crossed, hands together in front
+    "phone": ((0.3, 0.8), (0.0, 0.25), (1.9, 2.5), (0.2, 0.7)),   # a hand at the chest or the face
+    "hip": ((-0.2, 0.1), (0.5, 0.9), (1.3, 1.9), (-1.4, -0.8)),   # a hand on the hip, elbow out
+    "hang": ((-0.2, 0.25), (0.05, 0.3), (0.1, 0.6), (-0.3, 0.3)),
+}
+
+
+def _everyday_pose(rng: np.random.Generator, head: dict[str, Any], j: Any) -> PoseAngles:
+    """Standing legs, each arm one of :data:`_EVERYDAY_ARMS` (crossed, phone, on the hip, hanging)."""
+    names = list(_EVERYDAY_ARMS)
+    arms = [_EVERYDAY_ARMS[names[int(rng.choice(len(names), p=[0.3, 0.25, 0.2, 0.25]))]] for _ in range(2)]
+    pick = lambda k: tuple(float(rng.uniform(*a[k])) for a in arms)  # noqa: E731 - per-arm range draw
+    return PoseAngles(
+        lean=j(0.05), side_lean=j(0.04), twist=j(0.15),
+        shoulder_flex=pick(0), shoulder_abd=pick(1), elbow=pick(2), arm_rot=pick(3),  # type: ignore[arg-type]
+        hip_flex=(j(0.06), j(0.06)), hip_abd=(abs(j(0.08)) + 0.02, abs(j(0.08)) + 0.02),
+        knee=(abs(j(0.08)), abs(j(0.08))), **{**head, "kind": "everyday"},
+    )
 
 
 def make_person(
@@ -217,6 +246,8 @@ def make_person(
         bend_axis = _cross(d, t_fwd)
         n = np.linalg.norm(bend_axis)
         bend_axis = bend_axis / n if n > 1e-6 else t_left
+        if angles.arm_rot[idx]:  # turning the upper arm about itself turns the plane the elbow bends in
+            bend_axis = _rotate(bend_axis, d, side * angles.arm_rot[idx])
         fore = _rotate(d, bend_axis, -angles.elbow[idx])
         if fore @ t_fwd < d @ t_fwd - 1e-9:  # pick the rotation sense that moves the hand forward
             fore = _rotate(d, bend_axis, angles.elbow[idx])
@@ -264,6 +295,7 @@ class SceneConfig:
     crowd_depth_range: tuple[float, float] = (4.0, 22.0)
     clothing: bool = False                               # fabric patterns, skirts/coats, long hair, hats, bags
     hands: bool = False                                  # hands beyond the wrists (else a disc on each wrist)
+    everyday_pose_prob: float = 0.0                      # share of people with crossed arms, phones, hands on hips
     shadows: bool = False                                # contact shadows on the floor
     max_objects: int = 0                                 # furniture boxes and poles (behind or in front of people)
     high_fixture_share: float = 0.15                     # of those objects: lamps / shelves / cameras 1.8-3.2 m up
@@ -673,7 +705,10 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
             hgt = float(rng.uniform(*cfg.height_range))
         heading = float(rng.uniform(-np.pi, np.pi))
         # a crowd in the stands or on a square: many sit (seated people are what real crowds are full of)
-        angles = sample_pose(rng, "sitting" if crowd and rng.random() < 0.35 else None)
+        kind = "sitting" if crowd and rng.random() < 0.35 else None
+        if kind is None and cfg.everyday_pose_prob > 0 and rng.random() < cfg.everyday_pose_prob:
+            kind = "everyday"
+        angles = sample_pose(rng, kind)
         person = make_person(hgt, angles, pos, heading)
         root_cam = (person[0][_HIP] - centre) @ rot.T
         if not (z_lo * 0.9 <= root_cam[2] <= depth_range[1] * 1.1):

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Which stage-4 change cost the real-image figures (issue 17; docs/RESULTS.md "Stage 4"), and do hands help the
-# wrists? Three fine-tunings of the shipped stage-3 weights side by side on one GPU, the same minutes, seed,
+# Which stage-4 change cost the real-image figures (issue 17; docs/RESULTS.md "Stage 4"), and do hands and
+# everyday arm poses help the arms, the worst-placed joints on real people? Three fine-tunings of the shipped stage-3 weights side by side on one GPU, the same minutes, seed,
 # learning rate and basic-recipe share:
 #   stage3_recipe  --preset realistic --scene crowd_prob=0 --scene high_fixture_share=0 (what stage 3 was trained on)
 #   stage4_recipe  --preset realistic                     (what stage 4 was trained on: + crowds, + high fixtures)
-#   stage3_hands   stage3_recipe --scene hands=true       (hands beyond the wrists instead of a disc on each)
+#   stage3_arms    stage3_recipe --scene hands=true --scene everyday_pose_prob=0.25 (hands beyond the wrists
+#                  instead of a disc on each; a quarter of the people with crossed arms, a phone, a hand on the hip)
 # Each then gets its score threshold by best F1 on the realistic val split (sweep_threshold.py, as `finish` does),
 # is evaluated on the synthetic test split, and comes back as fp16 parts for the real-image scorer here:
 #   python training/score_realdata.py --checkpoint <arm>_fp16 --out <dir>
 # Arm 1 against the shipped stage 3 says what more minutes of the same recipe do; arm 2 against arm 1, what the
-# crowds and high fixtures do; arm 3 against arm 1, what the hands do. One call (~9 minutes with the defaults):
+# crowds and high fixtures do; arm 3 against arm 1, what the arm changes do (together: one arm of device time). One call (~9 minutes with the defaults):
 #   bash scripts/gpu/recipe_ablation.sh [MINUTES=5] [NUM_REALISTIC=15000] [NUM_BASIC=6000]    (carry .bg)
 # Knobs: INIT (default das_core/assets/das_demo), LR (6e-4), SEED (5), DEVICE (cuda; DEVICE=cpu with tiny
 # numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader workers per arm, 5),
@@ -23,8 +24,9 @@ D=${WORK:-/tmp/recipe_ablation}; mkdir -p "$D"
 P="python3 -m das_core.cli"
 t0=$(date +%s)
 S3="--scene crowd_prob=0 --scene high_fixture_share=0"
-declare -A SCENE=([stage3_recipe]="$S3" [stage4_recipe]="" [stage3_hands]="$S3 --scene hands=true")
-ARMS=${ARMS:-"stage3_recipe stage4_recipe stage3_hands"}
+declare -A SCENE=([stage3_recipe]="$S3" [stage4_recipe]=""
+                  [stage3_arms]="$S3 --scene hands=true --scene everyday_pose_prob=0.25")
+ARMS=${ARMS:-"stage3_recipe stage4_recipe stage3_arms"}
 for arm in $ARMS; do
   # shellcheck disable=SC2086  # SCENE holds several words on purpose
   $P make-synthetic --out $D/$arm --split train --num $NUM --seed $SEED --workers $WORKERS --preset realistic \

@@ -78,6 +78,34 @@ def test_person_has_anthropometric_proportions_and_stands_on_the_floor():
     assert lean[3, 0] < lean[9, 0]  # facing away from the camera, the person's left is on image left
 
 
+def test_upper_arm_rotation_turns_a_bent_forearm_across_the_body_and_zero_changes_nothing():
+    bent = PoseAngles(elbow=(1.57, 1.57))
+    plain, _, _ = make_person(1.75, bent, np.array([0.0, 5.0]), 0.0)
+    np.testing.assert_array_equal(plain, make_person(1.75, PoseAngles(elbow=(1.57, 1.57), arm_rot=(0.0, 0.0)),
+                                                     np.array([0.0, 5.0]), 0.0)[0])
+    crossed, _, _ = make_person(1.75, PoseAngles(elbow=(1.57, 1.57), arm_rot=(1.0, 1.0)), np.array([0.0, 5.0]), 0.0)
+    # facing +z, the person's left is -x: each forearm turns towards the mid-line, by the same amount on both sides
+    left_in = crossed[5, 0] - crossed[4, 0]
+    right_in = crossed[10, 0] - crossed[11, 0]
+    assert left_in > 0.15 and abs(left_in - right_in) < 1e-9
+    assert abs(plain[5, 0] - plain[4, 0]) < 1e-3  # without rotation the forearm points (nearly) straight ahead
+    assert np.linalg.norm(crossed[5] - crossed[4]) == pytest.approx(np.linalg.norm(plain[5] - plain[4]))
+
+
+def test_everyday_arm_poses_are_drawn_only_when_asked_for():
+    rng = np.random.default_rng(0)
+    assert all(sample_pose(rng).kind != "everyday" for _ in range(300))  # not in the default mix
+    wrists_in_front = 0
+    for _ in range(50):
+        pose = sample_pose(rng, "everyday")
+        j, _, _ = make_person(1.75, pose, np.array([0.0, 5.0]), 0.0)
+        assert pose.kind == "everyday" and abs(max(j[8, 1], j[14, 1]) + 0.0) < 0.12  # standing on the floor
+        wrists_in_front += int(abs(j[5, 0]) < 0.12 or abs(j[11, 0]) < 0.12)  # a hand near the mid-line
+    assert wrists_in_front > 15  # crossed arms and phones bring hands in front of the body
+    scene = make_scene(0, "train", 0, SceneConfig(min_size=96, max_size=128, everyday_pose_prob=1.0))
+    assert len(scene.joints_3d) > 0
+
+
 def test_rendering_draws_people_in_depth_order():
     cam = Intrinsics.from_fov(160, 120, 60.0)
     look = Appearance(top=(200, 0, 0), bottom=(0, 0, 200), skin=(0, 200, 0), shoes=(9, 9, 9), hair=(9, 9, 9))

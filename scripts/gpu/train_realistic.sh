@@ -10,6 +10,9 @@
 #       (scripts/gpu/profile_train.py, ~1 minute, $OUT/profile_train.json) and trains with the fastest; PROFILE=0
 #       keeps the config's settings; PROFILE=<variant> (a profile_train.py name, e.g.
 #       channels_last+cudnn_benchmark, the fastest on the H200 on 2026-12-02) trains with it without timing.
+#   ... start 5.5 24000 8000; bash scripts/gpu/train_realistic.sh finish
+#       both in ONE device call (483 s on the H200 on 2026-12-02): a training short enough to end within `start`'s
+#       follow window needs no second call, so no held machine can be lost between the two (as twice before)
 #   bash scripts/gpu/train_realistic.sh finish
 #       (the next call, on the same machine: call it at once, a held machine waits only 30 s idle; on a fresh
 #       one it stops with a message) waits for training to end, then on validation splits only:

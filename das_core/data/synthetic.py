@@ -336,6 +336,9 @@ class SceneConfig:
             lo, hi = getattr(self, name)
             if not (1 <= lo <= hi):
                 raise ValueError(f"{name} must satisfy 1 <= lo <= hi, got {(lo, hi)}")
+        for f in fields(self):
+            if f.name.endswith("_prob") and not (0.0 <= getattr(self, f.name) <= 1.0):
+                raise ValueError(f"{f.name} is a probability in [0, 1], got {getattr(self, f.name)}")
         if not (0.0 <= self.high_fixture_share <= 0.65):
             raise ValueError(f"high_fixture_share must be in [0, 0.65] (the rest are poles and boxes), "
                              f"got {self.high_fixture_share}")

@@ -277,3 +277,5 @@ def test_scene_overrides_change_one_field_of_the_recipe_and_refuse_unknown_field
         make_synthetic.scene_config(_args(scene=["crowd_probability=0"]))
     with pytest.raises(ValueError, match="clothing is a bool"):
         make_synthetic.scene_config(_args(scene=["clothing=lots"]))
+    with pytest.raises(ValueError, match="everyday_pose_prob is a probability"):
+        make_synthetic.scene_config(_args(scene=["everyday_pose_prob=2"]))

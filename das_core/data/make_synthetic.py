@@ -142,7 +142,7 @@ def scene_config(args: argparse.Namespace) -> SceneConfig:
 
 def _overridden(cfg: SceneConfig, items: list[str]) -> SceneConfig:
     """``cfg`` with each ``FIELD=VALUE`` of ``--scene`` applied (an unknown field or a bad value is an error)."""
-    names = {f.name: f for f in fields(SceneConfig)}
+    names = {f.name for f in fields(SceneConfig)}
     changes: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")

@@ -568,7 +568,7 @@ def _draw_shadows(rng: np.random.Generator, image: np.ndarray, world: list[tuple
 
 def _sample_objects(rng: np.random.Generator, max_objects: int, placed: list[np.ndarray], half_fov: float,
                     rot: np.ndarray, centre: np.ndarray,
-                    high_fixture_share: float = 0.15) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+                    high_fixture_share: float) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
     """Boxes (furniture) and poles on the floor and fixtures high up, as (8, 3) camera-frame corners and a colour.
 
     They are the hard negatives of rooms: limb-like poles, and small blobs at head height and above, where a

@@ -425,31 +425,34 @@ def oks_matrix(pred_xy: np.ndarray, gt: Sequence[GTPerson], sigmas: np.ndarray) 
     """
     pred_xy = np.asarray(pred_xy, np.float64).reshape(len(pred_xy), len(sigmas), 2)
     out = np.zeros((len(pred_xy), len(gt)))
-    var = (2 * np.nan_to_num(sigmas, nan=1.0)) ** 2
     for j, g in enumerate(gt):
-        lab = g.labelled
-        area = max(g.area, np.finfo(float).eps)
-        if lab.any():
-            d2 = ((pred_xy[:, lab] - g.keypoints[lab]) ** 2).sum(-1)
-            e = d2 / var[lab] / area / 2
+        if g.labelled.any():
+            terms = _labelled_terms(pred_xy, g, sigmas)
         else:
             x, y, w, h = g.box
             lo, hi = np.array([x - w, y - h]), np.array([x + 2 * w, y + 2 * h])
             d = np.maximum(0, lo - pred_xy) + np.maximum(0, pred_xy - hi)
-            e = (d**2).sum(-1) / var / area / 2
-        out[:, j] = np.nan_to_num(np.exp(-e), nan=0.0).mean(1)
+            var = (2 * np.nan_to_num(sigmas, nan=1.0)) ** 2
+            terms = np.exp(-(d**2).sum(-1) / var / max(g.area, np.finfo(float).eps) / 2)
+        out[:, j] = np.nan_to_num(terms, nan=0.0).mean(1)
     return out
 
 
-def keypoint_similarity(pred_xy: np.ndarray, g: GTPerson, sigmas: np.ndarray) -> np.ndarray:
-    """(K,) COCO's per-joint similarity exp(-d² / (2·area·(2σ)²)) of one (K, 2) prediction with person ``g``:
-    the terms whose mean over the labelled joints is the OKS; NaN where ``g`` has the joint unlabelled."""
-    out = np.full(len(sigmas), np.nan)
+def _labelled_terms(pred_xy: np.ndarray, g: GTPerson, sigmas: np.ndarray) -> np.ndarray:
+    """(M, L) COCO's per-joint similarity exp(-d² / (2·area·(2σ)²)) of M (M, K, 2) predictions on the L joints
+    ``g`` has labelled; NaN where a prediction's joint is NaN."""
     lab = g.labelled
-    if lab.any():
-        d2 = ((np.asarray(pred_xy, np.float64)[lab] - g.keypoints[lab]) ** 2).sum(-1)
-        var = (2 * np.nan_to_num(sigmas[lab], nan=1.0)) ** 2
-        out[lab] = np.exp(-d2 / var / max(g.area, np.finfo(float).eps) / 2)
+    d2 = ((pred_xy[:, lab] - g.keypoints[lab]) ** 2).sum(-1)
+    var = (2 * np.nan_to_num(sigmas[lab], nan=1.0)) ** 2
+    return np.exp(-d2 / var / max(g.area, np.finfo(float).eps) / 2)
+
+
+def keypoint_similarity(pred_xy: np.ndarray, g: GTPerson, sigmas: np.ndarray) -> np.ndarray:
+    """(K,) the per-joint terms whose mean over ``g``'s labelled joints is the OKS of one (K, 2) prediction;
+    NaN where ``g`` has the joint unlabelled."""
+    out = np.full(len(sigmas), np.nan)
+    if g.labelled.any():
+        out[g.labelled] = _labelled_terms(np.asarray(pred_xy, np.float64)[None], g, sigmas)[0]
     return out
 
 

@@ -133,7 +133,8 @@ def test_crowd_scenes_hold_more_people_than_the_recipe_otherwise_allows_and_many
 
 def test_rooms_have_fixtures_off_the_floor_as_well_as_furniture_and_poles_on_it():
     rng = np.random.default_rng(0)
-    objects = [o for _ in range(20) for o in _sample_objects(rng, 6, [], 0.6, np.eye(3), np.zeros(3))]
+    share = SceneConfig().high_fixture_share
+    objects = [o for _ in range(20) for o in _sample_objects(rng, 6, [], 0.6, np.eye(3), np.zeros(3), share)]
     bottoms = np.array([corners[:, 1].max() for corners, _ in objects])  # y is down, the floor at y = 0
     assert np.isclose(bottoms, 0.0).sum() > len(objects) / 2  # most stand on the floor
     assert (bottoms <= -1.8).any()  # and some hang at head height or above: lamps, shelves, cameras

@@ -111,6 +111,9 @@ def init_distributed(device: str | None) -> tuple[DistInfo, torch.device]:
     if device is None:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        # "--device cuda" means this process's GPU; set_device refuses a device without an index.
+        dev = torch.device("cuda", local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():

@@ -200,3 +200,16 @@ def test_init_weights_that_do_not_fit_the_model_name_the_file_and_the_tensors(ti
     cfg = make_tiny_config(tiny_data, tmp_path / "ft", max_iters=1, init_weights=str(bad))
     with pytest.raises(ConfigError, match=rf"init_weights: .*bad.*missing \['{dropped}'\]"):
         train(cfg, progress=False)
+
+
+def test_device_cuda_without_an_index_means_this_process_gpu(monkeypatch):
+    """`das train --device cuda` trains on LOCAL_RANK's GPU; torch.cuda.set_device refuses a bare "cuda"."""
+    from das_core.training import trainer
+
+    chosen = []
+    monkeypatch.setattr(trainer.torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    _, dev = trainer.init_distributed("cuda")
+    assert dev == torch.device("cuda", 0)
+    assert chosen == [torch.device("cuda", 0)]

@@ -97,10 +97,11 @@ PARAMS: tuple[Param, ...] = (
     Param("int8_calibration", "", "precision int8: folder of images to calibrate and check the quantisation on "
           "(best: 20 frames of this camera; the first 16 calibrate, the next 4 check). Empty: 20 rendered synthetic "
           "scenes.", dynamic=False),
-    Param("warm_start", False, "backend compile or aoti: answer with eager fp32 from the first frame while that "
-          "backend is built and warmed in a background thread, then switch to it (a restart answers within "
-          "seconds instead of after the build; docs/PERFORMANCE.md). No effect with eager or onnx, nor in das bag, "
-          "whose output must come from one backend.", dynamic=False),
+    Param("warm_start", True, "backend compile or aoti: answer with eager fp32 from the first frame while that "
+          "backend is built and warmed in a background thread, then switch to it (on an H200 the first pose comes "
+          "after about 4 s instead of after a build of up to 2 minutes; docs/PERFORMANCE.md). false: no pose until "
+          "the build is done, and no second model in GPU memory meanwhile. No effect with eager or onnx, nor in "
+          "das bag, whose output must come from one backend.", dynamic=False),
     # --- input ---
     Param("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: subscribe "
           "'<image>/compressed' (sensor_msgs/CompressedImage) and decode with OpenCV.",

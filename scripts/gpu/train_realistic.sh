@@ -5,7 +5,8 @@
 #       renders the data on all cores (training scenes with seed S, default 0), starts training in its own
 #       process session (it outlives the call while the machine stays held), then follows the log until
 #       ~585 s of wall time, and returns the latest periodic checkpoint as fp16 parts (last_fp16.*). INIT: a das checkpoint to fine-tune (init_weights), e.g. das_core/assets/das_demo;
-#       LR: the peak learning rate (default: the config's). PROFILE=1 (default) first times the training step
+#       LR: the peak learning rate (default: the config's). SCENE: --scene overrides of the realistic training
+#       scenes (the val split stays the preset's), e.g. SCENE="--scene hands=true --scene everyday_pose_prob=0.25". PROFILE=1 (default) first times the training step
 #       with and without channels_last and cuDNN autotuning on a few batches of this data
 #       (scripts/gpu/profile_train.py, ~1 minute, $OUT/profile_train.json) and trains with the fastest; PROFILE=0
 #       keeps the config's settings; PROFILE=<variant> (a profile_train.py name, e.g.
@@ -31,7 +32,8 @@ if [ "${1:-}" = start ]; then
   EXTRA=()
   [ -n "${INIT:-}" ] && EXTRA+=(--set "init_weights=$INIT")
   [ -n "${LR:-}" ] && EXTRA+=(--set "optim.lr=$LR")
-  $P make-synthetic --out $D/real --split train --num $NUM --seed $SEED --workers 16 --preset realistic --backgrounds .bg --no-progress
+  # shellcheck disable=SC2086  # SCENE holds several words on purpose
+  $P make-synthetic --out $D/real --split train --num $NUM --seed $SEED --workers 16 --preset realistic --backgrounds .bg ${SCENE:-} --no-progress
   $P make-synthetic --out $D/real --split val --num 300 --seed 0 --workers 16 --preset realistic --backgrounds .bg --no-progress
   $P make-synthetic --out $D/basic --split train --num $NB --seed $SEED --workers 16 --no-progress
   $P make-synthetic --out $D/basic --split val --num 300 --seed 0 --workers 16 --no-progress

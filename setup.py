@@ -42,6 +42,8 @@ setup(
             "onnx>=1.15",
             "onnxruntime>=1.17",
             "tensorboard>=2.12",
+            # The reference the real-image scorer's OKS recall and AP are checked against (tests only).
+            "pycocotools>=2.0.7",
         ],
         "export": ["onnx>=1.15", "onnxruntime>=1.17"],
         "train": ["tensorboard>=2.12"],

@@ -62,7 +62,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TRAIN_STATE_SUFFIX = ".train.pt"
-_CALIB_FROM, _CALIB_TO = 20, 60  # iterations of a budgeted run used to measure its speed
+# Iterations of a budgeted run used to measure its speed. Not earlier: on the H200 the loader workers and cuDNN's
+# autotuning still slowed iterations 20-60 to 0.36 s against 0.23 s from iteration 100 on, and a schedule fitted to
+# that speed ended after 3.4 of 5 minutes (docs/results/realism/ft5/train_start.log).
+_CALIB_FROM, _CALIB_TO = 60, 120
 _BUDGET_SAFETY = 0.97  # the fitted schedule aims to end 3 % before max_minutes
 
 
@@ -500,7 +503,7 @@ def _optimisation_step(run: _Run, step_module: nn.Module, batch: Any) -> tuple[d
 
 
 class _BudgetFit:
-    """Fits the LR schedule into ``max_minutes``: measures the speed over iterations 20..60 of this process,
+    """Fits the LR schedule into ``max_minutes``: measures the speed over iterations _CALIB_FROM.._CALIB_TO of this process,
     then shortens max_iters (rank 0 decides, everyone follows)."""
 
     def __init__(self, start_iteration: int) -> None:

@@ -213,3 +213,23 @@ def test_device_cuda_without_an_index_means_this_process_gpu(monkeypatch):
     _, dev = trainer.init_distributed("cuda")
     assert dev == torch.device("cuda", 0)
     assert chosen == [torch.device("cuda", 0)]
+
+
+def test_budget_measures_speed_after_the_warm_up_iterations():
+    """The slow first iterations (loader start, cuDNN autotuning) do not shorten the schedule: the speed is timed
+    from iteration _CALIB_FROM to _CALIB_TO."""
+    from types import SimpleNamespace
+
+    from das_core.training import trainer
+
+    run = SimpleNamespace(iteration=0, horizon={"max_iters": 100_000}, cfg=SimpleNamespace(max_minutes=10.0),
+                          info=trainer.DistInfo(0, 1, 0), dev=torch.device("cpu"))
+    run.max_iters = 100_000
+    fit = trainer._BudgetFit(0)
+    elapsed = 0.0
+    for it in range(1, trainer._CALIB_TO + 1):
+        elapsed += 2.0 if it <= trainer._CALIB_FROM else 0.25  # warm-up at 2 s/iteration, then 0.25 s
+        run.iteration = it
+        fit.update(run, elapsed, None)
+    expected = trainer.fit_max_iters(trainer._CALIB_TO, 0.25, elapsed, 10.0, 100_000)
+    assert run.horizon["max_iters"] == expected

@@ -9,7 +9,8 @@ synthetic test split but lost on real images, averaged with the checkpoint it st
 tensor (BatchNorm's running statistics included) is the weighted mean, computed in fp32 and stored in the first
 checkpoint's dtype; integer tensors (``num_batches_tracked``) come from the first checkpoint. The model section of
 the YAML (decode thresholds and calibration included) is the first checkpoint's: refit them on validation data
-afterwards (``training/sweep_threshold.py``, ``confidence_calibration.py``, ``calibrate_uncertainty.py``).
+afterwards (``bash training/calibrate_checkpoint.sh DST DATA JSON_DIR``: ``sweep_threshold.py``,
+``confidence_calibration.py``, ``calibrate_uncertainty.py``, then the synthetic figures).
 """
 
 from __future__ import annotations

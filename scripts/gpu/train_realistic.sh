@@ -84,20 +84,8 @@ elif [ "${1:-}" = finish ]; then
   # At most 8 files come back: the small ones travel as one tar, refreshed after every step.
   save() { cp /tmp/final_fp16.yaml $LOG $J/; tar -C $J -cf $OUT/results.tar .; }
   save
-  python3 training/sweep_threshold.py --checkpoint $C --data $D/real/val.json --device cuda \
-    --json $J/threshold_sweep_val.json --write-checkpoint | tail -2
-  save
-  python3 training/confidence_calibration.py --checkpoint $C --data $D/real/val.json --max-images 150 --device cuda \
-    --fit $J/confidence_knots_val.json --write-checkpoint | tail -2
-  save
-  python3 training/calibrate_uncertainty.py --checkpoint $C --val $D/basic/val.json --test $D/basic/test.json \
-    --num-val 200 --device cuda --json $J/uncertainty_calibration.json --write-checkpoint | tail -8
-  save
-  $P evaluate --checkpoint $C --data $D/basic/test.json --protocol synthetic --device cuda --json $J/test_basic.json 2>&1 | tail -3
-  save
-  $P evaluate --checkpoint $C --data $D/real/val.json --protocol synthetic --device cuda --json $J/val_realistic.json 2>&1 | tail -3
-  save
-  save
+  . training/calibrate_checkpoint.sh
+  AFTER_STEP=save calibrate_checkpoint $C $D $J cuda
   ls -la $OUT
 else
   echo "usage: $0 start|finish" >&2; exit 2

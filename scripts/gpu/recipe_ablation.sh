@@ -12,9 +12,14 @@
 # Arm 1 against the shipped stage 3 says what more minutes of the same recipe do; arm 2 against arm 1, what the
 # crowds and high fixtures do; arm 3 against arm 1, what the arm changes do (together: one arm of device time). One call (~9 minutes with the defaults):
 #   bash scripts/gpu/recipe_ablation.sh [MINUTES=5] [NUM_REALISTIC=15000] [NUM_BASIC=6000]    (carry .bg)
-# Knobs: INIT (default das_core/assets/das_demo), LR (6e-4), SEED (5), DEVICE (cuda; DEVICE=cpu with tiny
-# numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader workers per arm, 5),
-# ARMS (a subset of the three names).
+# Learning-rate arms (the session after; does a gentler fine-tuning keep stage 3's real recall?), each on the
+# data of the recipe it names, rendered once however many arms use it:
+#   arms_lr2e4 / arms_lr1e4   stage3_arms' data at LR 2e-4 / 1e-4
+#   arms4_lr2e4               stage4_recipe + hands + everyday poses, LR 2e-4
+#   ARMS="arms_lr2e4 arms_lr1e4 arms4_lr2e4" bash scripts/gpu/recipe_ablation.sh 6 20000 6000
+# Knobs: INIT (default das_core/assets/das_demo), LR (6e-4, for the arms without their own), SEED (5), DEVICE (cuda;
+# DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
+# workers per arm, 5), ARMS (any of the names above).
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 MIN=${1:-5}; NUM=${2:-15000}; NB=${3:-6000}
@@ -24,23 +29,33 @@ D=${WORK:-/tmp/recipe_ablation}; mkdir -p "$D"
 P="python3 -m das_core.cli"
 t0=$(date +%s)
 S3="--scene crowd_prob=0 --scene high_fixture_share=0"
-declare -A SCENE=([stage3_recipe]="$S3" [stage4_recipe]=""
-                  [stage3_arms]="$S3 --scene hands=true --scene everyday_pose_prob=0.25")
+ARMS_SCENE="--scene hands=true --scene everyday_pose_prob=0.25"
+declare -A SCENE=([stage3_recipe]="$S3" [stage4_recipe]="" [stage3_arms]="$S3 $ARMS_SCENE"
+                  [stage4_arms]="$ARMS_SCENE")
+# arm -> the recipe (a SCENE key) whose training data it uses, and its own peak LR where it has one
+declare -A RECIPE=([stage3_recipe]=stage3_recipe [stage4_recipe]=stage4_recipe [stage3_arms]=stage3_arms
+                   [arms_lr2e4]=stage3_arms [arms_lr1e4]=stage3_arms [arms4_lr2e4]=stage4_arms)
+declare -A ARM_LR=([arms_lr2e4]=0.0002 [arms_lr1e4]=0.0001 [arms4_lr2e4]=0.0002)
 ARMS=${ARMS:-"stage3_recipe stage4_recipe stage3_arms"}
+RECIPES=""
 for arm in $ARMS; do
+  [ -n "${RECIPE[$arm]:-}" ] || { echo "unknown arm '$arm' (known: ${!RECIPE[*]})" >&2; exit 2; }
+  case " $RECIPES " in *" ${RECIPE[$arm]} "*) ;; *) RECIPES="$RECIPES ${RECIPE[$arm]}";; esac
+done
+for recipe in $RECIPES; do
   # shellcheck disable=SC2086  # SCENE holds several words on purpose
-  $P make-synthetic --out $D/$arm --split train --num $NUM --seed $SEED --workers $WORKERS --preset realistic \
-    --backgrounds .bg ${SCENE[$arm]} --no-progress > /dev/null
+  $P make-synthetic --out $D/$recipe --split train --num $NUM --seed $SEED --workers $WORKERS --preset realistic \
+    --backgrounds .bg ${SCENE[$recipe]} --no-progress > /dev/null
 done
 $P make-synthetic --out $D/basic --split train --num $NB --seed $SEED --workers $WORKERS --no-progress > /dev/null
 $P make-synthetic --out $D/real --split val --num ${VAL:-300} --seed 0 --workers $WORKERS --preset realistic --backgrounds .bg --no-progress > /dev/null
 $P make-synthetic --out $D/basic --split test --num ${VAL:-300} --seed 0 --workers $WORKERS --no-progress > /dev/null
 echo "data ready after $(( $(date +%s) - t0 )) s"
-EXTRA=(--set "init_weights=$INIT" --set "optim.lr=$LR" --set max_minutes=$MIN --set data.num_workers=$LOADERS)
+EXTRA=(--set "init_weights=$INIT" --set max_minutes=$MIN --set data.num_workers=$LOADERS)
 [ "$DEVICE" = cuda ] && EXTRA+=(--set channels_last=true --set cudnn_benchmark=true)
 for arm in $ARMS; do
-  ( $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/$arm/train.json,$D/basic/train.json]" \
-      "${EXTRA[@]}" ${TRAIN_SET:-} --device $DEVICE --output-dir $D/run_$arm --no-progress > $D/$arm.log 2>&1 &&
+  ( $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/${RECIPE[$arm]}/train.json,$D/basic/train.json]" \
+      --set "optim.lr=${ARM_LR[$arm]:-$LR}" "${EXTRA[@]}" ${TRAIN_SET:-} --device $DEVICE --output-dir $D/run_$arm --no-progress > $D/$arm.log 2>&1 &&
     python3 training/fp16_checkpoint.py $D/run_$arm/final $D/${arm}_fp16 >> $D/$arm.log 2>&1 &&
     python3 training/sweep_threshold.py --checkpoint $D/${arm}_fp16 --data $D/real/val.json --device $DEVICE \
       --json $D/$arm.threshold_sweep_val.json --write-checkpoint >> $D/$arm.log 2>&1 &&
@@ -50,7 +65,7 @@ done
 wait
 echo "all done after $(( $(date +%s) - t0 )) s"
 for arm in $ARMS; do
-  echo "== $arm"; grep -E "init_weights|budget|stopped by|best F1" $D/$arm.log | tail -4
+  echo "== $arm (data ${RECIPE[$arm]}, LR ${ARM_LR[$arm]:-$LR})"; grep -E "init_weights|budget|stopped by|best F1" $D/$arm.log | tail -4
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d=d.get('metrics', d); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
 done
 OUT=${OUT:-$D/out}; mkdir -p "$OUT"

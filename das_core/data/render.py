@@ -31,6 +31,12 @@ _SHIFT = 4
 _ONE = 1 << _SHIFT
 _NEAR = 0.2  # metres: primitives with a point closer than this are not drawn
 _OBJECT = 255  # label-map value of non-person objects (seats)
+_VOLUME = 8  # kind flag: draw the primitive with volume shading (Appearance.volume_shading)
+# Volume shading: (brightness factor, size, shift towards the light as a share of the radius) per band, rim first.
+# A real limb, head or torso darkens towards its silhouette and is brightest off-axis towards the light; one
+# flat colour with a single highlight stripe reads as a cut-out, not as a body.
+_BANDS = ((0.72, 1.0, 0.0), (0.8, 0.86, 0.05), (0.88, 0.72, 0.1), (0.95, 0.58, 0.15), (1.02, 0.44, 0.2),
+          (1.08, 0.3, 0.25))
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Appearance:
     bag_color: tuple[int, int, int] = (60, 50, 40)
     face: bool = False                           # eyes and a mouth on the side of the head the nose points to
     hands: bool = False                          # a hand beyond each wrist, along the forearm (else a wrist disc)
+    volume_shading: bool = False                 # limbs, head and torso shaded dark at the rim to lit inside
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,10 @@ def draw_people(
     # (depth, kind, label, part, payload): kind 0 capsule, 1 disc, 2 convex polygon; payload in fixed-point px
     prims: list[tuple[float, int, int, int, tuple]] = []
     for i, (b, a) in enumerate(zip(bodies, appearances, strict=True)):
-        prims += _person_prims(i + 1, b, a, camera, light, ambient, lit)
+        own = _person_prims(i + 1, b, a, camera, light, ambient, lit)
+        if a.volume_shading:  # the person's own surfaces; the seat under a sitter stays a flat object
+            own = [(d, k | _VOLUME if lab != _OBJECT else k, lab, part, pl) for d, k, lab, part, pl in own]
+        prims += own
     for corners, color in objects or ():
         if np.all(corners[:, 2] >= _NEAR):
             ouv = camera.project(corners)
@@ -284,7 +294,9 @@ def _clothing_prims(label: int, pts: np.ndarray, uv: np.ndarray, ok: np.ndarray,
 def _draw_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, kind: int, label: int, part: int,
                payload: tuple, light: np.ndarray) -> None:
     lx, ly = float(light[0]), float(light[1])
-    if kind == 0:
+    if kind & _VOLUME:
+        _draw_volume_prim(canvas, labels, parts, kind & ~_VOLUME, label, part, payload, lx, ly)
+    elif kind == 0:
         pa, pb, rad, color = payload
         thick = max(1, int(round(2.0 * rad)))
         cv2.line(canvas, tuple(pa), tuple(pb), color, thick, cv2.LINE_AA, _SHIFT)
@@ -312,6 +324,41 @@ def _draw_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None,
         cv2.fillConvexPoly(labels, hull, label, cv2.LINE_8, _SHIFT)
         if parts is not None:
             cv2.fillConvexPoly(parts, hull, part, cv2.LINE_8, _SHIFT)
+
+
+def _draw_volume_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, kind: int, label: int,
+                      part: int, payload: tuple, lx: float, ly: float) -> None:
+    """One primitive as nested bands (``_BANDS``); the label and part maps get exactly the plain primitive."""
+    base: tuple
+    if kind == 0:
+        pa, pb, rad, color = payload
+        base = (pa, pb, rad, _shade(color, _BANDS[0][0]))
+    elif kind == 1:
+        c, rad, color, _ = payload
+        base = (c, rad, _shade(color, _BANDS[0][0]), color)
+    else:
+        hull, color = payload
+        pts = hull.reshape(-1, 2).astype(np.float64)
+        cen = pts.mean(axis=0)
+        rad = float(np.abs(pts - cen).max()) / _ONE
+        base = (hull, _shade(color, _BANDS[0][0]))
+    light = np.array([lx, ly, 0.0])
+    if rad < 3.0:  # a few pixels across: bands would only blur it
+        _draw_prim(canvas, labels, parts, kind, label, part, payload, light)
+        return
+    _draw_prim(canvas, labels, parts, kind, label, part, base, light)  # silhouette, labels and parts; the rim colour
+    for factor, size, shift in _BANDS[1:]:
+        ox, oy = int(lx * rad * shift * _ONE), int(ly * rad * shift * _ONE)
+        col = _shade(color, factor)
+        if kind == 0:
+            cv2.line(canvas, (pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy), col,
+                     max(1, int(round(2.0 * rad * size))), cv2.LINE_AA, _SHIFT)
+        elif kind == 1:
+            cv2.circle(canvas, (c[0] + ox, c[1] + oy), max(1, int(round(rad * size * _ONE))), col, -1,
+                       cv2.LINE_AA, _SHIFT)
+        else:
+            band = np.round(cen + (pts - cen) * size + (ox, oy)).astype(np.int32).reshape(-1, 1, 2)
+            cv2.fillConvexPoly(canvas, band, col, cv2.LINE_AA, _SHIFT)
 
 
 def joint_occlusion(labels: np.ndarray, uv: np.ndarray) -> np.ndarray:

@@ -296,6 +296,7 @@ class SceneConfig:
     clothing: bool = False                               # fabric patterns, skirts/coats, long hair, hats, bags
     hands: bool = False                                  # hands beyond the wrists (else a disc on each wrist)
     everyday_pose_prob: float = 0.0                      # share of people with crossed arms, phones, hands on hips
+    volume_shading: bool = False                         # people shaded dark at the rim, lit inside (render.py _BANDS)
     shadows: bool = False                                # contact shadows on the floor
     max_objects: int = 0                                 # furniture boxes and poles (behind or in front of people)
     high_fixture_share: float = 0.15                     # of those objects: lamps / shelves / cameras 1.8-3.2 m up
@@ -732,6 +733,8 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
     looks = [sample(rng) for _ in bodies]
     if cfg.hands:  # no random draw: the rest of the scene stays what it was
         looks = [replace(a, hands=True) for a in looks]
+    if cfg.volume_shading:  # the same: only the people's pixels change, never a label
+        looks = [replace(a, volume_shading=True) for a in looks]
     return _finish(rng, image, camera, bodies, looks, cfg, np.arange(len(bodies), dtype=np.int64), objects, library)
 
 

@@ -199,6 +199,58 @@ def test_hands_are_drawn_beyond_the_wrists_where_real_hands_are_not_centred_on_t
     assert skin_at(False) == [False, False]  # the old wrist disc ends before that
 
 
+def _standing_body() -> tuple[Intrinsics, Appearance, BodyGeometry]:
+    cam = Intrinsics.from_fov(320, 320, 60.0)
+    look = Appearance(top=(40, 40, 200), bottom=(40, 40, 200), skin=(220, 150, 120), shoes=(20, 20, 20),
+                      hair=(30, 20, 10), short_sleeves=False)
+    j, head, feet = make_person(1.75, sample_pose(np.random.default_rng(0), "standing"), np.array([0.0, 0.0]), np.pi)
+    offset = np.array([0.0, 0.0, 2.5]) - j[2]  # the hips 2.5 m in front of the camera, in the image centre
+    return cam, look, BodyGeometry(j + offset, head + offset, feet + offset, 1.75)
+
+
+def test_volume_shading_darkens_a_limb_towards_its_rim_and_never_moves_a_label():
+    cam, look, body = _standing_body()
+    light = np.array([0.0, -1.0, 0.0])
+
+    def draw(volume: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        canvas = np.full((320, 320, 3), 90, np.uint8)
+        parts = np.zeros((320, 320), np.uint8)
+        labels = draw_people(canvas, [body], [replace(look, volume_shading=volume)], cam, light, parts=parts)
+        return canvas, labels, parts
+
+    flat, labels_flat, parts_flat = draw(False)
+    shaded, labels, parts = draw(True)
+    np.testing.assert_array_equal(labels, labels_flat)  # the label map (occlusion of joints) is the plain one
+    np.testing.assert_array_equal(parts, parts_flat)  # and so are the garment parts the textures go on
+    changed = np.abs(shaded.astype(int) - flat.astype(int)).sum(axis=2) > 0
+    near_person = cv2.dilate((labels > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert changed.sum() > 200 and not (changed & ~near_person).any()  # only the person's own pixels change
+    # across the left thigh, halfway from hip to knee: clearly darker at its rim than on its axis, unlike before
+    mid = cam.project(((body.joints[6] + body.joints[7]) / 2)[None])[0]
+    u0, v = int(round(mid[0])), int(round(mid[1]))
+    lo, hi = u0, u0
+    while labels[v, lo - 1] > 0 and labels[v, lo - 1] == labels[v, u0] and parts[v, lo - 1] == parts[v, u0]:
+        lo -= 1
+    while labels[v, hi + 1] > 0 and labels[v, hi + 1] == labels[v, u0] and parts[v, hi + 1] == parts[v, u0]:
+        hi += 1
+    assert hi - lo > 8  # the thigh's width in pixels, at this distance
+
+    axis = (lo + hi) // 2
+    half = shaded[v, lo + 1:axis + 1].astype(int).sum(axis=1)  # rim (inside the anti-aliased edge) to axis
+    assert half[-1] - half[0] > 20 and np.all(np.diff(half) >= 0)  # brighter step by step towards the axis
+    # a gradient of many levels, where the flat capsule has its colour and one highlight stripe
+    assert len(set(half.tolist())) >= 6 and len(set(flat[v, lo + 1:axis + 1].astype(int).sum(axis=1).tolist())) <= 3
+
+
+def test_volume_shading_is_off_by_default_and_changes_no_annotation_when_on():
+    cfg = replace(SceneConfig.realistic(disable=("photos", "effects")), **SIZE)
+    assert not cfg.volume_shading
+    a, b = make_scene(4, "train", 2, cfg), make_scene(4, "train", 2, replace(cfg, volume_shading=True))
+    for field in ("joints_3d", "visible", "occluded"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).sum() > 0
+
+
 def test_a_person_hidden_behind_furniture_or_others_is_not_labelled():
     cfg = replace(SceneConfig.realistic(disable=("photos", "effects")), people_range=(10, 12), **SIZE)
     strict = replace(cfg, min_unoccluded_joints=4)

@@ -35,6 +35,10 @@ _VOLUME = 8  # kind flag: draw the primitive with volume shading (Appearance.vol
 # Volume shading: (brightness factor, size, shift towards the light as a share of the radius) per band, rim first.
 # A real limb, head or torso darkens towards its silhouette and is brightest off-axis towards the light; one
 # flat colour with a single highlight stripe reads as a cut-out, not as a body.
+# Limb radius at its (proximal, distal) end as a share of the capsule radius (Appearance.tapered): a thigh is
+# about twice as wide at the hip as at the ankle's end of the shin, a forearm narrows to the wrist.
+_TAPER = {(3, 4): (1.1, 0.85), (9, 10): (1.1, 0.85), (4, 5): (0.95, 0.7), (10, 11): (0.95, 0.7),
+          (6, 7): (1.15, 0.78), (12, 13): (1.15, 0.78), (7, 8): (0.95, 0.62), (13, 14): (0.95, 0.62)}
 _BANDS = ((0.72, 1.0, 0.0), (0.8, 0.86, 0.05), (0.88, 0.72, 0.1), (0.95, 0.58, 0.15), (1.02, 0.44, 0.2),
           (1.08, 0.3, 0.25))
 
@@ -61,6 +65,7 @@ class Appearance:
     face: bool = False                           # eyes and a mouth on the side of the head the nose points to
     hands: bool = False                          # a hand beyond each wrist, along the forearm (else a wrist disc)
     volume_shading: bool = False                 # limbs, head and torso shaded dark at the rim to lit inside
+    tapered: bool = False                        # limbs wider at the shoulder / hip than at the wrist / ankle
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,10 @@ def _person_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics
     for c_i, (pa, pb, r, col, part) in enumerate(caps):
         if ok[pa] and ok[pb]:
             rad = r * hgt * f / zm[c_i]
-            prims.append((float(zm[c_i]), 0, label, part, (fx[pa], fx[pb], rad, _shade(col, ambient + lit * lam[c_i]))))
+            ta, tb = _TAPER.get((pa, pb), (1.0, 1.0)) if a.tapered else (1.0, 1.0)
+            ends = (rad * ta * zm[c_i] / z[pa], rad * tb * zm[c_i] / z[pb])  # each end at its own depth
+            payload = (fx[pa], fx[pb], rad, _shade(col, ambient + lit * lam[c_i]))
+            prims.append((float(zm[c_i]), 0, label, part, payload + (ends,) if ta != tb else payload))
     if a.hands:  # the wrist joint is where a real hand starts: its palm and fingers lie beyond it
         for pa, pb in ((21, 22), (23, 24)):
             if ok[pa] and ok[pb]:
@@ -296,6 +304,13 @@ def _draw_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None,
     lx, ly = float(light[0]), float(light[1])
     if kind & _VOLUME:
         _draw_volume_prim(canvas, labels, parts, kind & ~_VOLUME, label, part, payload, lx, ly)
+    elif kind == 0 and len(payload) == 5:  # a tapered limb: the hull of its two end discs
+        pa, pb, rad, color, ends = payload
+        _draw_prim(canvas, labels, parts, 2, label, part, (_limb_hull(pa, pb, *ends), color), light)
+        if rad > 2.5:
+            ox, oy = int(lx * rad * 0.35 * _ONE), int(ly * rad * 0.35 * _ONE)
+            cv2.fillConvexPoly(canvas, _limb_hull((pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy),
+                                                  ends[0] * 0.45, ends[1] * 0.45), _shade(color, 1.18), cv2.LINE_AA, _SHIFT)
     elif kind == 0:
         pa, pb, rad, color = payload
         thick = max(1, int(round(2.0 * rad)))
@@ -326,13 +341,24 @@ def _draw_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None,
             cv2.fillConvexPoly(parts, hull, part, cv2.LINE_8, _SHIFT)
 
 
+_CIRCLE = np.stack([np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
+                    np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False))], axis=1)
+
+
+def _limb_hull(pa: tuple[int, int] | list[int], pb: tuple[int, int] | list[int], ra: float, rb: float) -> np.ndarray:
+    """Fixed-point convex hull of two discs (radii ra, rb in px, centres pa, pb in fixed point): a tapered capsule."""
+    pts = np.concatenate([np.asarray(pa, np.float64) + _CIRCLE * max(ra, 0.5) * _ONE,
+                          np.asarray(pb, np.float64) + _CIRCLE * max(rb, 0.5) * _ONE])
+    return cv2.convexHull(np.round(pts).astype(np.int32))
+
+
 def _draw_volume_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, kind: int, label: int,
                       part: int, payload: tuple, lx: float, ly: float) -> None:
     """One primitive as nested bands (``_BANDS``); the label and part maps get exactly the plain primitive."""
     base: tuple
     if kind == 0:
-        pa, pb, rad, color = payload
-        base = (pa, pb, rad, _shade(color, _BANDS[0][0]))
+        pa, pb, rad, color = payload[:4]
+        base = (pa, pb, rad, _shade(color, _BANDS[0][0])) + payload[4:]
     elif kind == 1:
         c, rad, color, _ = payload
         base = (c, rad, _shade(color, _BANDS[0][0]), color)
@@ -350,7 +376,11 @@ def _draw_volume_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray 
     for factor, size, shift in _BANDS[1:]:
         ox, oy = int(lx * rad * shift * _ONE), int(ly * rad * shift * _ONE)
         col = _shade(color, factor)
-        if kind == 0:
+        if kind == 0 and len(payload) == 5:
+            ends = payload[4]
+            cv2.fillConvexPoly(canvas, _limb_hull((pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy),
+                                                  ends[0] * size, ends[1] * size), col, cv2.LINE_AA, _SHIFT)
+        elif kind == 0:
             cv2.line(canvas, (pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy), col,
                      max(1, int(round(2.0 * rad * size))), cv2.LINE_AA, _SHIFT)
         elif kind == 1:

@@ -297,6 +297,7 @@ class SceneConfig:
     hands: bool = False                                  # hands beyond the wrists (else a disc on each wrist)
     everyday_pose_prob: float = 0.0                      # share of people with crossed arms, phones, hands on hips
     volume_shading: bool = False                         # people shaded dark at the rim, lit inside (render.py _BANDS)
+    tapered_limbs: bool = False                          # limbs narrowing from shoulder / hip to wrist / ankle (render.py _TAPER)
     shadows: bool = False                                # contact shadows on the floor
     max_objects: int = 0                                 # furniture boxes and poles (behind or in front of people)
     high_fixture_share: float = 0.15                     # of those objects: lamps / shelves / cameras 1.8-3.2 m up
@@ -735,6 +736,8 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
         looks = [replace(a, hands=True) for a in looks]
     if cfg.volume_shading:  # the same: only the people's pixels change, never a label
         looks = [replace(a, volume_shading=True) for a in looks]
+    if cfg.tapered_limbs:  # no random draw either; the silhouettes, and so the occlusion flags, do change
+        looks = [replace(a, tapered=True) for a in looks]
     return _finish(rng, image, camera, bodies, looks, cfg, np.arange(len(bodies), dtype=np.int64), objects, library)
 
 

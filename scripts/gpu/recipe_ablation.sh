@@ -17,9 +17,10 @@
 #   arms_lr2e4 / arms_lr1e4   stage3_arms' data at LR 2e-4 / 1e-4
 #   arms4_lr2e4               stage4_recipe + hands + everyday poses, LR 2e-4
 #   ARMS="arms_lr2e4 arms_lr1e4 arms4_lr2e4" bash scripts/gpu/recipe_ablation.sh 6 20000 6000
-# Volume shading (people dark at the rim, lit inside; --scene volume_shading=true) against its control, both on
-# stage3_arms' scenes at LR 2e-4 (the best LR of that ablation), each recipe rendered from the same seed:
-#   ARMS="arms_lr2e4 arms_vol_lr2e4" bash scripts/gpu/recipe_ablation.sh 6 20000 6000
+# Volume shading (people dark at the rim, lit inside; --scene volume_shading=true) and, on top of it, tapered limbs
+# (--scene tapered_limbs=true) against their control, all on stage3_arms' scenes at LR 2e-4 (the best LR of that
+# ablation), each recipe rendered from the same seed:
+#   ARMS="arms_lr2e4 arms_vol_lr2e4 arms_volt_lr2e4" bash scripts/gpu/recipe_ablation.sh 6 20000 6000
 # Knobs: INIT (default das_core/assets/das_demo), LR (6e-4, for the arms without their own), SEED (5), DEVICE (cuda;
 # DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
 # workers per arm, 5), ARMS (any of the names above).
@@ -34,12 +35,14 @@ t0=$(date +%s)
 S3="--scene crowd_prob=0 --scene high_fixture_share=0"
 ARMS_SCENE="--scene hands=true --scene everyday_pose_prob=0.25"
 declare -A SCENE=([stage3_recipe]="$S3" [stage4_recipe]="" [stage3_arms]="$S3 $ARMS_SCENE"
-                  [stage4_arms]="$ARMS_SCENE" [stage3_arms_vol]="$S3 $ARMS_SCENE --scene volume_shading=true")
+                  [stage4_arms]="$ARMS_SCENE" [stage3_arms_vol]="$S3 $ARMS_SCENE --scene volume_shading=true"
+                  [stage3_arms_volt]="$S3 $ARMS_SCENE --scene volume_shading=true --scene tapered_limbs=true")
 # arm -> the recipe (a SCENE key) whose training data it uses, and its own peak LR where it has one
 declare -A RECIPE=([stage3_recipe]=stage3_recipe [stage4_recipe]=stage4_recipe [stage3_arms]=stage3_arms
                    [arms_lr2e4]=stage3_arms [arms_lr1e4]=stage3_arms [arms4_lr2e4]=stage4_arms
-                   [arms_vol_lr2e4]=stage3_arms_vol)
-declare -A ARM_LR=([arms_lr2e4]=0.0002 [arms_lr1e4]=0.0001 [arms4_lr2e4]=0.0002 [arms_vol_lr2e4]=0.0002)
+                   [arms_vol_lr2e4]=stage3_arms_vol [arms_volt_lr2e4]=stage3_arms_volt)
+declare -A ARM_LR=([arms_lr2e4]=0.0002 [arms_lr1e4]=0.0001 [arms4_lr2e4]=0.0002 [arms_vol_lr2e4]=0.0002
+                   [arms_volt_lr2e4]=0.0002)
 ARMS=${ARMS:-"stage3_recipe stage4_recipe stage3_arms"}
 RECIPES=""
 for arm in $ARMS; do

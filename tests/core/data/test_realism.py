@@ -242,6 +242,31 @@ def test_volume_shading_darkens_a_limb_towards_its_rim_and_never_moves_a_label()
     assert len(set(half.tolist())) >= 6 and len(set(flat[v, lo + 1:axis + 1].astype(int).sum(axis=1).tolist())) <= 3
 
 
+def test_tapered_limbs_are_wider_at_the_hip_than_at_the_knee_and_off_by_default():
+    cam, look, body = _standing_body()
+    assert not look.tapered and not SceneConfig.realistic().tapered_limbs
+
+    def thigh_widths(tapered: bool) -> tuple[int, int]:
+        canvas = np.full((320, 320, 3), 90, np.uint8)
+        parts = np.zeros((320, 320), np.uint8)
+        draw_people(canvas, [body], [replace(look, tapered=tapered)], cam, np.array([0.0, -1.0, 0.0]), parts=parts)
+        out = []
+        for share in (0.25, 0.75):  # a quarter and three quarters of the way from the left hip to the knee
+            u, v = np.round(cam.project((body.joints[6] * (1 - share) + body.joints[7] * share)[None])[0]).astype(int)
+            lo, hi = u, u
+            while parts[v, lo - 1] == PART_BOTTOM:
+                lo -= 1
+            while parts[v, hi + 1] == PART_BOTTOM:
+                hi += 1
+            out.append(hi - lo + 1)
+        return out[0], out[1]
+
+    plain_hip, plain_knee = thigh_widths(False)
+    hip, knee = thigh_widths(True)
+    assert abs(plain_hip - plain_knee) <= 1  # a capsule: one width
+    assert hip >= knee + 3 and hip > plain_hip  # tapered: wider at the hip than at the knee
+
+
 def test_volume_shading_is_off_by_default_and_changes_no_annotation_when_on():
     cfg = replace(SceneConfig.realistic(disable=("photos", "effects")), **SIZE)
     assert not cfg.volume_shading

@@ -20,7 +20,7 @@
 # Volume shading (people dark at the rim, lit inside; --scene volume_shading=true) and, on top of it, tapered limbs
 # (--scene tapered_limbs=true) against their control, all on stage3_arms' scenes at LR 2e-4 (the best LR of that
 # ablation), each recipe rendered from the same seed:
-#   ARMS="arms_lr2e4 arms_vol_lr2e4 arms_volt_lr2e4" bash scripts/gpu/recipe_ablation.sh 6 20000 6000
+#   ARMS="arms_lr2e4 arms_vol_lr2e4 arms_volt_lr2e4" bash scripts/gpu/recipe_ablation.sh 5.5 18000 6000
 # Knobs: INIT (default das_core/assets/das_demo), LR (6e-4, for the arms without their own), SEED (5), DEVICE (cuda;
 # DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
 # workers per arm, 5), ARMS (any of the names above).

@@ -58,6 +58,32 @@ def count_parameters(model: DAS) -> dict[str, int]:
 
 
 @torch.no_grad()
+def count_flops(model: DAS, x: torch.Tensor) -> dict[str, float]:
+    """Multiply-adds × 2 of one eval forward, in GFLOP: backbone, FPN, and head + update per pyramid level.
+
+    From ``torch.utils.flop_counter`` (convolutions and matmuls; element-wise ops, norms and the deformable
+    sampling's gathers count 0, so this is the tensor-core work, the floor a GPU's peak rate divides).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    out: dict[str, float] = {}
+
+    def measure(name: str, fn):  # type: ignore[no-untyped-def]
+        with FlopCounterMode(display=False) as counter:
+            result = fn()
+        out[name] = counter.get_total_flops() / 1e9
+        return result
+
+    feats = measure("backbone", lambda: model.backbone(x))
+    pyramid = measure("fpn", lambda: model.fpn(feats))
+    for level, feat in enumerate(pyramid):
+        measure(f"head_level{level}_stride{model.strides[level]}",
+                lambda feat=feat, level=level: model.forward_level(feat, level))
+    out["total"] = sum(out.values())
+    return out
+
+
+@torch.no_grad()
 def time_forward(model: DAS, x: torch.Tensor, iters: int, warmup: int, amp: bool) -> list[float]:
     """Milliseconds per forward, one entry per timed run."""
     cuda = x.device.type == "cuda"
@@ -83,13 +109,17 @@ def time_forward(model: DAS, x: torch.Tensor, iters: int, warmup: int, amp: bool
     return times
 
 
-def bench_config(path: Path, iters: int, warmup: int, cpu_iters: int, skip_cpu: bool) -> dict:
+def bench_config(path: Path, iters: int, warmup: int, cpu_iters: int, skip_cpu: bool, flops: bool = False) -> dict:
     cfg = load_config(path)
     torch.manual_seed(0)
     model = DAS.from_config(cfg).eval()
     h, w = network_input_size(cfg)
     result: dict = {"config": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "name": cfg.name,
                     "input_hw": [h, w], "params": count_parameters(model), "runs": []}
+    if flops:
+        result["gflops"] = count_flops(model, torch.randn(1, 3, h, w))
+        print(f"{cfg.name:14s} {h}x{w:<5d} GFLOP per frame: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in result["gflops"].items()), flush=True)
     variants: list[tuple[str, str, bool, bool]] = []
     if not skip_cpu:
         variants.append(("cpu_fp32", "cpu", False, False))
@@ -124,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-iters", type=int, default=5, help="timed CPU runs (after one warm-up run)")
     parser.add_argument("--skip-cpu", action="store_true", help="only GPU variants")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--flops", action="store_true", help="also count GFLOP per frame (backbone, FPN, each level)")
     parser.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
     args = parser.parse_args(argv)
     if args.threads > 0:
@@ -134,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
            "frame": [FRAME_W, FRAME_H]}
     print(f"torch {env['torch']}, {env['cpu_threads']} CPU threads, CUDA: {env['cuda_device']}", flush=True)
-    results = [bench_config(p.resolve(), args.iters, args.warmup, args.cpu_iters, args.skip_cpu) for p in args.configs]
+    results = [bench_config(p.resolve(), args.iters, args.warmup, args.cpu_iters, args.skip_cpu, args.flops)
+               for p in args.configs]
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"env": env, "results": results}, indent=2), encoding="utf-8")

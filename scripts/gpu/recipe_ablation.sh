@@ -23,7 +23,10 @@
 #   ARMS="arms_lr2e4 arms_vol_lr2e4 arms_volt_lr2e4" bash scripts/gpu/recipe_ablation.sh 5.5 18000 6000
 # Knobs: INIT (default das_core/assets/das_demo), LR (6e-4, for the arms without their own), SEED (5), DEVICE (cuda;
 # DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
-# workers per arm, 5), ARMS (any of the names above).
+# workers per arm, 5), ARMS (any of the names above), REALDATA (the real-image development set carried along,
+# e.g. `mkdir -p .carry && cp -r ../shared/realdata .carry/` here and carry `.carry`: each arm is then also scored
+# on it in the call, `training/score_realdata.py --no-sheet`, evaluation only, so the arms' real figures come back
+# with the call and a follow-up call can start while the machine is still warm).
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 MIN=${1:-5}; NUM=${2:-15000}; NB=${3:-6000}
@@ -67,13 +70,17 @@ for arm in $ARMS; do
     python3 training/sweep_threshold.py --checkpoint $D/${arm}_fp16 --data $D/real/val.json --device $DEVICE \
       --json $D/$arm.threshold_sweep_val.json --write-checkpoint >> $D/$arm.log 2>&1 &&
     $P evaluate --checkpoint $D/${arm}_fp16 --data $D/basic/test.json --protocol synthetic --device $DEVICE \
-      --json $D/$arm.test_basic.json >> $D/$arm.log 2>&1 || echo "$arm FAILED (its log: $D/$arm.log)" ) &
+      --json $D/$arm.test_basic.json >> $D/$arm.log 2>&1 &&
+    { [ -z "${REALDATA:-}" ] || python3 training/score_realdata.py --checkpoint $D/${arm}_fp16 --data "$REALDATA" \
+        --device $DEVICE --no-sheet --json $D/$arm.realdata.json >> $D/$arm.log 2>&1; } ||
+    echo "$arm FAILED (its log: $D/$arm.log)" ) &
 done
 wait
 echo "all done after $(( $(date +%s) - t0 )) s"
 for arm in $ARMS; do
   echo "== $arm (data ${RECIPE[$arm]}, LR ${ARM_LR[$arm]:-$LR})"; grep -E "init_weights|budget|stopped by|best F1" $D/$arm.log | tail -4
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d=d.get('metrics', d); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
+  [ -f $D/$arm.realdata.json ] && python3 -c "import json,sys; print('real:', json.load(open(sys.argv[1]))['headline'])" $D/$arm.realdata.json
 done
 OUT=${OUT:-$D/out}; mkdir -p "$OUT"
 for arm in $ARMS; do

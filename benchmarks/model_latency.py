@@ -59,7 +59,8 @@ def count_parameters(model: DAS) -> dict[str, int]:
 
 @torch.no_grad()
 def count_flops(model: DAS, x: torch.Tensor) -> dict[str, float]:
-    """Multiply-adds × 2 of one eval forward, in GFLOP: backbone, FPN, and head + update per pyramid level.
+    """Multiply-adds × 2 of one eval forward, in GFLOP: backbone, FPN, then per pyramid level the head and the
+    pose update (``update_level*``; absent for a model without one).
 
     From ``torch.utils.flop_counter`` (convolutions and matmuls; element-wise ops, norms and the deformable
     sampling's gathers count 0, so this is the tensor-core work, the floor a GPU's peak rate divides).
@@ -77,8 +78,10 @@ def count_flops(model: DAS, x: torch.Tensor) -> dict[str, float]:
     feats = measure("backbone", lambda: model.backbone(x))
     pyramid = measure("fpn", lambda: model.fpn(feats))
     for level, feat in enumerate(pyramid):
-        measure(f"head_level{level}_stride{model.strides[level]}",
-                lambda feat=feat, level=level: model.forward_level(feat, level))
+        tag = f"level{level}_stride{model.strides[level]}"
+        head = measure(f"head_{tag}", lambda feat=feat, level=level: model.head.forward_level(feat, level))
+        if model.update is not None:
+            measure(f"update_{tag}", lambda head=head: model.update(head.pose_feat, head.offsets))
     out["total"] = sum(out.values())
     return out
 

@@ -16,12 +16,13 @@ from das_core.config import load_config  # noqa: E402
 from das_core.model import DAS  # noqa: E402
 
 
-def test_flops_are_split_into_backbone_fpn_and_one_entry_per_level_that_sum_to_the_whole_forward() -> None:
+def test_flops_are_split_into_backbone_fpn_and_head_and_update_per_level_that_sum_to_the_whole_forward() -> None:
     torch.manual_seed(0)
     model = DAS.from_config(load_config(ROOT / "config/model/das_tiny.yaml")).eval()
     x = torch.randn(1, 3, 64, 96)
     parts = model_latency.count_flops(model, x)
-    assert list(parts) == ["backbone", "fpn", "head_level0_stride8", "head_level1_stride16", "head_level2_stride32",
+    levels = [f"level{i}_stride{s}" for i, s in enumerate((8, 16, 32))]
+    assert list(parts) == ["backbone", "fpn", *(f"{part}_{lv}" for lv in levels for part in ("head", "update")),
                            "total"]
     assert all(v > 0 for v in parts.values())
     with torch.no_grad(), FlopCounterMode(display=False) as whole:

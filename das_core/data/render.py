@@ -32,13 +32,13 @@ _ONE = 1 << _SHIFT
 _NEAR = 0.2  # metres: primitives with a point closer than this are not drawn
 _OBJECT = 255  # label-map value of non-person objects (seats)
 _VOLUME = 8  # kind flag: draw the primitive with volume shading (Appearance.volume_shading)
-# Volume shading: (brightness factor, size, shift towards the light as a share of the radius) per band, rim first.
-# A real limb, head or torso darkens towards its silhouette and is brightest off-axis towards the light; one
-# flat colour with a single highlight stripe reads as a cut-out, not as a body.
 # Limb radius at its (proximal, distal) end as a share of the capsule radius (Appearance.tapered): a thigh is
 # about twice as wide at the hip as at the ankle's end of the shin, a forearm narrows to the wrist.
 _TAPER = {(3, 4): (1.1, 0.85), (9, 10): (1.1, 0.85), (4, 5): (0.95, 0.7), (10, 11): (0.95, 0.7),
           (6, 7): (1.15, 0.78), (12, 13): (1.15, 0.78), (7, 8): (0.95, 0.62), (13, 14): (0.95, 0.62)}
+# Volume shading: (brightness factor, size, shift towards the light as a share of the radius) per band, rim first.
+# A real limb, head or torso darkens towards its silhouette and is brightest off-axis towards the light; one
+# flat colour with a single highlight stripe reads as a cut-out, not as a body.
 _BANDS = ((0.72, 1.0, 0.0), (0.8, 0.86, 0.05), (0.88, 0.72, 0.1), (0.95, 0.58, 0.15), (1.02, 0.44, 0.2),
           (1.08, 0.3, 0.25))
 
@@ -303,25 +303,21 @@ def _draw_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None,
                payload: tuple, light: np.ndarray) -> None:
     lx, ly = float(light[0]), float(light[1])
     if kind & _VOLUME:
-        _draw_volume_prim(canvas, labels, parts, kind & ~_VOLUME, label, part, payload, lx, ly)
-    elif kind == 0 and len(payload) == 5:  # a tapered limb: the hull of its two end discs
-        pa, pb, rad, color, ends = payload
-        _draw_prim(canvas, labels, parts, 2, label, part, (_limb_hull(pa, pb, *ends), color), light)
-        if rad > 2.5:
-            ox, oy = int(lx * rad * 0.35 * _ONE), int(ly * rad * 0.35 * _ONE)
-            cv2.fillConvexPoly(canvas, _limb_hull((pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy),
-                                                  ends[0] * 0.45, ends[1] * 0.45), _shade(color, 1.18), cv2.LINE_AA, _SHIFT)
+        _draw_volume_prim(canvas, labels, parts, kind & ~_VOLUME, label, part, payload, light)
     elif kind == 0:
-        pa, pb, rad, color = payload
-        thick = max(1, int(round(2.0 * rad)))
-        cv2.line(canvas, tuple(pa), tuple(pb), color, thick, cv2.LINE_AA, _SHIFT)
-        cv2.line(labels, tuple(pa), tuple(pb), label, thick, cv2.LINE_8, _SHIFT)
-        if parts is not None:
-            cv2.line(parts, tuple(pa), tuple(pb), part, thick, cv2.LINE_8, _SHIFT)
+        pa, pb, rad, color = payload[:4]
+        ends = payload[4] if len(payload) == 5 else None
+        if ends is not None:  # a tapered limb: the hull of its two end discs
+            _draw_prim(canvas, labels, parts, 2, label, part, (_limb_hull(pa, pb, *ends), color), light)
+        else:
+            thick = max(1, int(round(2.0 * rad)))
+            cv2.line(canvas, tuple(pa), tuple(pb), color, thick, cv2.LINE_AA, _SHIFT)
+            cv2.line(labels, tuple(pa), tuple(pb), label, thick, cv2.LINE_8, _SHIFT)
+            if parts is not None:
+                cv2.line(parts, tuple(pa), tuple(pb), part, thick, cv2.LINE_8, _SHIFT)
         if rad > 2.5:  # a lighter, thinner stripe towards the light reads as a rounded surface
-            ox, oy = int(lx * rad * 0.35 * _ONE), int(ly * rad * 0.35 * _ONE)
-            cv2.line(canvas, (pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy), _shade(color, 1.18),
-                     max(1, int(round(0.9 * rad))), cv2.LINE_AA, _SHIFT)
+            offset = (int(lx * rad * 0.35 * _ONE), int(ly * rad * 0.35 * _ONE))
+            _limb_band(canvas, pa, pb, rad, ends, 0.45, offset, _shade(color, 1.18))
     elif kind == 1:
         c, rad, col, highlight = payload
         r_fx = max(1, int(round(rad * _ONE)))
@@ -352,12 +348,25 @@ def _limb_hull(pa: tuple[int, int] | list[int], pb: tuple[int, int] | list[int],
     return cv2.convexHull(np.round(pts).astype(np.int32))
 
 
+def _limb_band(canvas: np.ndarray, pa: list[int], pb: list[int], rad: float, ends: tuple[float, float] | None,
+               size: float, offset: tuple[int, int], color: tuple[float, float, float]) -> None:
+    """The limb pa → pb at ``size`` × its radius (its end radii ``ends`` when tapered), moved by ``offset`` (fixed
+    point), onto the canvas only: a highlight stripe or a shading band."""
+    a, b = (pa[0] + offset[0], pa[1] + offset[1]), (pb[0] + offset[0], pb[1] + offset[1])
+    if ends is None:
+        cv2.line(canvas, a, b, color, max(1, int(round(2.0 * rad * size))), cv2.LINE_AA, _SHIFT)
+    else:
+        cv2.fillConvexPoly(canvas, _limb_hull(a, b, ends[0] * size, ends[1] * size), color, cv2.LINE_AA, _SHIFT)
+
+
 def _draw_volume_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, kind: int, label: int,
-                      part: int, payload: tuple, lx: float, ly: float) -> None:
+                      part: int, payload: tuple, light: np.ndarray) -> None:
     """One primitive as nested bands (``_BANDS``); the label and part maps get exactly the plain primitive."""
+    lx, ly = float(light[0]), float(light[1])
     base: tuple
     if kind == 0:
         pa, pb, rad, color = payload[:4]
+        ends = payload[4] if len(payload) == 5 else None
         base = (pa, pb, rad, _shade(color, _BANDS[0][0])) + payload[4:]
     elif kind == 1:
         c, rad, color, _ = payload
@@ -368,7 +377,6 @@ def _draw_volume_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray 
         cen = pts.mean(axis=0)
         rad = float(np.abs(pts - cen).max()) / _ONE
         base = (hull, _shade(color, _BANDS[0][0]))
-    light = np.array([lx, ly, 0.0])
     if rad < 3.0:  # a few pixels across: bands would only blur it
         _draw_prim(canvas, labels, parts, kind, label, part, payload, light)
         return
@@ -376,13 +384,8 @@ def _draw_volume_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray 
     for factor, size, shift in _BANDS[1:]:
         ox, oy = int(lx * rad * shift * _ONE), int(ly * rad * shift * _ONE)
         col = _shade(color, factor)
-        if kind == 0 and len(payload) == 5:
-            ends = payload[4]
-            cv2.fillConvexPoly(canvas, _limb_hull((pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy),
-                                                  ends[0] * size, ends[1] * size), col, cv2.LINE_AA, _SHIFT)
-        elif kind == 0:
-            cv2.line(canvas, (pa[0] + ox, pa[1] + oy), (pb[0] + ox, pb[1] + oy), col,
-                     max(1, int(round(2.0 * rad * size))), cv2.LINE_AA, _SHIFT)
+        if kind == 0:
+            _limb_band(canvas, pa, pb, rad, ends, size, (ox, oy), col)
         elif kind == 1:
             cv2.circle(canvas, (c[0] + ox, c[1] + oy), max(1, int(round(rad * size * _ONE))), col, -1,
                        cv2.LINE_AA, _SHIFT)

@@ -732,12 +732,11 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
                if cfg.max_objects else None)
     sample = _sample_appearance_realistic if cfg.clothing else _sample_appearance
     looks = [sample(rng) for _ in bodies]
-    if cfg.hands:  # no random draw: the rest of the scene stays what it was
-        looks = [replace(a, hands=True) for a in looks]
-    if cfg.volume_shading:  # the same: only the people's pixels change, never a label
-        looks = [replace(a, volume_shading=True) for a in looks]
-    if cfg.tapered_limbs:  # no random draw either; the silhouettes, and so the occlusion flags, do change
-        looks = [replace(a, tapered=True) for a in looks]
+    # No random draw for these: the rest of the scene stays what it was. Volume shading changes only the people's
+    # pixels, never a label; hands and tapered limbs change silhouettes, and so occlusion flags.
+    if cfg.hands or cfg.volume_shading or cfg.tapered_limbs:
+        looks = [replace(a, hands=a.hands or cfg.hands, volume_shading=a.volume_shading or cfg.volume_shading,
+                         tapered=a.tapered or cfg.tapered_limbs) for a in looks]
     return _finish(rng, image, camera, bodies, looks, cfg, np.arange(len(bodies), dtype=np.int64), objects, library)
 
 

@@ -47,6 +47,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,10 @@ def child(args: argparse.Namespace) -> int:
         "first_frame_s": round(t_first - t_model, 3),
         "persons": len(persons),
         "steady_p50_ms": float(np.median(lat)) if lat else None,
+        # every timed frame, and who else is running meanwhile: a slow steady state that fades is a transient
+        # (a background save, the dropped eager copy), one that stays is the backend's own
+        "latency_ms": [round(v, 3) for v in lat],
+        "threads": sorted(t.name for t in threading.enumerate()),
         "backend": args.backend,
         # das cache reused: the compile cache's bundle loaded, or (aoti) the package loaded without building
         "cache_hit": (aoti["package"] == "loaded") if aoti is not None else (None if cache is None else cache.hit),

@@ -298,12 +298,19 @@ class AugmentConfig:
     trans_std: float = 0.15
     min_persons: int = 1  # DAS_SPEC §3.5 quirk 14: the official code uses 2
     official_depth_aug_bug: bool = False  # DAS_SPEC §11.13
+    # Random-convolution texture augmentation (das_core/training/randconv.py), in the training step on the device:
+    # the share of images filtered, and the kernel sizes one is drawn from per batch. 0 = off (the paper's recipe).
+    randconv_prob: float = 0.0
+    randconv_kernel_sizes: tuple[int, ...] = (1, 3, 5, 7)
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.flip_prob <= 1.0, "augment.flip_prob", "must be in [0, 1]")
         _check(self.short_side_range[0] <= self.short_side_range[1], "augment.short_side_range", "needs lo <= hi")
         _check(0 < self.scale_range[0] <= self.scale_range[1], "augment.scale_range", "needs 0 < lo <= hi")
         _check(self.min_persons >= 0, "augment.min_persons", "must be >= 0")
+        _check(0.0 <= self.randconv_prob <= 1.0, "augment.randconv_prob", "must be in [0, 1]")
+        _check(len(self.randconv_kernel_sizes) > 0 and all(k >= 1 and k % 2 == 1 for k in self.randconv_kernel_sizes),
+               "augment.randconv_kernel_sizes", "needs at least one odd size >= 1 (the filter keeps the image size)")
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,17 @@
 # (--scene tapered_limbs=true) against their control, all on stage3_arms' scenes at LR 2e-4 (the best LR of that
 # ablation), each recipe rendered from the same seed:
 #   ARMS="arms_lr2e4 arms_vol_lr2e4 arms_volt_lr2e4" bash scripts/gpu/recipe_ablation.sh 5.5 18000 6000
+# Random-convolution texture augmentation (augment.randconv_prob=0.5, das_core/training/randconv.py) against its
+# control, each with two training seeds (0 and 1: the same data, other weight-update noise), so that the arms'
+# difference can be set against the seeds' spread; all on stage3_arms' scenes at LR 2e-4:
+#   ARMS="arms_lr2e4 arms_lr2e4_seed1 arms_rc_lr2e4 arms_rc_lr2e4_seed1" KEEP=arms_rc_lr2e4 LOADERS=4 bash scripts/gpu/recipe_ablation.sh 5 15000 6000
 # Knobs: INIT (default das_core/assets/das_demo), LR (6e-4, for the arms without their own), SEED (5), DEVICE (cuda;
 # DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
 # workers per arm, 5), ARMS (any of the names above), REALDATA (the real-image development set carried along,
 # e.g. `mkdir -p .carry && cp -r ../shared/realdata .carry/` here and carry `.carry`: each arm is then also scored
 # on it in the call, `training/score_realdata.py --no-sheet`, evaluation only, so the arms' real figures come back
-# with the call and a follow-up call can start while the machine is still warm).
+# with the call and a follow-up call can start while the machine is still warm), KEEP (the arms whose fp16
+# weights come back, split in 15 MB parts; default all: four arms' weights exceed what a device call returns).
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 MIN=${1:-5}; NUM=${2:-15000}; NB=${3:-6000}
@@ -43,9 +48,14 @@ declare -A SCENE=([stage3_recipe]="$S3" [stage4_recipe]="" [stage3_arms]="$S3 $A
 # arm -> the recipe (a SCENE key) whose training data it uses, and its own peak LR where it has one
 declare -A RECIPE=([stage3_recipe]=stage3_recipe [stage4_recipe]=stage4_recipe [stage3_arms]=stage3_arms
                    [arms_lr2e4]=stage3_arms [arms_lr1e4]=stage3_arms [arms4_lr2e4]=stage4_arms
-                   [arms_vol_lr2e4]=stage3_arms_vol [arms_volt_lr2e4]=stage3_arms_volt)
+                   [arms_vol_lr2e4]=stage3_arms_vol [arms_volt_lr2e4]=stage3_arms_volt
+                   [arms_lr2e4_seed1]=stage3_arms [arms_rc_lr2e4]=stage3_arms [arms_rc_lr2e4_seed1]=stage3_arms)
 declare -A ARM_LR=([arms_lr2e4]=0.0002 [arms_lr1e4]=0.0001 [arms4_lr2e4]=0.0002 [arms_vol_lr2e4]=0.0002
-                   [arms_volt_lr2e4]=0.0002)
+                   [arms_volt_lr2e4]=0.0002 [arms_lr2e4_seed1]=0.0002 [arms_rc_lr2e4]=0.0002
+                   [arms_rc_lr2e4_seed1]=0.0002)
+# arm -> its own extra training settings (--set KEY=VALUE ...)
+declare -A ARM_SET=([arms_lr2e4_seed1]="--set seed=1" [arms_rc_lr2e4]="--set augment.randconv_prob=0.5"
+                    [arms_rc_lr2e4_seed1]="--set augment.randconv_prob=0.5 --set seed=1")
 ARMS=${ARMS:-"stage3_recipe stage4_recipe stage3_arms"}
 RECIPES=""
 for arm in $ARMS; do
@@ -65,7 +75,7 @@ EXTRA=(--set "init_weights=$INIT" --set max_minutes=$MIN --set data.num_workers=
 [ "$DEVICE" = cuda ] && EXTRA+=(--set channels_last=true --set cudnn_benchmark=true)
 for arm in $ARMS; do
   ( $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/${RECIPE[$arm]}/train.json,$D/basic/train.json]" \
-      --set "optim.lr=${ARM_LR[$arm]:-$LR}" "${EXTRA[@]}" ${TRAIN_SET:-} --device $DEVICE --output-dir $D/run_$arm --no-progress > $D/$arm.log 2>&1 &&
+      --set "optim.lr=${ARM_LR[$arm]:-$LR}" "${EXTRA[@]}" ${ARM_SET[$arm]:-} ${TRAIN_SET:-} --device $DEVICE --output-dir $D/run_$arm --no-progress > $D/$arm.log 2>&1 &&
     python3 training/fp16_checkpoint.py $D/run_$arm/final $D/${arm}_fp16 >> $D/$arm.log 2>&1 &&
     python3 training/sweep_threshold.py --checkpoint $D/${arm}_fp16 --data $D/real/val.json --device $DEVICE \
       --json $D/$arm.threshold_sweep_val.json --write-checkpoint >> $D/$arm.log 2>&1 &&
@@ -78,12 +88,13 @@ done
 wait
 echo "all done after $(( $(date +%s) - t0 )) s"
 for arm in $ARMS; do
-  echo "== $arm (data ${RECIPE[$arm]}, LR ${ARM_LR[$arm]:-$LR})"; grep -E "init_weights|budget|stopped by|best F1" $D/$arm.log | tail -4
+  echo "== $arm (data ${RECIPE[$arm]}, LR ${ARM_LR[$arm]:-$LR} ${ARM_SET[$arm]:-})"; grep -E "init_weights|budget|stopped by|best F1" $D/$arm.log | tail -4
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d=d.get('metrics', d); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
   [ -f $D/$arm.realdata.json ] && python3 -c "import json,sys; print('real:', json.load(open(sys.argv[1]))['headline'])" $D/$arm.realdata.json
 done
 OUT=${OUT:-$D/out}; mkdir -p "$OUT"
-for arm in $ARMS; do
+# The device returns at most 8 files / 64 MiB: KEEP names the arms whose weights come back (default: all of them).
+for arm in ${KEEP-$ARMS}; do
   [ -f $D/${arm}_fp16.safetensors ] && split -b 15M $D/${arm}_fp16.safetensors $OUT/${arm}_fp16.safetensors.part-
 done
 (cd $D && tar cf $OUT/ablation.tar ./*.log ./*.json ./*_fp16.yaml run_*/metrics.jsonl 2>/dev/null)

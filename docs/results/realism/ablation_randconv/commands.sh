@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How the files of this folder were made (2026-12-03, third session). The device call (one H200, carry .bg .carry,
+# How the files of this folder were made (2026-12-03, fourth session). The device call (one H200, carry .bg .carry,
 # after `mkdir -p .carry && cp -r ../shared/realdata .carry/`), its printout in docs/results/device_calls_2026-12-03c.txt:
 #   REALDATA=.carry/realdata ARMS="arms_lr2e4 arms_lr2e4_seed1 arms_rc_lr2e4 arms_rc_lr2e4_seed1" KEEP=arms_rc_lr2e4 \
 #     LOADERS=4 bash scripts/gpu/recipe_ablation.sh 5 15000 6000

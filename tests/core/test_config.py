@@ -100,3 +100,13 @@ def test_model_overrides_merge_into_a_model_file(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text(f"model: {ROOT / 'config' / 'model' / 'das_r18_fpn.yaml'}\n")
     cfg = load_train_config(tmp_path / "t.yaml", parse_overrides(["model.loss.pose_loss=l1"]))
     assert cfg.model.loss.pose_loss == "l1" and cfg.model.backbone.name == "resnet18"
+
+
+def test_a_training_file_list_entry_that_is_not_a_name_is_a_config_error(tmp_path):
+    # Found by tests/hardening/test_fuzz_config.py: `train: [null]` raised a bare TypeError from pathlib.
+    from das_core.config import ConfigError, load_train_config
+
+    p = tmp_path / "t.yaml"
+    p.write_text("data:\n  train: [null]\n")
+    with pytest.raises(ConfigError, match=r"data\.train: file names must be strings"):
+        load_train_config(p)

@@ -535,7 +535,8 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         files = data.get("data", {}).get(split) if isinstance(data.get("data"), dict) else None
         if isinstance(files, list):
             bad = [f for f in files if not isinstance(f, str)]
-            _check(not bad, f"{path}: data.{split}", f"file names must be strings, got {_short.repr(bad[0]) if bad else ''}")
+            if bad:
+                raise ConfigError(f"{path}: data.{split}: file names must be strings, got {_short.repr(bad[0])}")
             data["data"] = {**data["data"], split: [str((path.parent / f).resolve()) if not Path(f).is_absolute() else f for f in files]}
     try:
         return config_from_dict(TrainConfig, data)

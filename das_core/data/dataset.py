@@ -224,7 +224,11 @@ def normalise_batch(images: torch.Tensor, image_sizes: Sequence[tuple[int, int]]
     from das_core.engine.preprocess import normalisation_tensors
 
     mean, inv_std = normalisation_tensors(cfg, images.device)
-    x = (images.to(torch.float32) - mean) * inv_std
+    return zero_padding((images.to(torch.float32) - mean) * inv_std, image_sizes)
+
+
+def zero_padding(x: torch.Tensor, image_sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """(B, C, H, W) → the same tensor, 0 beyond each image's (h, w) (in place)."""
     hp, wp = x.shape[-2:]
     for i, (h, w) in enumerate(image_sizes):
         if h < hp:

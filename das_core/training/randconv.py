@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from das_core.data.dataset import zero_padding
+
 
 def random_convolution(images: Tensor, image_sizes: Sequence[tuple[int, int]], prob: float,
                        kernel_sizes: Sequence[int], generator: torch.Generator | None = None) -> Tensor:
@@ -36,14 +38,5 @@ def random_convolution(images: Tensor, image_sizes: Sequence[tuple[int, int]], p
     chosen = (torch.rand((b, 1, 1, 1), generator=generator, device="cpu") < prob).to(dev)
     filtered = F.conv2d(images.reshape(1, b * c, h, w), weight, padding=k // 2, groups=b).reshape(b, c, h, w)
     out = torch.where(chosen, alpha * images + (1 - alpha) * filtered, images)
-    return out * _content_mask(image_sizes, h, w, dev, dt)
+    return zero_padding(out, image_sizes)  # the filter smears content into the padding
 
-
-def _content_mask(image_sizes: Sequence[tuple[int, int]], h: int, w: int, dev: torch.device,
-                  dt: torch.dtype) -> Tensor:
-    """(B, 1, H, W): 1 inside each image's (h, w), 0 on the padding (the filter smears content into it)."""
-    rows = torch.arange(h, device=dev)[None, :, None]
-    cols = torch.arange(w, device=dev)[None, None, :]
-    hs = torch.tensor([s[0] for s in image_sizes], device=dev)[:, None, None]
-    ws = torch.tensor([s[1] for s in image_sizes], device=dev)[:, None, None]
-    return ((rows < hs) & (cols < ws)).to(dt)[:, None]

@@ -478,9 +478,8 @@ def _optimisation_step(run: _Run, step_module: nn.Module, batch: Any) -> tuple[d
     """Forward, backward, clip, step on one batch; returns the logged numbers and the batch size."""
     cfg, dev = run.cfg, run.dev
     images, gts, targets = _unpack(batch, cfg.model, dev)
-    if cfg.augment.randconv_prob > 0:
-        images = random_convolution(images, batch["image_sizes"], cfg.augment.randconv_prob,
-                                    cfg.augment.randconv_kernel_sizes)
+    images = random_convolution(images, batch["image_sizes"], cfg.augment.randconv_prob,
+                                cfg.augment.randconv_kernel_sizes)
     if targets is not None:
         targets = targets.to(dev)
     if cfg.channels_last:

@@ -72,7 +72,19 @@ def test_bad_settings_name_the_key(key, value, message, tiny_data, make_tiny_con
         make_tiny_config(tiny_data, tmp_path, **{f"augment__{key}": value})
 
 
-def test_a_training_run_with_randconv_trains_and_its_loss_is_finite(tiny_data, make_tiny_config, tmp_path):
+def test_a_training_run_with_randconv_filters_every_batch_and_its_loss_is_finite(tiny_data, make_tiny_config,
+                                                                                 tmp_path, monkeypatch):
+    from das_core.training import trainer
+
+    changed = []
+
+    def spy(images, *args):
+        out = random_convolution(images, *args)
+        changed.append(not torch.equal(out, images))
+        return out
+
+    monkeypatch.setattr(trainer, "random_convolution", spy)
     cfg = make_tiny_config(tiny_data, tmp_path, max_iters=2, augment__randconv_prob=1.0)
-    result = train(cfg, progress=False)
+    result = train(cfg, progress=False)  # a non-finite loss would raise NonFiniteLossError
     assert result.iterations == 2 and (tmp_path / "final.safetensors").is_file()
+    assert changed == [True, True]

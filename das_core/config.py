@@ -374,10 +374,15 @@ class TrainConfig:
     # shipped model on new data. Every tensor name and shape must match this run's model; the loss's flow
     # (not part of a checkpoint) starts fresh. A --resume run loads its own last weights instead.
     init_weights: str | None = None
+    # Exponential moving average of the weights and buffers (BatchNorm statistics included), updated after
+    # every optimiser step: 0 = off; else saved as final_ema / last_ema beside final / last. Averaging along
+    # the trajectory finds flatter minima, which generalise better to unseen domains (SWAD, Cha et al. 2021).
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.version == CONFIG_VERSION, "version", f"unsupported config version (expected {CONFIG_VERSION})")
         _check(self.max_iters >= 1, "max_iters", "must be >= 1")
+        _check(0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1) (0 = no weight average)")
 
 
 # ----------------------------------------------------------------------------------------------

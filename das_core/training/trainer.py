@@ -14,7 +14,8 @@ mixed precision. When you change the total batch, scale ``optim.lr`` linearly wi
 Everything a run writes lives in ``output_dir``: ``config.yaml`` (the resolved config), ``last.safetensors``
 + ``last.yaml`` (model checkpoint, das_core.checkpoint format), ``last.train.pt`` (optimiser, scheduler,
 iteration, RNG and loss-flow states for ``--resume``), ``final.*`` when the run ends, ``metrics.jsonl``
-and TensorBoard event files. Only rank 0 writes. Resume is exact: a run stopped after k iterations and
+and TensorBoard event files; with ``ema_decay`` > 0 also ``last_ema.*`` and ``final_ema.*``, the moving average
+of the weights (a checkpoint like ``final``, loaded the same way). Only rank 0 writes. Resume is exact: a run stopped after k iterations and
 resumed gives the same weights as an uninterrupted run (every sample's augmentation is seeded from
 (seed, epoch, index), so it does not depend on the number of data workers either).
 """
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from das_core.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from das_core.config import ConfigError, OptimConfig, TrainConfig, dump_config, load_train_config, parse_overrides
@@ -373,6 +375,8 @@ class _Run:
     scaler: torch.amp.GradScaler
     # The schedule's length lives in a mutable horizon so that a wall-clock budget can shorten it.
     horizon: dict[str, int]
+    # ``ema_decay`` > 0: the moving average of model's weights and buffers (``ema.module`` is a DAS)
+    ema: AveragedModel | None = None
     iteration: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
@@ -399,6 +403,7 @@ class _Run:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "criterion": self.criterion.state_dict(),
+            **({"ema_n_averaged": int(self.ema.n_averaged)} if self.ema is not None else {}),
             "rng": _gather_rng(self.dev, self.info),
             "elapsed_s": self.elapsed_before + elapsed,
         }
@@ -436,7 +441,11 @@ def _build_run(cfg: TrainConfig, info: DistInfo, dev: torch.device, out: Path) -
     horizon = {"max_iters": cfg.max_iters}
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, horizon["max_iters"], cfg.optim))
     scaler = torch.amp.GradScaler("cuda", init_scale=512.0, enabled=cfg.amp == "fp16" and dev.type == "cuda")
-    return _Run(cfg, info, dev, out, model, criterion, optimizer, scheduler, scaler, horizon)
+    ema = None
+    if cfg.ema_decay > 0:
+        # use_buffers: the BatchNorm statistics are averaged with the weights they belong to
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    return _Run(cfg, info, dev, out, model, criterion, optimizer, scheduler, scaler, horizon, ema)
 
 
 def _resume(run: _Run) -> None:
@@ -450,6 +459,12 @@ def _resume(run: _Run) -> None:
     run.scaler.load_state_dict(state["scaler"])
     run.iteration, run.epoch = int(state["iteration"]), int(state["epoch"])
     run.batch_in_epoch = int(state["batch_in_epoch"])
+    if run.ema is not None:
+        if "ema_n_averaged" not in state:
+            raise ConfigError(f"ema_decay: {run.out / 'last'} was trained without a weight average; "
+                              "resume it with ema_decay: 0 or start a new run")
+        run.ema.module.load_state_dict(load_checkpoint(run.out / "last_ema", device=run.dev).state_dict)
+        run.ema.n_averaged.fill_(int(state["ema_n_averaged"]))
     if "budget_max_iters" in state:  # a budgeted run keeps its shortened schedule
         run.horizon["max_iters"] = min(run.cfg.max_iters, int(state["budget_max_iters"]))
     run.elapsed_before = float(state.get("elapsed_s", 0.0))
@@ -502,6 +517,8 @@ def _optimisation_step(run: _Run, step_module: nn.Module, batch: Any) -> tuple[d
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.scheduler.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
     return values, int(images.shape[0])
 
 
@@ -631,6 +648,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
             if info.is_main:
                 record = _record(cfg, command, run.iteration, metrics, meter.images_per_s)
                 save_training_checkpoint(out, "last", run.model, cfg, record, state_out)
+                if run.ema is not None:
+                    save_training_checkpoint(out, "last_ema", run.ema.module, cfg, record, None)
         if finished:
             break
 
@@ -646,6 +665,10 @@ def _finish(run: _Run, command: str | None, metrics: dict[str, float], meter: _M
     if run.info.is_main:
         record = _record(run.cfg, command, run.iteration, metrics, meter.images_per_s)
         save_training_checkpoint(run.out, "final", run.model, run.cfg, record, None)
+        if run.ema is not None:
+            save_training_checkpoint(run.out, "final_ema", run.ema.module, run.cfg,
+                                     {**record, "metrics": {},  # the validation figures are final's
+                                      "weights": f"exponential moving average, decay {run.cfg.ema_decay}"}, None)
         logger.info("stopped by %s at iteration %d after %.1f min; %d images (%.1f img/s overall); checkpoint %s",
                     stopped_by, run.iteration, took / 60.0, meter.total_images, meter.total_images / max(took, 1e-9),
                     checkpoint_paths(run.out / "final")[0])

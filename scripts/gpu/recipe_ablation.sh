@@ -25,6 +25,10 @@
 # control, each with two training seeds (0 and 1: the same data, other weight-update noise), so that the arms'
 # difference can be set against the seeds' spread; all on stage3_arms' scenes at LR 2e-4:
 #   ARMS="arms_lr2e4 arms_lr2e4_seed1 arms_rc_lr2e4 arms_rc_lr2e4_seed1" KEEP=arms_rc_lr2e4 LOADERS=4 bash scripts/gpu/recipe_ablation.sh 5 15000 6000
+# The weight average (ema_decay=0.995, das_core/training/trainer.py): each arm trains once and returns two
+# checkpoints, its last weights (ARM) and their moving average (ARM_ema), each calibrated and scored the same
+# way, so the average is compared with the weights it was averaged from, seed by seed (three training seeds):
+#   ARMS="arms_ema_lr2e4 arms_ema_lr2e4_seed1 arms_ema_lr2e4_seed2" KEEP=arms_ema_lr2e4 bash scripts/gpu/recipe_ablation.sh 5 15000 6000
 # Knobs: INIT (default das_core/assets/das_demo), LR (6e-4, for the arms without their own), SEED (5), DEVICE (cuda;
 # DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
 # workers per arm, 5), ARMS (any of the names above), REALDATA (the real-image development set carried along,
@@ -49,13 +53,17 @@ declare -A SCENE=([stage3_recipe]="$S3" [stage4_recipe]="" [stage3_arms]="$S3 $A
 declare -A RECIPE=([stage3_recipe]=stage3_recipe [stage4_recipe]=stage4_recipe [stage3_arms]=stage3_arms
                    [arms_lr2e4]=stage3_arms [arms_lr1e4]=stage3_arms [arms4_lr2e4]=stage4_arms
                    [arms_vol_lr2e4]=stage3_arms_vol [arms_volt_lr2e4]=stage3_arms_volt
-                   [arms_lr2e4_seed1]=stage3_arms [arms_rc_lr2e4]=stage3_arms [arms_rc_lr2e4_seed1]=stage3_arms)
+                   [arms_lr2e4_seed1]=stage3_arms [arms_rc_lr2e4]=stage3_arms [arms_rc_lr2e4_seed1]=stage3_arms
+                   [arms_ema_lr2e4]=stage3_arms [arms_ema_lr2e4_seed1]=stage3_arms [arms_ema_lr2e4_seed2]=stage3_arms)
 declare -A ARM_LR=([arms_lr2e4]=0.0002 [arms_lr1e4]=0.0001 [arms4_lr2e4]=0.0002 [arms_vol_lr2e4]=0.0002
                    [arms_volt_lr2e4]=0.0002 [arms_lr2e4_seed1]=0.0002 [arms_rc_lr2e4]=0.0002
-                   [arms_rc_lr2e4_seed1]=0.0002)
+                   [arms_rc_lr2e4_seed1]=0.0002 [arms_ema_lr2e4]=0.0002 [arms_ema_lr2e4_seed1]=0.0002
+                   [arms_ema_lr2e4_seed2]=0.0002)
 # arm -> its own extra training settings (--set KEY=VALUE ...)
 declare -A ARM_SET=([arms_lr2e4_seed1]="--set seed=1" [arms_rc_lr2e4]="--set augment.randconv_prob=0.5"
-                    [arms_rc_lr2e4_seed1]="--set augment.randconv_prob=0.5 --set seed=1")
+                    [arms_rc_lr2e4_seed1]="--set augment.randconv_prob=0.5 --set seed=1"
+                    [arms_ema_lr2e4]="--set ema_decay=0.995" [arms_ema_lr2e4_seed1]="--set ema_decay=0.995 --set seed=1"
+                    [arms_ema_lr2e4_seed2]="--set ema_decay=0.995 --set seed=2")
 ARMS=${ARMS:-"stage3_recipe stage4_recipe stage3_arms"}
 RECIPES=""
 for arm in $ARMS; do
@@ -73,29 +81,41 @@ $P make-synthetic --out $D/basic --split test --num ${VAL:-300} --seed 0 --worke
 echo "data ready after $(( $(date +%s) - t0 )) s"
 EXTRA=(--set "init_weights=$INIT" --set max_minutes=$MIN --set data.num_workers=$LOADERS)
 [ "$DEVICE" = cuda ] && EXTRA+=(--set channels_last=true --set cudnn_benchmark=true)
+# One trained checkpoint of an arm (SRC: final or final_ema) → NAME_fp16: threshold on realistic val, the
+# synthetic test split, and the real development set when it was carried along.
+finish_ckpt() {  # arm name src
+  local arm=$1 name=$2 src=$3
+  python3 training/fp16_checkpoint.py $D/run_$arm/$src $D/${name}_fp16 >> $D/$arm.log 2>&1 &&
+    python3 training/sweep_threshold.py --checkpoint $D/${name}_fp16 --data $D/real/val.json --device $DEVICE \
+      --json $D/$name.threshold_sweep_val.json --write-checkpoint >> $D/$arm.log 2>&1 &&
+    $P evaluate --checkpoint $D/${name}_fp16 --data $D/basic/test.json --protocol synthetic --device $DEVICE \
+      --json $D/$name.test_basic.json >> $D/$arm.log 2>&1 &&
+    { [ -z "${REALDATA:-}" ] || python3 training/score_realdata.py --checkpoint $D/${name}_fp16 --data "$REALDATA" \
+        --device $DEVICE --no-sheet --json $D/$name.realdata.json >> $D/$arm.log 2>&1; }
+}
 for arm in $ARMS; do
   ( $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/${RECIPE[$arm]}/train.json,$D/basic/train.json]" \
       --set "optim.lr=${ARM_LR[$arm]:-$LR}" "${EXTRA[@]}" ${ARM_SET[$arm]:-} ${TRAIN_SET:-} --device $DEVICE --output-dir $D/run_$arm --no-progress > $D/$arm.log 2>&1 &&
-    python3 training/fp16_checkpoint.py $D/run_$arm/final $D/${arm}_fp16 >> $D/$arm.log 2>&1 &&
-    python3 training/sweep_threshold.py --checkpoint $D/${arm}_fp16 --data $D/real/val.json --device $DEVICE \
-      --json $D/$arm.threshold_sweep_val.json --write-checkpoint >> $D/$arm.log 2>&1 &&
-    $P evaluate --checkpoint $D/${arm}_fp16 --data $D/basic/test.json --protocol synthetic --device $DEVICE \
-      --json $D/$arm.test_basic.json >> $D/$arm.log 2>&1 &&
-    { [ -z "${REALDATA:-}" ] || python3 training/score_realdata.py --checkpoint $D/${arm}_fp16 --data "$REALDATA" \
-        --device $DEVICE --no-sheet --json $D/$arm.realdata.json >> $D/$arm.log 2>&1; } ||
+    finish_ckpt $arm $arm final &&
+    { [ ! -f $D/run_$arm/final_ema.safetensors ] || finish_ckpt $arm ${arm}_ema final_ema; } ||
     echo "$arm FAILED (its log: $D/$arm.log)" ) &
 done
 wait
 echo "all done after $(( $(date +%s) - t0 )) s"
-for arm in $ARMS; do
-  echo "== $arm (data ${RECIPE[$arm]}, LR ${ARM_LR[$arm]:-$LR} ${ARM_SET[$arm]:-})"; grep -E "init_weights|budget|stopped by|best F1" $D/$arm.log | tail -4
+NAMES=""
+for arm in $ARMS; do NAMES="$NAMES $arm"; [ -f $D/run_$arm/final_ema.safetensors ] && NAMES="$NAMES ${arm}_ema"; done
+for arm in $NAMES; do
+  base=${arm%_ema}
+  echo "== $arm (data ${RECIPE[$base]}, LR ${ARM_LR[$base]:-$LR} ${ARM_SET[$base]:-})"; grep -E "init_weights|budget|stopped by|best F1" $D/$base.log | tail -5
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d=d.get('metrics', d); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
   [ -f $D/$arm.realdata.json ] && python3 -c "import json,sys; print('real:', json.load(open(sys.argv[1]))['headline'])" $D/$arm.realdata.json
 done
 OUT=${OUT:-$D/out}; mkdir -p "$OUT"
 # The device returns at most 8 files / 64 MiB: KEEP names the arms whose weights come back (default: all of them).
 for arm in ${KEEP-$ARMS}; do
-  [ -f $D/${arm}_fp16.safetensors ] && split -b 15M $D/${arm}_fp16.safetensors $OUT/${arm}_fp16.safetensors.part-
+  for name in $arm ${arm}_ema; do
+    [ -f $D/${name}_fp16.safetensors ] && split -b 15M $D/${name}_fp16.safetensors $OUT/${name}_fp16.safetensors.part-
+  done
 done
 (cd $D && tar cf $OUT/ablation.tar ./*.log ./*.json ./*_fp16.yaml run_*/metrics.jsonl 2>/dev/null)
 ls -la $OUT

@@ -5,7 +5,8 @@
 #       renders the data on all cores (training scenes with seed S, default 0), starts training in its own
 #       process session (it outlives the call while the machine stays held), then follows the log until
 #       ~585 s of wall time, and returns the latest periodic checkpoint as fp16 parts (last_fp16.*). INIT: a das checkpoint to fine-tune (init_weights), e.g. das_core/assets/das_demo;
-#       LR: the peak learning rate (default: the config's). SCENE: --scene overrides of the realistic training
+#       LR: the peak learning rate (default: the config's). EMA: keep a moving average of the weights with this
+#       decay (ema_decay, e.g. EMA=0.998; `finish` with WEIGHTS=final_ema then calibrates and returns the average). SCENE: --scene overrides of the realistic training
 #       scenes (the val split stays the preset's), e.g. SCENE="--scene hands=true --scene everyday_pose_prob=0.25". PROFILE=1 (default) first times the training step
 #       with and without channels_last and cuDNN autotuning on a few batches of this data
 #       (scripts/gpu/profile_train.py, ~1 minute, $OUT/profile_train.json) and trains with the fastest; PROFILE=0
@@ -32,6 +33,7 @@ if [ "${1:-}" = start ]; then
   EXTRA=()
   [ -n "${INIT:-}" ] && EXTRA+=(--set "init_weights=$INIT")
   [ -n "${LR:-}" ] && EXTRA+=(--set "optim.lr=$LR")
+  [ -n "${EMA:-}" ] && EXTRA+=(--set "ema_decay=$EMA")
   # shellcheck disable=SC2086  # SCENE holds several words on purpose
   $P make-synthetic --out $D/real --split train --num $NUM --seed $SEED --workers 16 --preset realistic --backgrounds .bg ${SCENE:-} --no-progress
   $P make-synthetic --out $D/real --split val --num 300 --seed 0 --workers 16 --preset realistic --backgrounds .bg --no-progress
@@ -78,7 +80,7 @@ elif [ "${1:-}" = finish ]; then
   grep -v Warn $LOG | grep -E "budget|stopped|iter [0-9]*000/" | tail -6
   # The fp16 checkpoint is what ships: make it first (its weights come back even if a later step overruns),
   # then calibrate and evaluate that one.
-  python3 training/fp16_checkpoint.py $R/final /tmp/final_fp16
+  python3 training/fp16_checkpoint.py $R/${WEIGHTS:-final} /tmp/final_fp16
   split -b 15M /tmp/final_fp16.safetensors $OUT/final_fp16.safetensors.part-
   C=/tmp/final_fp16; J=/tmp/final_results; mkdir -p $J
   # At most 8 files come back: the small ones travel as one tar, refreshed after every step.

@@ -141,7 +141,8 @@ def child(args: argparse.Namespace) -> int:
         from das_core.engine.warm_start import WarmStartEstimator
 
         quick = Estimator.from_model(copy.deepcopy(model), cfg, device=device, backend="eager", precision="fp32")
-        est = WarmStartEstimator(quick, build, name=f"{args.backend} {args.precision}")
+        est = WarmStartEstimator(quick, build, name=f"{args.backend} {args.precision}", warm_frames=args.warm_frames,
+                                 release_compile_workers=not args.keep_compile_workers)
     else:
         est = build()
     t_model = time.time()
@@ -166,6 +167,7 @@ def child(args: argparse.Namespace) -> int:
         switched = est.wait(args.timeout_s)
         warm = {"switched": switched, "switch_s": round(time.time() - t_spawn, 3) if switched and t_spawn else None,
                 "build_s": est.build_s, "warm_s": est.warm_s, "quick_frames": est.quick_frames, "error": est.error,
+                "warm_frame_ms": est.warm_frame_ms, "compile_workers_released": not args.keep_compile_workers,
                 "first_pose_backend": "eager fp32"}
         est = est.active
     # A few more frames: the restarted process must also be fast, not only started.
@@ -279,7 +281,8 @@ def run_phase(phase: str, args: argparse.Namespace, das_cache: Path, tmpdir: Pat
     cmd += ["--compile-mode", args.compile_mode] + (["--freezing"] if args.freezing else [])
     cmd += ["--dynamo-cache"] if args.dynamo_cache else []
     cmd += ["--profile-top", str(args.profile_top)]
-    cmd += ["--warm-start"] if args.warm_start else []
+    cmd += ["--warm-start", "--warm-frames", str(args.warm_frames)] if args.warm_start else []
+    cmd += ["--keep-compile-workers"] if args.keep_compile_workers else []
     spawn = time.time()
     cmd += ["--spawn-time", repr(spawn)]
     print(f"[restart] phase {phase}: starting a fresh process", flush=True)
@@ -375,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the node's warm_start: eager fp32 answers the first frames while the backend is built "
                              "(das_core.engine.warm_start); first_pose_s is then eager's, warm_start.switch_s when "
                              "the backend took over, and the steady p50 is the backend's")
+    parser.add_argument("--warm-frames", type=int, default=1,
+                        help="--warm-start: warm-up runs of the backend before it takes over (WarmStartEstimator)")
+    parser.add_argument("--keep-compile-workers", action="store_true",
+                        help="--warm-start: leave Inductor's compile workers running after the warm-up (the "
+                             "behaviour before 2026-12-03; for comparison)")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per child process")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -404,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                               "freezing": args.freezing if compiled else None,
                               "dynamo_cache": args.dynamo_cache if compiled else None,
                               "warm_start": args.warm_start,
+                              "warm_frames": args.warm_frames if args.warm_start else None,
+                              "compile_workers_released": (not args.keep_compile_workers) if args.warm_start else None,
                               "frame": list(args.frame), "workdir": str(work), "phases": []}
     try:
         import torch

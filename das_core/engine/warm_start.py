@@ -16,11 +16,18 @@ The build starts once the quick estimator has answered its first frame, not at c
 cache loading hold the GIL and the CPU, and on the H200 a first eager frame that shared them took 5-6 s instead of
 about one (``docs/PERFORMANCE.md``, "Warm start"). A process that gets no frame builds anyway after
 ``build_after_idle_s``, so a node waiting for its camera is not idle.
+
+Before the switch the background thread runs ``warm_frames`` frames (each one timed, ``warm_frame_ms``) and then
+shuts Inductor's compile-worker processes down (``release_compile_workers``): the build is over, and a node has no
+use for a pool of idle subprocesses. A later compilation (a new frame size) starts the pool again by itself. On the
+H200 neither changes the first frames after the switch, which can take ~8 ms for up to seven frames either way
+(``docs/PERFORMANCE.md``, "Warm start").
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,16 +53,23 @@ class WarmStartEstimator:
 
     Attributes:
         switched_after_s: seconds from construction to the switch, None before (or when it never happens).
-        build_s / warm_s: how long ``build()`` and the warm-up frame took in the background thread.
+        build_s / warm_s: how long ``build()`` and the warm-up frames took in the background thread.
+        warm_frame_ms: each warm-up frame's time (the first compiles and captures; the others show how the
+            backend settles).
         quick_frames: frames answered by the quick estimator.
         error: why the switch will not happen (the exception of the build or warm-up), else None.
     """
 
     def __init__(self, quick: Estimator, build: Callable[[], Estimator], name: str = "compile",
-                 notify: Callable[[str, str], None] | None = None, build_after_idle_s: float = 10.0) -> None:
+                 notify: Callable[[str, str], None] | None = None, build_after_idle_s: float = 10.0,
+                 warm_frames: int = 1, release_compile_workers: bool = True) -> None:
         """``notify(level, message)`` ("info" or "warning") also gets the switch and failure messages, e.g. a ROS
         node's logger; they always go to this module's logger. ``build()`` runs after the first answered frame,
-        or after ``build_after_idle_s`` seconds without one."""
+        or after ``build_after_idle_s`` seconds without one; the switch follows ``warm_frames`` warm-up runs
+        on a copy of the first frame and, with ``release_compile_workers``, the end of Inductor's compile
+        workers."""
+        if warm_frames < 1:
+            raise ValueError(f"warm_frames must be >= 1 (the first compiles and captures), got {warm_frames}")
         self.cfg = quick.cfg
         self._notify = notify
         self.name = name
@@ -66,6 +80,9 @@ class WarmStartEstimator:
         self._have_sample = threading.Event()
         self._answered = threading.Event()
         self._build_after_idle_s = build_after_idle_s
+        self._warm_frames = warm_frames
+        self._release_compile_workers = release_compile_workers
+        self.warm_frame_ms: list[float] = []
         self._switched = threading.Event()
         self._t0 = time.perf_counter()
         self.switched_after_s: float | None = None
@@ -152,8 +169,13 @@ class WarmStartEstimator:
             self._have_sample.wait()
             assert self._sample is not None
             t = time.perf_counter()
-            slow.batch(*self._sample)  # compiles this size and captures its graphs (those take CAPTURE_LOCK)
+            for _ in range(self._warm_frames):  # the first compiles this size and captures (under CAPTURE_LOCK)
+                f = time.perf_counter()
+                slow.batch(*self._sample)
+                self.warm_frame_ms.append(round((time.perf_counter() - f) * 1e3, 3))
             self.warm_s = time.perf_counter() - t
+            if self._release_compile_workers:
+                _shutdown_compile_workers()
         except Exception as exc:  # noqa: BLE001 - whatever broke, the quick estimator keeps answering
             self.error = f"{type(exc).__name__}: {exc}"
             self._say("warning", f"warm start: {self.name} failed ({self.error}); "
@@ -174,6 +196,18 @@ class WarmStartEstimator:
                 self._notify(level, message)
             except Exception:  # noqa: BLE001 - a broken logger callback must not hide the switch
                 log.debug("warm start: notify failed", exc_info=True)
+
+
+def _shutdown_compile_workers() -> None:
+    """End Inductor's compile-worker subprocesses if Inductor was used (it restarts them when it compiles again)."""
+    if "torch._inductor.async_compile" not in sys.modules:  # nothing compiled here: nothing to end
+        return
+    try:
+        from torch._inductor.async_compile import shutdown_compile_workers
+
+        shutdown_compile_workers()
+    except Exception:  # noqa: BLE001 - a private API; failing to end idle workers must not stop the switch
+        log.debug("warm start: could not shut the compile workers down", exc_info=True)
 
 
 def _copy(image: ImageLike) -> ImageLike:

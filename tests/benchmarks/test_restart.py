@@ -216,3 +216,26 @@ def test_profile_top_reaches_every_child(tmp_path, monkeypatch) -> None:
     restart.main(["--device", "cpu", "--model", "tiny", "--phases", "first", "restart", "--profile-top", "30",
                   "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "r.json")])
     assert all(c["cmd"][c["cmd"].index("--profile-top") + 1] == "30" for c in fake.calls)
+
+
+def test_a_warm_started_child_reports_every_timed_frame_and_its_warm_up(monkeypatch, capsys) -> None:
+    """The child itself, in this process, with the backend it builds swapped for eager (compiling takes minutes on
+    a CPU): the report must carry the per-frame latencies after the switch and each warm-up frame's time."""
+    from das_core.engine.estimator import Estimator
+
+    real_from_model = Estimator.from_model.__func__  # type: ignore[attr-defined]
+
+    def eager_instead(cls, model, cfg, **kw):
+        kw = {k: v for k, v in kw.items() if k in ("device", "precision")}
+        return real_from_model(cls, model, cfg, backend="eager", **{**kw, "precision": "fp32"})
+
+    monkeypatch.setattr(Estimator, "from_model", classmethod(eager_instead))
+    assert restart.main(["--child", "--device", "cpu", "--model", "tiny", "--frame", "160x96", "--frames", "4",
+                         "--warm-start", "--warm-frames", "2", "--spawn-time", repr(time.time())]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("RESTART_RESULT "))
+    report = json.loads(line.removeprefix("RESTART_RESULT "))
+    assert len(report["latency_ms"]) == 4 and all(ms > 0 for ms in report["latency_ms"])
+    assert report["steady_p50_ms"] > 0 and report["first_pose_s"] > 0
+    warm = report["warm_start"]
+    assert warm["switched"] and warm["error"] is None and warm["quick_frames"] == 1
+    assert len(warm["warm_frame_ms"]) == 2 and warm["compile_workers_released"] is True

@@ -62,7 +62,7 @@ def test_the_quick_estimator_answers_until_the_slow_one_is_warm_then_the_slow_on
         return slow
 
     said: list[tuple[str, str]] = []
-    est = WarmStartEstimator(quick, build, name="slow",  # type: ignore[arg-type]
+    est = WarmStartEstimator(quick, build, name="slow", warm_frames=3,  # type: ignore[arg-type]
                              notify=lambda level, msg: said.append((level, msg)))
     first = frame(0)
     want = Estimator.from_checkpoint(checkpoint, device="cpu")(first, CAMERA)
@@ -75,12 +75,14 @@ def test_the_quick_estimator_answers_until_the_slow_one_is_warm_then_the_slow_on
 
     release.set()
     assert est.wait(30)
-    assert np.array_equal(slow.calls[0][0], frame(0))  # warmed on the first real frame, not on a zeroed one
+    # warmed warm_frames times on the first real frame, not on a zeroed one
+    assert len(slow.calls) == 3 and all(np.array_equal(c[0], frame(0)) for c in slow.calls)
+    assert len(est.warm_frame_ms) == 3 and all(ms > 0 for ms in est.warm_frame_ms)
     assert est.active is slow and est.switched_after_s is not None and est.build_s is not None
     assert len(said) == 1 and said[0][0] == "info" and "slow answers from now on" in said[0][1]
     assert "2 frames answered before" in said[0][1]
     est(frame(2), CAMERA)
-    assert len(slow.calls) == 2 and est.quick_frames == 2  # after the switch every frame goes to the slow one
+    assert len(slow.calls) == 4 and est.quick_frames == 2  # after the switch every frame goes to the slow one
     assert est._quick is None  # the quick one's weights are let go
 
 
@@ -200,3 +202,31 @@ def test_the_nodes_loader_warm_starts_only_the_backends_that_build(checkpoint, m
                       "input_scale": 0.5, "notify": say}]
     assert isinstance(load_estimator(str(checkpoint), "cpu", "eager", "fp32", warm_start=True), Estimator)
     assert isinstance(load_estimator(str(checkpoint), "cpu", "eager", "fp32"), Estimator) and len(asked) == 1
+
+
+@pytest.mark.parametrize("release", [True, False])
+def test_inductors_compile_workers_are_ended_after_the_warm_up_and_before_the_switch(checkpoint, monkeypatch,
+                                                                                    release) -> None:
+    import torch._inductor.async_compile as async_compile
+
+    quick = Estimator.from_checkpoint(checkpoint, device="cpu")
+    slow = Slow(Estimator.from_checkpoint(checkpoint, device="cpu"))
+    seen: list[tuple[int, bool]] = []  # (warm-up frames run, switched) when the workers were ended
+    est: WarmStartEstimator | None = None
+
+    def shutdown() -> None:
+        assert est is not None
+        seen.append((len(slow.calls), est._switched.is_set()))
+
+    monkeypatch.setattr(async_compile, "shutdown_compile_workers", shutdown)
+    est = WarmStartEstimator(quick, lambda: slow, warm_frames=2,  # type: ignore[arg-type, return-value]
+                             release_compile_workers=release)
+    est(frame(0), CAMERA)
+    assert est.wait(30) and len(slow.calls) == 2
+    assert seen == ([(2, False)] if release else [])
+
+
+def test_warm_frames_below_one_is_an_error_naming_it(checkpoint) -> None:
+    with pytest.raises(ValueError, match="warm_frames"):
+        WarmStartEstimator(Estimator.from_checkpoint(checkpoint, device="cpu"), lambda: None,  # type: ignore[arg-type, return-value]
+                           warm_frames=0)

@@ -301,40 +301,56 @@ def _clothing_prims(label: int, pts: np.ndarray, uv: np.ndarray, ok: np.ndarray,
 
 def _draw_prim(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, kind: int, label: int, part: int,
                payload: tuple, light: np.ndarray) -> None:
-    lx, ly = float(light[0]), float(light[1])
+    """One primitive: kind 0 a limb (pa, pb, radius, colour[, (end radii)]), 1 a disc (centre, radius, colour,
+    highlight colour), 2 a convex hull (points, colour); ``_VOLUME`` or-ed into kind draws it as shaded bands."""
     if kind & _VOLUME:
         _draw_volume_prim(canvas, labels, parts, kind & ~_VOLUME, label, part, payload, light)
     elif kind == 0:
-        pa, pb, rad, color = payload[:4]
-        ends = payload[4] if len(payload) == 5 else None
-        if ends is not None:  # a tapered limb: the hull of its two end discs
-            _draw_prim(canvas, labels, parts, 2, label, part, (_limb_hull(pa, pb, *ends), color), light)
-        else:
-            thick = max(1, int(round(2.0 * rad)))
-            cv2.line(canvas, tuple(pa), tuple(pb), color, thick, cv2.LINE_AA, _SHIFT)
-            cv2.line(labels, tuple(pa), tuple(pb), label, thick, cv2.LINE_8, _SHIFT)
-            if parts is not None:
-                cv2.line(parts, tuple(pa), tuple(pb), part, thick, cv2.LINE_8, _SHIFT)
-        if rad > 2.5:  # a lighter, thinner stripe towards the light reads as a rounded surface
-            offset = (int(lx * rad * 0.35 * _ONE), int(ly * rad * 0.35 * _ONE))
-            _limb_band(canvas, pa, pb, rad, ends, 0.45, offset, _shade(color, 1.18))
+        _draw_limb(canvas, labels, parts, label, part, payload, light)
     elif kind == 1:
-        c, rad, col, highlight = payload
-        r_fx = max(1, int(round(rad * _ONE)))
-        cv2.circle(canvas, tuple(c), r_fx, col, -1, cv2.LINE_AA, _SHIFT)
-        cv2.circle(labels, tuple(c), r_fx, label, -1, cv2.LINE_8, _SHIFT)
-        if parts is not None:
-            cv2.circle(parts, tuple(c), r_fx, part, -1, cv2.LINE_8, _SHIFT)
-        if rad > 3.0:
-            ox, oy = int(lx * rad * 0.3 * _ONE), int(ly * rad * 0.3 * _ONE)
-            cv2.circle(canvas, (c[0] + ox, c[1] + oy), max(1, int(round(rad * 0.55 * _ONE))), highlight, -1,
-                       cv2.LINE_AA, _SHIFT)
+        _draw_disc(canvas, labels, parts, label, part, payload, light)
     else:
-        hull, color = payload
-        cv2.fillConvexPoly(canvas, hull, color, cv2.LINE_AA, _SHIFT)
-        cv2.fillConvexPoly(labels, hull, label, cv2.LINE_8, _SHIFT)
+        _draw_hull(canvas, labels, parts, label, part, payload)
+
+
+def _draw_limb(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, label: int, part: int,
+               payload: tuple, light: np.ndarray) -> None:
+    pa, pb, rad, color = payload[:4]
+    ends = payload[4] if len(payload) == 5 else None
+    if ends is not None:  # a tapered limb: the hull of its two end discs
+        _draw_hull(canvas, labels, parts, label, part, (_limb_hull(pa, pb, *ends), color))
+    else:
+        thick = max(1, int(round(2.0 * rad)))
+        cv2.line(canvas, tuple(pa), tuple(pb), color, thick, cv2.LINE_AA, _SHIFT)
+        cv2.line(labels, tuple(pa), tuple(pb), label, thick, cv2.LINE_8, _SHIFT)
         if parts is not None:
-            cv2.fillConvexPoly(parts, hull, part, cv2.LINE_8, _SHIFT)
+            cv2.line(parts, tuple(pa), tuple(pb), part, thick, cv2.LINE_8, _SHIFT)
+    if rad > 2.5:  # a lighter, thinner stripe towards the light reads as a rounded surface
+        offset = (int(float(light[0]) * rad * 0.35 * _ONE), int(float(light[1]) * rad * 0.35 * _ONE))
+        _limb_band(canvas, pa, pb, rad, ends, 0.45, offset, _shade(color, 1.18))
+
+
+def _draw_disc(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, label: int, part: int,
+               payload: tuple, light: np.ndarray) -> None:
+    c, rad, col, highlight = payload
+    r_fx = max(1, int(round(rad * _ONE)))
+    cv2.circle(canvas, tuple(c), r_fx, col, -1, cv2.LINE_AA, _SHIFT)
+    cv2.circle(labels, tuple(c), r_fx, label, -1, cv2.LINE_8, _SHIFT)
+    if parts is not None:
+        cv2.circle(parts, tuple(c), r_fx, part, -1, cv2.LINE_8, _SHIFT)
+    if rad > 3.0:  # the highlight, shifted towards the light
+        ox, oy = int(float(light[0]) * rad * 0.3 * _ONE), int(float(light[1]) * rad * 0.3 * _ONE)
+        cv2.circle(canvas, (c[0] + ox, c[1] + oy), max(1, int(round(rad * 0.55 * _ONE))), highlight, -1,
+                   cv2.LINE_AA, _SHIFT)
+
+
+def _draw_hull(canvas: np.ndarray, labels: np.ndarray, parts: np.ndarray | None, label: int, part: int,
+               payload: tuple) -> None:
+    hull, color = payload
+    cv2.fillConvexPoly(canvas, hull, color, cv2.LINE_AA, _SHIFT)
+    cv2.fillConvexPoly(labels, hull, label, cv2.LINE_8, _SHIFT)
+    if parts is not None:
+        cv2.fillConvexPoly(parts, hull, part, cv2.LINE_8, _SHIFT)
 
 
 _CIRCLE = np.stack([np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),

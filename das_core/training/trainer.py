@@ -15,8 +15,8 @@ Everything a run writes lives in ``output_dir``: ``config.yaml`` (the resolved c
 + ``last.yaml`` (model checkpoint, das_core.checkpoint format), ``last.train.pt`` (optimiser, scheduler,
 iteration, RNG and loss-flow states for ``--resume``), ``final.*`` when the run ends, ``metrics.jsonl``
 and TensorBoard event files; with ``ema_decay`` > 0 also ``last_ema.*`` and ``final_ema.*``, the moving average
-of the weights (a checkpoint like ``final``, loaded the same way). Only rank 0 writes. Resume is exact: a run stopped after k iterations and
-resumed gives the same weights as an uninterrupted run (every sample's augmentation is seeded from
+of the weights (a checkpoint like ``final``, loaded the same way). Only rank 0 writes. Resume is exact: a run
+stopped after k iterations and resumed gives the same weights as an uninterrupted run (every sample's augmentation is seeded from
 (seed, epoch, index), so it does not depend on the number of data workers either).
 """
 
@@ -649,7 +649,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None,
                 record = _record(cfg, command, run.iteration, metrics, meter.images_per_s)
                 save_training_checkpoint(out, "last", run.model, cfg, record, state_out)
                 if run.ema is not None:
-                    save_training_checkpoint(out, "last_ema", run.ema.module, cfg, record, None)
+                    save_training_checkpoint(out, "last_ema", run.ema.module, cfg, _ema_record(cfg, record), None)
         if finished:
             break
 
@@ -666,9 +666,7 @@ def _finish(run: _Run, command: str | None, metrics: dict[str, float], meter: _M
         record = _record(run.cfg, command, run.iteration, metrics, meter.images_per_s)
         save_training_checkpoint(run.out, "final", run.model, run.cfg, record, None)
         if run.ema is not None:
-            save_training_checkpoint(run.out, "final_ema", run.ema.module, run.cfg,
-                                     {**record, "metrics": {},  # the validation figures are final's
-                                      "weights": f"exponential moving average, decay {run.cfg.ema_decay}"}, None)
+            save_training_checkpoint(run.out, "final_ema", run.ema.module, run.cfg, _ema_record(run.cfg, record), None)
         logger.info("stopped by %s at iteration %d after %.1f min; %d images (%.1f img/s overall); checkpoint %s",
                     stopped_by, run.iteration, took / 60.0, meter.total_images, meter.total_images / max(took, 1e-9),
                     checkpoint_paths(run.out / "final")[0])
@@ -714,6 +712,12 @@ def _record(cfg: TrainConfig, command: str | None, iteration: int, metrics: dict
         "metrics": {k: float(v) for k, v in metrics.items()},
         "images_per_s": round(float(images_per_s), 2),
     }
+
+
+def _ema_record(cfg: TrainConfig, record: dict[str, Any]) -> dict[str, Any]:
+    """The record of a weight-average checkpoint: the run's, without the validation figures (those are of the
+    raw weights), and saying what the weights are."""
+    return {**record, "metrics": {}, "weights": f"exponential moving average, decay {cfg.ema_decay}"}
 
 
 def _summary_writer(out: Path) -> Any:

@@ -55,6 +55,7 @@ def test_the_average_loads_as_a_checkpoint_and_says_what_it_is(tiny_data, make_t
     assert set(ckpt.state_dict) == set(load_checkpoint(tmp_path / "final").state_dict)
     assert ckpt.record["weights"] == "exponential moving average, decay 0.9"
     assert ckpt.record["metrics"] == {}, "validation figures belong to the raw weights, not to the average"
+    assert load_checkpoint(tmp_path / "last_ema").record["weights"] == "exponential moving average, decay 0.9"
 
 
 def test_no_average_is_kept_unless_asked_for(tiny_data, make_tiny_config, tmp_path):

@@ -118,6 +118,9 @@ def main() -> int:
     parser.add_argument("--compile-mode", default="default",
                         help="compile backend: default | max-autotune-no-cudagraphs (Triton conv/matmul templates "
                              "benchmarked at build: a much longer first build, cached for restarts)")
+    parser.add_argument("--compile-autocast", action="store_true",
+                        help="compile backend: fp16/bf16 as autocast instead of converted weights (the default "
+                             "until 2026-12-04)")
     parser.add_argument("--compile-freezing", action="store_true",
                         help="compile backend: Inductor freezing (weights as constants: conv-BN folding); experimental")
     parser.add_argument("--min-compile-s", type=float, default=None,
@@ -146,7 +149,8 @@ def main() -> int:
         batches=tuple(args.batches or ()),
         device=args.device,
         cache_dir=cache_dir,
-        options={"compile": {"mode": args.compile_mode, **({"freezing": True} if args.compile_freezing else {})}},
+        options={"compile": {"mode": args.compile_mode, **({"freezing": True} if args.compile_freezing else {}),
+                             **({"cast_weights": False} if args.compile_autocast else {})}},
     )
     if args.min_compile_s is not None:
         from das_core.engine import bench

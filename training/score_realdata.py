@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sheet", action="store_true", help="skip the overlay sheet")
     parser.add_argument("--input-scale", type=float, default=1.0,
                         help="network input size × this (Estimator input_scale; the same for every image)")
+    parser.add_argument("--flip-test", action="store_true",
+                        help="average each image's predictions with its mirror image's (Estimator flip_test)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                   "side by side)", ", ".join(missing))
         return 2
     try:
-        estimator = Estimator.from_checkpoint(weights.with_suffix(""), device=args.device, input_scale=args.input_scale)
+        estimator = Estimator.from_checkpoint(weights.with_suffix(""), device=args.device, input_scale=args.input_scale,
+                                              flip_test=args.flip_test)
         skeleton = get_skeleton(estimator.cfg.skeleton)
         images = load_realdata(args.data, skeleton, args.datasets)
     except (RealDataError, FileNotFoundError) as exc:
@@ -125,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(Path(args.data).resolve()),
         "score_thr": float(estimator.cfg.decode.score_thr),
         "input_scale": args.input_scale,
+        "flip_test": args.flip_test,
         "skeleton": skeleton.name,
         "device": str(estimator.device),
         "torch": torch.__version__,

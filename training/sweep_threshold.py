@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the rows here")
     parser.add_argument("--write-checkpoint", action="store_true",
                         help="set the checkpoint's decode.score_thr to the best-F1 threshold (and record why)")
+    parser.add_argument("--flip-test", action="store_true",
+                        help="average each image's predictions with its mirror image's (Estimator flip_test)")
     args = parser.parse_args(argv)
     from das_core.engine.estimator import Estimator
 
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = dataclasses.replace(ck.config, decode=dataclasses.replace(ck.config.decode, score_thr=min(THRESHOLDS)))
     model = DAS.from_config(cfg)
     model.load_state_dict(ck.state_dict)
-    estimator = Estimator.from_model(model.eval(), cfg, device=args.device)
+    estimator = Estimator.from_model(model.eval(), cfg, device=args.device, flip_test=args.flip_test)
     ann = read_annotations(args.data)
     runs = run_estimator(estimator, ann)
     rows = []
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     best = max(rows, key=lambda r: r["f1"])
     print(f"best F1 {best['f1']:.3f} at score_thr {best['score_thr']}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "data": args.data, "rows": rows,
+        Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "data": args.data, "flip_test": args.flip_test, "rows": rows,
                                                "best_f1_score_thr": best["score_thr"]}, indent=1) + "\n")
     if args.write_checkpoint:
         at = {k: round(float(best[k]), 4) for k in ("precision", "recall", "f1")}

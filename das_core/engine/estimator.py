@@ -28,11 +28,13 @@ from das_core.checkpoint import CheckpointError, load_checkpoint
 from das_core.config import ModelConfig
 from das_core.engine.backends import Backend, make_backend, resolve_device
 from das_core.engine.decode import NMS_ITERS_PER_BLOCK, decode_batch, device_camera_table, pack_decoded, unpack_persons
+from das_core.engine.flip_test import fuse_flipped, mirrored_input
 from das_core.engine.frame_graph import FrameGraph
 from das_core.engine.preprocess import ImageLike, check_image, preprocess_batch, scaled_input
 from das_core.model.dense import cell_centers, level_sizes
 from das_core.model.outputs import DenseOutputs
 from das_core.persons import Persons
+from das_core.skeletons import get_skeleton
 
 __all__ = ["Estimator", "Timings", "level_sizes"]
 
@@ -97,12 +99,17 @@ class Estimator:
         nms_iters: OKS-NMS steps run without a host sync (see :mod:`das_core.engine.decode`); ``"auto"`` = a fixed
             :data:`~das_core.engine.decode.NMS_ITERS_PER_BLOCK` on CUDA, exact (``None``) on the CPU, where a host
             "sync" costs nothing and counting the valid candidates keeps the OKS matrix small.
+        flip_test: also run the mirror image of every frame and average the two predictions before decoding
+            (:mod:`das_core.engine.flip_test`): twice the network's work per frame; frames then take the general
+            path, not whole-frame CUDA graphs.
 
     Use :meth:`from_checkpoint` or :meth:`from_model` to build one.
     """
 
-    def __init__(self, cfg: ModelConfig, backend: Backend, *, nms_iters: int | str | None = "auto") -> None:
+    def __init__(self, cfg: ModelConfig, backend: Backend, *, nms_iters: int | str | None = "auto",
+                 flip_test: bool = False) -> None:
         self.cfg = cfg
+        self.flip_test = bool(flip_test)
         self.backend = backend
         self.device = backend.device
         if nms_iters == "auto":
@@ -128,6 +135,7 @@ class Estimator:
         """Whether host frames go through whole-frame CUDA graphs (see :mod:`das_core.engine.frame_graph`)."""
         return (
             self.frame_graph_error is None
+            and not self.flip_test
             and isinstance(self.nms_iters, int)
             and bool(getattr(self.backend, "frame_graphs", False))
             and callable(getattr(self.backend, "capturable", None))
@@ -145,12 +153,14 @@ class Estimator:
         precision: str = "fp32",
         channels_last: bool = False,
         input_scale: float = 1.0,
+        flip_test: bool = False,
         **backend_options: object,
     ) -> Estimator:
         """Wrap an in-memory model (``DAS`` or anything returning ``HeadOutputs``).
 
         ``input_scale`` < 1 runs the network on smaller inputs (faster, less accurate; see
         :func:`~das_core.engine.preprocess.scaled_input`): the estimator's ``cfg.input`` is the scaled one.
+        ``flip_test``: see the class.
         """
         dev = resolve_device(device)
         scaled = scaled_input(cfg.input, input_scale)  # ValueError for a bad scale, before anything is built
@@ -160,7 +170,7 @@ class Estimator:
             cfg = replace(cfg, input=scaled)
         be = make_backend(backend, model, cfg, device=dev, precision=precision, channels_last=channels_last,
                           **backend_options)
-        return cls(cfg, be)
+        return cls(cfg, be, flip_test=flip_test)
 
     @classmethod
     def from_checkpoint(
@@ -171,10 +181,11 @@ class Estimator:
         precision: str = "fp32",
         channels_last: bool = False,
         input_scale: float = 1.0,
+        flip_test: bool = False,
         **backend_options: object,
     ) -> Estimator:
-        """Load ``NAME.safetensors`` + ``NAME.yaml`` and build the model from its config (``input_scale``: see
-        :meth:`from_model`).
+        """Load ``NAME.safetensors`` + ``NAME.yaml`` and build the model from its config (``input_scale``,
+        ``flip_test``: see :meth:`from_model`).
 
         Raises:
             CheckpointError: missing/corrupt files, or weights that do not fit the model (names the keys).
@@ -195,7 +206,8 @@ class Estimator:
                 f"unexpected {sorted(unexpected)[:10]}{' …' if len(unexpected) > 10 else ''}"
             )
         return cls.from_model(model, ckpt.config, device=device, backend=backend, precision=precision,
-                              channels_last=channels_last, input_scale=input_scale, **backend_options)
+                              channels_last=channels_last, input_scale=input_scale, flip_test=flip_test,
+                              **backend_options)
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -233,7 +245,7 @@ class Estimator:
             clock.mark()
             x, records = preprocess_batch(images, self.cfg.input, self.device)
             clock.mark()
-            dense = self.backend.run(x)
+            x, dense = self._forward(x)
             clock.mark()
             pts, strd, sizes = self._grid(x.shape[-2], x.shape[-1])
             cam = device_camera_table(records, cameras, self.device)
@@ -245,6 +257,18 @@ class Estimator:
         pre, fwd, dec = clock.elapsed_ms()
         self.timings = Timings(pre, fwd, dec, pre + fwd + dec, len(images), fallbacks)
         return persons
+
+    def _forward(self, x: Tensor) -> tuple[Tensor, DenseOutputs]:
+        """The backend on the (B, 3, H, W) input, or with :attr:`flip_test` on it and its mirror, fused.
+
+        Returns the input whose cell grid the outputs have (with the flip test, padded on the right).
+        """
+        if not self.flip_test:
+            return x, self.backend.run(x)
+        both = mirrored_input(x, self.cfg.strides)
+        perm = get_skeleton(self.cfg.skeleton).flip_permutation()
+        h, w = both.shape[-2:]
+        return both[: x.shape[0]], fuse_flipped(self.backend.run(both), h, w, self.cfg.strides, perm)
 
     def _redo_unconverged(
         self, persons: list[Persons], converged: list[bool], dense: DenseOutputs,

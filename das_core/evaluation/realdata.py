@@ -672,6 +672,23 @@ def _confidence_bins(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[st
     return out
 
 
+HEIGHT_BINS = (0.0, 0.25, 0.5, 0.75, math.inf)
+
+
+def _recall_by_height(per_image: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recall under both rules per bin of the person's box height as a share of the image height
+    (:data:`HEIGHT_BINS`): whether near, large people are found as often as far, small ones."""
+    rows = [(h, r["oks"]["_found"][j], r["root_in_box"]["_found"][j])
+            for r in per_image for j, h in enumerate(r["_height_share"]) if not r["_gt_ignored"][j]]
+    out = []
+    for lo, hi in zip(HEIGHT_BINS[:-1], HEIGHT_BINS[1:], strict=True):
+        sel = [(a, b) for h, a, b in rows if lo <= h < hi]
+        out.append({"height_share": f"{lo:g}–{hi:g}" if math.isfinite(hi) else f"≥ {lo:g}", "people": len(sel),
+                    "recall": sum(a for a, _ in sel) / len(sel) if sel else math.nan,
+                    "recall_root_in_box": sum(b for _, b in sel) / len(sel) if sel else math.nan})
+    return out
+
+
 def _frame_3d(img: RealImage, g: GTPerson, persons: Persons, hit: int | None, root: int) -> dict[str, Any]:
     frame: dict[str, Any] = {"image": img.name, "dataset": img.dataset, "found": hit is not None,
                              "gt_root_z_m": float(g.root_3d[2]) if g.root_3d is not None else math.nan}
@@ -734,11 +751,12 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
 
     Returns ``{"rules", "overall_2d", "per_dataset_2d", "overall_3d", "per_dataset_3d", "frames_3d",
     "overall_3d_root_in_box", "frames_3d_root_in_box", "per_joint_2d_root_in_box",
-    "confidence_vs_placement_2d_root_in_box", "images"}``; ``overall_2d``
+    "confidence_vs_placement_2d_root_in_box", "recall_by_height_2d", "images"}``; ``overall_2d``
     pools the 2D-only datasets, ``overall_3d`` the frames with 3D ground truth (their 2D figures are in
     ``per_dataset_2d``); ``per_joint_2d_root_in_box`` says which joints of the people found on the 2D-only
     datasets are misplaced (per-joint keypoint similarity, the terms of the OKS), and
-    ``confidence_vs_placement_2d_root_in_box`` whether their confidences tell the well placed ones apart.
+    ``confidence_vs_placement_2d_root_in_box`` whether their confidences tell the well placed ones apart, and
+    ``recall_by_height_2d`` how recall depends on how much of the frame a person fills.
     """
     if len(images) != len(predictions):
         raise ValueError(f"{len(images)} images but {len(predictions)} predictions")
@@ -768,6 +786,8 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
             "intrinsics": "calibrated" if img.intrinsics is not None else f"hfov {FALLBACK_HFOV_DEG:g} deg",
             "gt_persons": int((~gt_ignored).sum()), "ignored_gt_persons": int(gt_ignored.sum()),
             "predictions": len(persons),
+            "_height_share": [float(g.box[3]) / img.height for g in img.persons],
+            "_gt_ignored": gt_ignored.tolist(),
         }
         for rule, (sim, thr) in similarity.items():
             pred_gt, matched_ignored = greedy_match(sim, scores, gt_ignored, thr, gt_crowd)
@@ -778,6 +798,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
                 "true_positives": int(tp_mask.sum()), "false_positives": int(fp_mask.sum()),
                 "joints_conf_ge_0.3": float(np.mean(conf >= CONFIDENCE_THRESHOLD)) if conf.size else math.nan,
                 "_confidences": conf.tolist(),
+                "_found": np.isin(np.arange(len(img.persons)), pred_gt[tp_mask]).tolist(),
             }
             if rule == "oks":
                 record[rule]["matched_oks"] = [float(sim[i, pred_gt[i]]) for i in np.flatnonzero(tp_mask)]
@@ -809,6 +830,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
         "frames_3d_root_in_box": frames["root_in_box"],
         "per_joint_2d_root_in_box": _per_joint([ks for d, ks, _ in joint_ks if d in two_d], skeleton),
         "confidence_vs_placement_2d_root_in_box": _confidence_bins([(ks, c) for d, ks, c in joint_ks if d in two_d]),
+        "recall_by_height_2d": _recall_by_height([r for r in per_image if r["dataset"] in two_d]),
         "images": [{k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
                     for k, v in r.items()} for r in per_image],
     }
@@ -915,4 +937,10 @@ def format_table(result: dict[str, Any]) -> str:
                   "|---|---|---|"]
         lines += [f"| {b['confidence'][0]:.1f}–{b['confidence'][1]:.1f} | {b['joints']} | "
                   f"{_fmt(b['similarity_ge_0.5'], '.0%')} |" for b in bins]
+    by_height = result.get("recall_by_height_2d") or []
+    if by_height:
+        lines += ["", "| person box height / image height (2D set) | people | recall (OKS) | recall (root in box) |",
+                  "|---|---|---|---|"]
+        lines += [f"| {b['height_share']} | {b['people']} | {_fmt(b['recall'], '.2f')} | "
+                  f"{_fmt(b['recall_root_in_box'], '.2f')} |" for b in by_height]
     return "\n".join(lines)

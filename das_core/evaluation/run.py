@@ -137,6 +137,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (eager backend)")
     parser.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
+    parser.add_argument("--flip-test", action="store_true",
+                        help="average each image's predictions with its mirror image's (Estimator flip_test)")
     parser.add_argument("--json", default=None, metavar="OUT", help="also write the metrics to this JSON file")
 
 
@@ -144,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
     from das_core.engine.estimator import Estimator
 
     annotations = read_annotations(args.data)
-    estimator = Estimator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    estimator = Estimator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
+                                          flip_test=args.flip_test)
     _check_skeleton(annotations, estimator.cfg, args.data)
     metrics = evaluate_estimator(estimator, annotations, args.protocol, args.mode, args.max_images)
     width = max(len(k) for k in metrics)
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{k:<{width}}  {v:.4f}" if not float(v).is_integer() else f"{k:<{width}}  {int(v)}")
     if args.json:
         doc = {"checkpoint": str(args.checkpoint), "data": str(args.data), "protocol": args.protocol,
-               "mode": args.mode, "metrics": metrics}
+               "mode": args.mode, "flip_test": args.flip_test, "metrics": metrics}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     return 0

@@ -14,7 +14,7 @@ import torch
 from das_core.config import ModelConfig, config_from_dict, dump_config
 from das_core.engine.backends import BackendError, make_backend
 from das_core.engine.backends.cache import ArtifactCache, model_fingerprint
-from das_core.engine.export import compare_dense, example_input
+from das_core.engine.export import DenseExportWrapper, compare_dense, example_input
 from das_core.model.das import DAS
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -134,6 +134,34 @@ def test_compile_backend_rejects_modes_with_their_own_cuda_graphs() -> None:
     cfg, model = tiny_das()
     with pytest.raises(BackendError, match="reduce-overhead.*own CUDA graphs"):
         make_backend("compile", model, cfg, device="cpu", mode="reduce-overhead")
+
+
+def test_compile_in_bf16_runs_by_default_the_network_converted_as_aoti_packages_are(tmp_path, monkeypatch) -> None:
+    # the reference: the network converted to bf16 the way export_aoti packages it (weights and input)
+    cfg, model = tiny_das()
+    model.update.sampler = "gather"
+    x = example_input((1, 3, 64, 96), seed=5)
+    with torch.no_grad():
+        ref = DenseExportWrapper(model.to(torch.bfloat16), cfg.depth_factor, input_dtype=torch.bfloat16)(x)
+    fp32 = make_backend("eager", tiny_das()[1], cfg, device="cpu").run(x)
+    cfg2, model2 = tiny_das()
+    backend = make_backend("compile", model2, cfg2, device="cpu", precision="bf16", cache_dir=tmp_path)  # the default
+    assert backend.cast_weights and {p.dtype for p in backend.model.parameters()} == {torch.bfloat16}
+    # No real compile (minutes on 2 CPU cores): the compiled parts are their eager functions.
+    monkeypatch.setattr(backend, "_trunk", backend._trunk_fn)
+    monkeypatch.setattr(backend, "_level", backend._level_fn)
+    got = backend.run(x)
+    assert all(t.dtype == torch.float32 for t in got)
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert not torch.allclose(got.offsets, fp32.offsets, atol=1e-3)  # not the fp32 network's numbers
+    with pytest.raises(BackendError, match="cast_weights converts the weights to fp16 or bf16; precision is 'fp32'"):
+        make_backend("compile", tiny_das()[1], cfg, device="cpu", precision="fp32", cast_weights=True)
+    autocast = make_backend("compile", tiny_das()[1], cfg, device="cpu", precision="bf16", cast_weights=False,
+                            persistent_cache=False)
+    assert not autocast.cast_weights and {p.dtype for p in autocast.model.parameters()} == {torch.float32}
+    fp32 = make_backend("compile", tiny_das()[1], cfg, device="cpu", precision="fp32", persistent_cache=False)
+    assert not fp32.cast_weights
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="torch.compile on 2 CPU cores took > 9 minutes for the tiny DAS "

@@ -7,7 +7,9 @@ kernels and takes several). Each padded input shape ``(B,3,H,W)`` is a bucket wi
 graph and CUDA graph, built on first use (or by :meth:`CompiledBackend.prepare`).
 
 Reduced precision is autocast (fp16 / bf16) inside the compiled functions — GroupNorm and softmax stay
-fp32 as DAS_SPEC §4.4 wants — and ``channels_last`` feeds cuDNN / Triton NHWC convolutions.
+fp32 as DAS_SPEC §4.4 wants — or, by default (``cast_weights``), weights converted to that dtype (no per-frame
+weight casts, GroupNorm on fp16 tensors; the update's sampling positions stay fp32 either way), and ``channels_last``
+feeds cuDNN / Triton NHWC convolutions.
 
 The tensors :meth:`CompiledBackend.run` returns on CUDA are the graph's static outputs: they are
 overwritten by the next ``run`` on the same bucket, so decode (or ``.clone()``) before the next frame.
@@ -102,6 +104,10 @@ class CompiledBackend:
             :func:`~das_core.engine.compile_cache.enable_dynamo_cache`), so that a restart installs them instead
             of tracing the model again. Needs ``persistent_cache``; process-wide once on. Experimental: opt-in
             until measured on a GPU (``benchmarks/restart.py --dynamo-cache``).
+        cast_weights: reduced precision as weights (and input) converted to fp16 / bf16 instead of autocast, the
+            form ``export_aoti`` packages: autocast casts every weight on every frame and runs GroupNorm in fp32.
+            Default (``None``): on for fp16 / bf16 — on the H200 3.80–4.02 ms p50 against 4.32 ms with autocast,
+            joints 0.35 mm from eager fp32 (docs/PERFORMANCE.md); ``False`` keeps autocast.
     """
 
     name = "compile"
@@ -122,8 +128,14 @@ class CompiledBackend:
         cache_dir: str | Path | None = None,
         freezing: bool = False,
         dynamo_cache: bool = False,
+        cast_weights: bool | None = None,
     ) -> None:
         self.precision = check_precision(precision, self.name)
+        if cast_weights is None:
+            cast_weights = autocast_dtype(precision) is not None
+        if cast_weights and autocast_dtype(precision) is None:
+            raise BackendError(f"backend 'compile': cast_weights converts the weights to fp16 or bf16; precision "
+                               f"is {precision!r}")
         if dynamo_cache and not persistent_cache:
             raise BackendError("backend 'compile': dynamo_cache needs persistent_cache (the traced graphs are kept "
                                "in the das cache folder)")
@@ -142,8 +154,13 @@ class CompiledBackend:
         update = getattr(model, "update", None)
         if update is not None:
             update.sampler = "gather"
+        self._input_dtype: torch.dtype | None = None
+        if cast_weights:
+            self._input_dtype = autocast_dtype(precision)
+            model = model.to(self._input_dtype)
         self.model, self.depth_factor = model, float(cfg.depth_factor)
-        self._autocast = autocast_dtype(precision)
+        self._autocast = None if cast_weights else autocast_dtype(precision)
+        self.cast_weights = bool(cast_weights)
         self.mode = mode
         self.num_levels = len(cfg.strides)
         self.compile_cache: CompileCache | None = None
@@ -153,6 +170,7 @@ class CompiledBackend:
                 self.device, self.precision, cfg.name, dump_config(cfg), root=cache_dir,
                 options={"mode": mode, "channels_last": bool(channels_last), "level_streams": bool(level_streams),
                          "sampler": "gather", "freezing": bool(freezing), "dynamo_cache": bool(dynamo_cache),
+                         **({"cast_weights": True} if cast_weights else {}),
                          **({"weights": model_fingerprint(model)} if freezing else {})})
         _allow_specialisations(4 * self.num_levels * 8)
         # dynamic=False: every input-size bucket (and level) is specialised, as CUDA graphs need.
@@ -187,6 +205,8 @@ class CompiledBackend:
         return torch.autocast(self.device.type, dtype=self._autocast)
 
     def _trunk_fn(self, images: Tensor) -> list[Tensor]:
+        if self._input_dtype is not None:
+            images = images.to(self._input_dtype)
         with self._autocast_ctx():
             return self.model.forward_pyramid(images)  # type: ignore[operator,no-any-return]
 

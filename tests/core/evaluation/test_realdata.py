@@ -202,6 +202,18 @@ def test_the_confidence_bins_show_whether_confident_joints_are_the_well_placed_o
     assert by_low[0.5]["joints"] == 0 and by_low[0.5]["similarity_ge_0.5"] is None
 
 
+def test_recall_by_height_separates_the_near_people_missed_from_the_far_people_found() -> None:
+    far = _skeleton_2d(100, 50)  # box 70 × 225 px: 0.47 of a 480-px image
+    near = _skeleton_2d(400, 20, 1.9)  # 0.89 of the image height, missed
+    img = RealImage("coco", Path("h.jpg"), 640, 480, [_gt(far), _gt(near)], name="coco/h.jpg")
+    rows = score_predictions([img], [_persons([far], [0.9])], SK)["recall_by_height_2d"]
+    by_bin = {r["height_share"]: r for r in rows}
+    assert [r["height_share"] for r in rows] == ["0–0.25", "0.25–0.5", "0.5–0.75", "≥ 0.75"]
+    assert by_bin["0.25–0.5"] == {"height_share": "0.25–0.5", "people": 1, "recall": 1.0, "recall_root_in_box": 1.0}
+    assert by_bin["≥ 0.75"]["people"] == 1 and by_bin["≥ 0.75"]["recall"] == 0.0
+    assert by_bin["0–0.25"]["people"] == 0 and by_bin["0–0.25"]["recall"] is None
+
+
 # -- 3D -------------------------------------------------------------------------------------------------
 
 

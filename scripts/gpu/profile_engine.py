@@ -106,6 +106,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--compile", nargs="*", default=[], help="compile modes to try: default, max-autotune-no-cudagraphs")
     ap.add_argument("--freezing", action="store_true")
+    ap.add_argument("--cast-weights", action="store_true",
+                    help="compile the network with its weights converted to fp16 (the compile backend's default "
+                         "since 2026-12-04) instead of autocast")
     args = ap.parse_args()
     out: list[str] = []
     torch.backends.cudnn.benchmark = True
@@ -139,13 +142,16 @@ def main() -> int:
             ic.freezing = True
         torch._dynamo.reset()
         m = model.to(memory_format=torch.channels_last)
-        wrapper = DenseExportWrapper(m, cfg.depth_factor, torch.float16).eval()
+        if args.cast_weights:
+            wrapper = DenseExportWrapper(m.half(), cfg.depth_factor, input_dtype=torch.float16).eval()
+        else:
+            wrapper = DenseExportWrapper(m, cfg.depth_factor, torch.float16).eval()
         compiled = torch.compile(wrapper, mode=mode, dynamic=False)
         t0 = time.perf_counter()
         with torch.inference_mode():
             compiled(xc)
             torch.cuda.synchronize()
-            log(out, f"== compile {mode} freezing={args.freezing}: compiled in {time.perf_counter() - t0:.0f} s")
+            log(out, f"== compile {mode} freezing={args.freezing} cast_weights={args.cast_weights}: compiled in {time.perf_counter() - t0:.0f} s")
             log(out, f"  compiled forward (no graph) {timed(lambda c=compiled: c(xc)):.3f} ms")
             kernels(lambda c=compiled: c(xc), out, f"compile {mode}")
         args.out.write_text("\n".join(out))

@@ -61,7 +61,7 @@ __all__ = [
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2, "demo": 3}
 POSE_KINDS: tuple[str, ...] = ("standing", "walking", "arms_raised", "crouching", "sitting")
 # Drawn only when asked for (``SceneConfig.everyday_pose_prob``), so the default mix stays what it was.
-EXTRA_POSE_KINDS: tuple[str, ...] = ("everyday",)
+EXTRA_POSE_KINDS: tuple[str, ...] = ("everyday", "dynamic")
 NUM_JOINTS = 15
 _NECK, _NOSE, _HIP, _LSH, _LEL, _LWR, _LHP, _LKN, _LAN, _RSH, _REL, _RWR, _RHP, _RKN, _RAN = range(15)
 
@@ -173,7 +173,57 @@ def sample_pose(rng: np.random.Generator, kind: str | None = None, phase: float 
         )
     if kind == "everyday":
         return _everyday_pose(rng, head, j)
+    if kind == "dynamic":
+        return _dynamic_pose(rng, head)
     raise ValueError(f"unknown pose kind {kind!r}; choose from {POSE_KINDS + EXTRA_POSE_KINDS}")
+
+
+# What people in sports photos and on the move do, which the other families lack: the legs apart and unequal
+# (running, lunging, kicking), the torso bent far forward, and any angle in its anatomical range ("free"). Drawn only
+# when asked for (``SceneConfig.dynamic_pose_prob``).
+_DYNAMIC = ("running", "lunge", "bending", "free")
+
+
+def _dynamic_pose(rng: np.random.Generator, head: dict[str, Any]) -> PoseAngles:
+    """Running, lunging / kicking, bending over, or free angles; the left/right roles swap at random."""
+    sub = _DYNAMIC[int(rng.choice(len(_DYNAMIC), p=[0.3, 0.25, 0.2, 0.25]))]
+    u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731 - one range draw
+    pair = lambda lo, hi: (u(lo, hi), u(lo, hi))  # noqa: E731 - one draw per side
+    head = {**head, "kind": "dynamic"}
+    if sub == "running":
+        swing = u(0.6, 1.2)
+        legs = ((swing, u(1.2, 2.1)), (u(-0.5, -0.1), u(0.2, 0.9)))  # (hip flex, knee) of swing and stance leg
+        arm = u(0.4, 0.9)
+        arms = ((-arm, u(1.2, 1.9)), (arm, u(1.2, 1.9)))             # (shoulder flex, elbow), opposite the legs
+        lean, side, twist = u(0.1, 0.4), u(-0.08, 0.08), u(-0.3, 0.3)
+        abd_legs, abd_arms = pair(0.0, 0.12), pair(0.05, 0.3)
+    elif sub == "lunge":
+        legs = ((u(0.7, 1.7), u(0.0, 1.3)), (u(-0.5, 0.0), u(0.1, 0.9)))
+        arms = ((u(-0.5, 1.6), u(0.0, 1.6)), (u(-0.5, 1.6), u(0.0, 1.6)))
+        lean, side, twist = u(-0.1, 0.5), u(-0.25, 0.25), u(-0.5, 0.5)
+        abd_legs, abd_arms = pair(0.0, 0.4), pair(0.1, 1.4)
+    elif sub == "bending":
+        lean = u(0.7, 1.4)
+        knee = u(0.0, 0.6)
+        legs = ((u(-0.1, 0.2), knee), (u(-0.1, 0.2), knee + u(-0.1, 0.1)))
+        arms = ((u(0.2, 1.8), u(0.0, 0.9)), (u(0.2, 1.8), u(0.0, 0.9)))  # hanging down or reaching forward
+        side, twist = u(-0.15, 0.15), u(-0.4, 0.4)
+        abd_legs, abd_arms = pair(0.02, 0.3), pair(0.0, 0.5)
+        head = {**head, "head_pitch": u(-0.7, 0.0)}  # looking up from the bent torso
+    else:
+        legs = ((u(-0.4, 1.6), u(0.0, 2.2)), (u(-0.4, 1.6), u(0.0, 2.2)))
+        arms = ((u(-0.6, 3.0), u(0.0, 2.4)), (u(-0.6, 3.0), u(0.0, 2.4)))
+        lean, side, twist = u(-0.2, 0.9), u(-0.3, 0.3), u(-0.6, 0.6)
+        abd_legs, abd_arms = pair(0.0, 0.6), pair(0.0, 1.6)
+        head = {**head, "head_pitch": u(-0.5, 0.5), "head_yaw": u(-0.9, 0.9)}
+    if rng.random() < 0.5:  # which side leads
+        legs, arms = legs[::-1], arms[::-1]
+    return PoseAngles(
+        lean=lean, side_lean=side, twist=twist,
+        shoulder_flex=(arms[0][0], arms[1][0]), shoulder_abd=abd_arms, elbow=(arms[0][1], arms[1][1]),
+        arm_rot=pair(-0.8, 0.8) if sub == "free" else (0.0, 0.0),
+        hip_flex=(legs[0][0], legs[1][0]), hip_abd=abd_legs, knee=(legs[0][1], legs[1][1]), **head,
+    )
 
 
 # What real people do with their arms when they stand about (photos, streets, rooms), which the other families
@@ -296,6 +346,7 @@ class SceneConfig:
     clothing: bool = False                               # fabric patterns, skirts/coats, long hair, hats, bags
     hands: bool = False                                  # hands beyond the wrists (else a disc on each wrist)
     everyday_pose_prob: float = 0.0                      # share of people with crossed arms, phones, hands on hips
+    dynamic_pose_prob: float = 0.0                       # share of people running, lunging, bending over, free angles
     volume_shading: bool = False                         # people shaded dark at the rim, lit inside (render.py _BANDS)
     tapered_limbs: bool = False                          # limbs narrowing from shoulder / hip to wrist / ankle (render.py _TAPER)
     shadows: bool = False                                # contact shadows on the floor
@@ -713,6 +764,8 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
         kind = "sitting" if crowd and rng.random() < 0.35 else None
         if kind is None and cfg.everyday_pose_prob > 0 and rng.random() < cfg.everyday_pose_prob:
             kind = "everyday"
+        if kind is None and cfg.dynamic_pose_prob > 0 and rng.random() < cfg.dynamic_pose_prob:
+            kind = "dynamic"
         angles = sample_pose(rng, kind)
         person = make_person(hgt, angles, pos, heading)
         root_cam = (person[0][_HIP] - centre) @ rot.T

@@ -11,6 +11,11 @@ Usage (on the GPU machine)::
 
     python scripts/gpu/aoti_minimal.py --device cuda --out aoti_minimal.json
     python scripts/gpu/aoti_minimal.py --device cpu --rungs linear conv --out /tmp/aoti_cpu.json
+    CXX=/usr/bin/g++ python scripts/gpu/aoti_minimal.py --device cuda --rungs linear --profile-top 40 --out …
+
+``--profile-top N`` runs every load under cProfile (its N functions of most cumulative time go into the JSON) and
+under ``faulthandler.dump_traceback_later``, whose watchdog thread needs no GIL, so the stacks it writes every
+``--stack-every`` seconds show where a load waits even inside one long native call.
 
 Rungs: ``linear`` (Linear fp32), ``linear_fp16``, ``conv`` (Conv2d + GroupNorm + ReLU, fp16), ``grid_sample``
 (``F.grid_sample`` fp16 features, fp32 grid), ``das_tiny`` (``das_core.engine.export.export_aoti`` of the tiny
@@ -94,18 +99,57 @@ def child_build(rung: str, device: str, path: str) -> dict:
     return {"built_s": round(time.perf_counter() - t0, 2), "size_mb": round(os.path.getsize(path) / 1e6, 2)}
 
 
-def child_load(rung: str, device: str, path: str, loader: str) -> dict:
+def _load(path: str, loader: str):  # noqa: ANN202 - the package's callable
     import torch
 
+    if loader == "single_threaded":
+        return torch._inductor.aoti_load_package(path, run_single_threaded=True)
+    return torch._inductor.aoti_load_package(path)
+
+
+def _profiled_load(path: str, loader: str, top: int, stack_every: float) -> tuple[object, dict]:
+    """The load under cProfile and a GIL-free stack dumper; returns (callable, what they saw)."""
+    import cProfile
+    import faulthandler
+    import io
+    import pstats
+
+    stacks = tempfile.TemporaryFile("w+")
+    faulthandler.dump_traceback_later(stack_every, repeat=True, file=stacks)
+    prof = cProfile.Profile()
+    try:
+        fn = prof.runcall(_load, path, loader)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(top)
+    stacks.seek(0)
+    dumps = [d.strip() for d in stacks.read().split("Thread 0x") if d.strip()]
+    main = [d for d in dumps if "most recent call first" in d]
+    seen: dict[str, int] = {}
+    for d in main:  # the main thread's stacks, each kind once, with how often it was seen
+        key = "\n".join(d.splitlines()[1:])
+        seen[key] = seen.get(key, 0) + 1
+    return fn, {"profile_top": text.getvalue().splitlines()[:top + 12],
+                "stacks": [{"samples": n, "stack": k.splitlines()[:25]} for k, n in seen.items()],
+                "stack_every_s": stack_every}
+
+
+def child_load(rung: str, device: str, path: str, loader: str, top: int = 0, stack_every: float = 3.0) -> dict:
+    import torch
+
+    t0 = time.perf_counter()
     if loader == "cuda_init_first" and device == "cuda":
         torch.zeros(1, device="cuda")  # the CUDA context exists before the loader runs
+    cuda_init_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    if loader == "single_threaded":
-        fn = torch._inductor.aoti_load_package(path, run_single_threaded=True)
+    seen: dict = {}
+    if top:
+        fn, seen = _profiled_load(path, loader, top, stack_every)
     else:
-        fn = torch._inductor.aoti_load_package(path)
+        fn = _load(path, loader)
     load_s = time.perf_counter() - t0
-    out: dict = {"load_s": round(load_s, 3)}
+    out: dict = {"load_s": round(load_s, 3), "cuda_init_s": round(cuda_init_s, 3), **seen}
     ref = _eager(rung, device)
     if ref is not None:
         x, y = ref
@@ -171,12 +215,16 @@ def main() -> int:
     ap.add_argument("--loaders", nargs="+", default=list(LOADERS), choices=LOADERS)
     ap.add_argument("--timeout-s", type=float, default=240.0, help="per child")
     ap.add_argument("--gdb", action="store_true", help="native backtrace of the first crashing load")
+    ap.add_argument("--profile-top", type=int, default=0, metavar="N",
+                    help="profile every load: its N functions of most cumulative time and its stacks go into the JSON")
+    ap.add_argument("--stack-every", type=float, default=3.0, metavar="S", help="with --profile-top: stack dump period")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--child", nargs=4, metavar=("MODE", "RUNG", "PATH", "LOADER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         mode, rung, path, loader = args.child
-        res = child_build(rung, args.device, path) if mode == "build" else child_load(rung, args.device, path, loader)
+        res = (child_build(rung, args.device, path) if mode == "build"
+               else child_load(rung, args.device, path, loader, args.profile_top, args.stack_every))
         print(json.dumps(res), flush=True)
         return 0
     if args.out is None:
@@ -191,7 +239,8 @@ def main() -> int:
         if entry["build"]["rc"] == 0:
             entry["load"] = {}
             for loader in args.loaders:
-                child = ["--device", args.device, "--child", "load", rung, path, loader]
+                child = ["--device", args.device, "--profile-top", str(args.profile_top),
+                         "--stack-every", str(args.stack_every), "--child", "load", rung, path, loader]
                 entry["load"][loader] = res = run_child(child, args.timeout_s)
                 if res["rc"] != 0 and args.gdb and not crashed_once:
                     crashed_once = True

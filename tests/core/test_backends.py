@@ -184,6 +184,28 @@ def test_aoti_package_that_does_not_exist_is_named_in_the_error(tmp_path) -> Non
         load_package(tmp_path / "missing.pt2")
 
 
+@pytest.mark.parametrize(("device_type", "user_setting", "during_load"),
+                         [("cuda", None, True), ("cpu", None, None), ("cuda", False, False)])
+def test_loading_a_cuda_package_skips_inductors_cpu_isa_probe_unless_the_user_set_it(
+        tmp_path, monkeypatch, device_type, user_setting, during_load) -> None:
+    """A CUDA package's load must not build and import-test a C++ program per CPU ISA (49 s on the H200 machine):
+    Inductor's ``cpp.vec_isa_ok`` is True while torch's loader runs, and only then; CPU packages keep the probe,
+    and a value the user set (TORCHINDUCTOR_VEC_ISA_OK) is left alone."""
+    import torch._inductor
+
+    from das_core.engine.backends.aoti import load_package
+
+    seen: list[object] = []
+    monkeypatch.setattr(torch._inductor.config.cpp, "vec_isa_ok", user_setting)
+    monkeypatch.setattr(torch._inductor, "aoti_load_package",
+                        lambda path: seen.append(torch._inductor.config.cpp.vec_isa_ok) or "runner")
+    package = tmp_path / "model.pt2"
+    package.write_bytes(b"x")
+    assert load_package(package, device_type) == "runner"
+    assert seen == [during_load]
+    assert torch._inductor.config.cpp.vec_isa_ok is user_setting
+
+
 # ----------------------------------------------------------------------------------------------
 # Benchmark scenes
 # ----------------------------------------------------------------------------------------------
@@ -341,7 +363,7 @@ def test_aoti_points_inductors_cache_at_the_das_cache_before_loading(tmp_path, m
 
     order: list[str] = []
     monkeypatch.setattr(compile_cache, "activate", lambda device, root: order.append(f"activate {device} {root}"))
-    def load(path: Path):  # noqa: ANN202
+    def load(path: Path, device_type: str):  # noqa: ANN202
         order.append("load")
         return lambda x: (x, x, x, x)
 

@@ -33,15 +33,29 @@ log = logging.getLogger(__name__)
 PACKAGE = "model.pt2"
 
 
-def load_package(path: str | Path):  # noqa: ANN201 - torch's loader type is private
-    """``aoti_load_package`` with a clear error for a missing / foreign package."""
+def load_package(path: str | Path, device_type: str = "cpu"):  # noqa: ANN201 - torch's loader type is private
+    """``aoti_load_package`` with a clear error for a missing / foreign package.
+
+    ``device_type`` is the device the package was built for. For a CUDA package the loader's CPU-ISA probe is
+    skipped: ``aoti_load_package`` calls ``get_device_information``, whose ``pick_vec_isa`` builds a small C++
+    program per x86 ISA and then starts a fresh Python that imports torch to load each one, only to compare the
+    answer with the package's metadata and log a mismatch (torch 2.11–2.13). On the H200 machine those ten
+    subprocesses were 49 s of a 56 s load of a one-Linear package (cProfile and stack dumps:
+    docs/results/issue14_h200_2026-12-04d_aoti_load_profile.json); a CUDA package's kernels never use the CPU
+    ISA. So for the load, Inductor's own switch ``cpp.vec_isa_ok`` says every ISA the CPU reports
+    (``/proc/cpuinfo``) is usable, unless the user set it (``TORCHINDUCTOR_VEC_ISA_OK``). Inductor caches that
+    answer for the process, so a later *CPU* Inductor build in the same process trusts it too. CPU packages
+    keep the probe.
+    """
     import torch._inductor
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: AOTInductor package not found")
+    skip_probe = device_type == "cuda" and torch._inductor.config.cpp.vec_isa_ok is None
     try:
-        return torch._inductor.aoti_load_package(str(path))
+        with torch._inductor.config.patch({"cpp.vec_isa_ok": True} if skip_probe else {}):
+            return torch._inductor.aoti_load_package(str(path))
     except Exception as exc:  # torch raises RuntimeError / AssertionError variants here
         raise BackendError(f"{path}: cannot load AOTInductor package with torch {torch.__version__} "
                            f"(built by another torch / for another device?): {exc}") from exc
@@ -62,10 +76,10 @@ class AOTIBackend:
             load runs Inductor's CPU-ISA probes (``aoti_load_package`` → ``get_device_information`` →
             ``pick_vec_isa``, small C++ builds cached in Inductor's cache, ``/tmp`` by default); after a wiped
             ``/tmp`` they took 9 s of a 14 s restart on 2 cores (docs/results/restart_cpu_tiny_aoti.json).
-            None (default): on CPU only. On the H200 (torch 2.11) a CUDA package load segfaulted inside
-            torch's ``_load_aoti`` with it on, for the tiny model too, while the H100 run before it loaded
-            packages without it; which of the two made the difference is not isolated yet
-            (docs/PERFORMANCE.md, docs/results/issue14_h200_2026-12-02_tiny_aoti_segfault.*).
+            None (default): on CPU only; a CUDA package's load skips those probes (:func:`load_package`). The
+            H200 segfaults once blamed on this cache were the machine's C++ compiler: packages built with its
+            ``CXX=/opt/gcc/bin/g++`` wrapper crash torch's loader, ones built with ``/usr/bin/g++`` load
+            (docs/PERFORMANCE.md, "AOTInductor on the H200").
         cuda_graphs: try to replay through a CUDA graph on CUDA. Off by default: with torch 2.11 the
             package's call does work that is not permitted while a stream is capturing, so the capture
             fails (and is then dropped, the package reloaded, and the call run without a graph).
@@ -156,7 +170,7 @@ class AOTIBackend:
             path = self.package_for(shape)
             self.package_paths[shape] = path
             t0 = time.perf_counter()
-            fn = load_package(path)
+            fn = load_package(path, self.device.type)
             self.load_seconds += time.perf_counter() - t0
             log.info("aoti: loaded %s in %.2f s", path, time.perf_counter() - t0)
             if self.verify:

@@ -185,25 +185,52 @@ def test_aoti_package_that_does_not_exist_is_named_in_the_error(tmp_path) -> Non
 
 
 @pytest.mark.parametrize(("device_type", "user_setting", "during_load"),
-                         [("cuda", None, True), ("cpu", None, None), ("cuda", False, False)])
+                         [("cuda", None, False), ("cpu", None, None), ("cuda", True, True)])
 def test_loading_a_cuda_package_skips_inductors_cpu_isa_probe_unless_the_user_set_it(
         tmp_path, monkeypatch, device_type, user_setting, during_load) -> None:
     """A CUDA package's load must not build and import-test a C++ program per CPU ISA (49 s on the H200 machine):
-    Inductor's ``cpp.vec_isa_ok`` is True while torch's loader runs, and only then; CPU packages keep the probe,
-    and a value the user set (TORCHINDUCTOR_VEC_ISA_OK) is left alone."""
+    Inductor's ``cpp.vec_isa_ok`` is False while torch's loader runs, and only then (True would still run the
+    AVX-512 / AMX sub-probes); CPU packages keep the probe, and a value the user set (TORCHINDUCTOR_VEC_ISA_OK) is
+    left alone."""
     import torch._inductor
 
     from das_core.engine.backends.aoti import load_package
 
     seen: list[object] = []
-    monkeypatch.setattr(torch._inductor.config.cpp, "vec_isa_ok", user_setting)
     monkeypatch.setattr(torch._inductor, "aoti_load_package",
                         lambda path: seen.append(torch._inductor.config.cpp.vec_isa_ok) or "runner")
     package = tmp_path / "model.pt2"
     package.write_bytes(b"x")
-    assert load_package(package, device_type) == "runner"
-    assert seen == [during_load]
-    assert torch._inductor.config.cpp.vec_isa_ok is user_setting
+    with torch._inductor.config.patch({"cpp.vec_isa_ok": user_setting}):
+        assert load_package(package, device_type) == "runner"
+        assert seen == [during_load]
+        assert torch._inductor.config.cpp.vec_isa_ok is user_setting
+
+
+def test_a_skipped_cpu_isa_probe_drops_torchs_isa_mismatch_warning_and_nothing_else(tmp_path, monkeypatch, caplog) -> None:
+    """The skipped probe makes torch log an AOTI_CPU_ISA mismatch on every CUDA load: dropped; any other device
+    mismatch (a package built for another GPU) still reaches the log."""
+    import logging
+
+    import torch._inductor
+
+    from das_core.engine.backends.aoti import load_package
+
+    torch_log = logging.getLogger("torch.export.pt2_archive._package")
+
+    def fake_load(path: str) -> str:
+        for key in ("AOTI_CPU_ISA", "AOTI_COMPUTE_CAPABILITY"):
+            torch_log.warning("Device information mismatch for %s: %s vs %s. This could cause some issues", key, "a", "b")
+        return "runner"
+
+    monkeypatch.setattr(torch._inductor, "aoti_load_package", fake_load)
+    package = tmp_path / "model.pt2"
+    package.write_bytes(b"x")
+    with (torch._inductor.config.patch({"cpp.vec_isa_ok": None}),
+          caplog.at_level(logging.WARNING, logger="torch.export.pt2_archive._package")):
+        load_package(package, "cuda")
+    assert [r.args[0] for r in caplog.records] == ["AOTI_COMPUTE_CAPABILITY"]
+    assert not torch_log.filters
 
 
 # ----------------------------------------------------------------------------------------------

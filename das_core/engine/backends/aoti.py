@@ -33,19 +33,28 @@ log = logging.getLogger(__name__)
 PACKAGE = "model.pt2"
 
 
+class _DropCpuIsaMismatch(logging.Filter):
+    """Drops torch's "Device information mismatch for AOTI_CPU_ISA" record, which a skipped probe always causes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg.startswith("Device information mismatch") and record.args
+                    and record.args[0] == "AOTI_CPU_ISA")
+
+
 def load_package(path: str | Path, device_type: str = "cpu"):  # noqa: ANN201 - torch's loader type is private
     """``aoti_load_package`` with a clear error for a missing / foreign package.
 
     ``device_type`` is the device the package was built for. For a CUDA package the loader's CPU-ISA probe is
     skipped: ``aoti_load_package`` calls ``get_device_information``, whose ``pick_vec_isa`` builds a small C++
-    program per x86 ISA and then starts a fresh Python that imports torch to load each one, only to compare the
-    answer with the package's metadata and log a mismatch (torch 2.11–2.13). On the H200 machine those ten
-    subprocesses were 49 s of a 56 s load of a one-Linear package (cProfile and stack dumps:
-    docs/results/issue14_h200_2026-12-04d_aoti_load_profile.json); a CUDA package's kernels never use the CPU
-    ISA. So for the load, Inductor's own switch ``cpp.vec_isa_ok`` says every ISA the CPU reports
-    (``/proc/cpuinfo``) is usable, unless the user set it (``TORCHINDUCTOR_VEC_ISA_OK``). Inductor caches that
-    answer for the process, so a later *CPU* Inductor build in the same process trusts it too. CPU packages
-    keep the probe.
+    program per x86 ISA (AVX2, AVX-512 and its bf16 / VNNI forms, AMX and AMX-fp16) and then starts a fresh
+    Python that imports torch to load each one, only to compare the answer with the package's metadata and log
+    a mismatch (torch 2.11–2.13). On the H200 machine those subprocesses were 49 s of a 56 s load of a
+    one-Linear package (cProfile and stack dumps: docs/results/issue14_h200_2026-12-04d_aoti_load_profile.json);
+    a CUDA package's kernels never use the CPU ISA. So for the load Inductor's own switch ``cpp.vec_isa_ok`` is
+    False (True would still build the AVX-512 / AMX sub-probes), unless the user set it
+    (``TORCHINDUCTOR_VEC_ISA_OK``), and the one mismatch record that causes is dropped. Inductor caches the
+    answer for the process: a later *CPU* Inductor build in the same process would generate scalar code. CPU
+    packages keep the probe.
     """
     import torch._inductor
 
@@ -53,12 +62,18 @@ def load_package(path: str | Path, device_type: str = "cpu"):  # noqa: ANN201 - 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: AOTInductor package not found")
     skip_probe = device_type == "cuda" and torch._inductor.config.cpp.vec_isa_ok is None
+    torch_log = logging.getLogger("torch.export.pt2_archive._package")
+    quiet = _DropCpuIsaMismatch()
+    if skip_probe:
+        torch_log.addFilter(quiet)
     try:
-        with torch._inductor.config.patch({"cpp.vec_isa_ok": True} if skip_probe else {}):
+        with torch._inductor.config.patch({"cpp.vec_isa_ok": False} if skip_probe else {}):
             return torch._inductor.aoti_load_package(str(path))
     except Exception as exc:  # torch raises RuntimeError / AssertionError variants here
         raise BackendError(f"{path}: cannot load AOTInductor package with torch {torch.__version__} "
                            f"(built by another torch / for another device?): {exc}") from exc
+    finally:
+        torch_log.removeFilter(quiet)
 
 
 class AOTIBackend:

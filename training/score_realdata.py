@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="network input size × this (Estimator input_scale; the same for every image)")
     parser.add_argument("--flip-test", action="store_true",
                         help="average each image's predictions with its mirror image's (Estimator flip_test)")
+    parser.add_argument("--without-update", action="store_true",
+                        help="diagnostic: decode the pre-update offsets U⁰ (the recursive update switched off), to see "
+                             "whether the update helps or hurts on real images (eager backend)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         estimator = Estimator.from_checkpoint(weights.with_suffix(""), device=args.device, input_scale=args.input_scale,
                                               flip_test=args.flip_test)
+        if args.without_update:
+            estimator.backend.model.update = None  # DAS then returns U⁰ (das_core/model/das.py)
         skeleton = get_skeleton(estimator.cfg.skeleton)
         images = load_realdata(args.data, skeleton, args.datasets)
     except (RealDataError, FileNotFoundError) as exc:
@@ -129,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "score_thr": float(estimator.cfg.decode.score_thr),
         "input_scale": args.input_scale,
         "flip_test": args.flip_test,
+        "without_update": args.without_update,
         "skeleton": skeleton.name,
         "device": str(estimator.device),
         "torch": torch.__version__,

@@ -651,6 +651,46 @@ def _per_joint(similarities: list[np.ndarray], skeleton: Skeleton) -> dict[str, 
     return out
 
 
+def joint_offsets(pred_xy: np.ndarray, g: GTPerson, skeleton: Skeleton) -> np.ndarray:
+    """(K, 3) where each predicted joint sits relative to its annotation, in units of the annotated box height:
+    column 0 *outward* (positive: further from the person's own mid-line, the mean x of its labelled joints;
+    only for left / right joints, NaN for the neck and nose), column 1 *down* (image y), column 2 the distance.
+    NaN where ``g`` has the joint unlabelled. A skeleton whose arms hug the torso has negative outward
+    offsets at the elbows and wrists; one whose hips sit too high has negative down offsets there."""
+    out = np.full((skeleton.num_joints, 3), np.nan)
+    lab = g.labelled
+    if not lab.any():
+        return out
+    height = max(float(g.box[3]), np.finfo(float).eps)
+    d = (np.asarray(pred_xy, np.float64) - g.keypoints) / height
+    side = np.sign(g.keypoints[:, 0] - np.nanmean(g.keypoints[lab, 0]))
+    sided = np.array([n.startswith(("l_", "r_")) for n in skeleton.joint_names])
+    out[lab, 1] = d[lab, 1]
+    out[lab, 2] = np.hypot(d[lab, 0], d[lab, 1])
+    both = lab & sided
+    out[both, 0] = d[both, 0] * side[both]
+    return out
+
+
+def _per_joint_offsets(offsets: list[np.ndarray], skeleton: Skeleton) -> dict[str, dict[str, Any]]:
+    """Per shared joint, over the people found by the lenient rule: the median outward and down offsets of
+    :func:`joint_offsets` (a systematic bias) beside the median distance (the whole error), in box heights."""
+    if not offsets:
+        return {}
+    o = np.stack(offsets)
+    out = {}
+    for k, name in enumerate(skeleton.joint_names):
+        down = o[:, k, 1][np.isfinite(o[:, k, 1])]
+        if not down.size:
+            continue
+        outward = o[:, k, 0][np.isfinite(o[:, k, 0])]
+        dist = o[:, k, 2][np.isfinite(o[:, k, 2])]
+        out[name] = {"labelled": int(down.size), "median_down": float(np.median(down)),
+                     "median_outward": float(np.median(outward)) if outward.size else None,
+                     "median_distance": float(np.median(dist))}
+    return out
+
+
 CONFIDENCE_BINS = (0.0, 0.3, 0.5, 0.7, 0.9, 1.0001)
 
 
@@ -750,11 +790,12 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     lenient "something is on this person" count, what a user sees before the skeletons fit).
 
     Returns ``{"rules", "overall_2d", "per_dataset_2d", "overall_3d", "per_dataset_3d", "frames_3d",
-    "overall_3d_root_in_box", "frames_3d_root_in_box", "per_joint_2d_root_in_box",
+    "overall_3d_root_in_box", "frames_3d_root_in_box", "per_joint_2d_root_in_box", "per_joint_offset_2d_root_in_box",
     "confidence_vs_placement_2d_root_in_box", "recall_by_height_2d", "images"}``; ``overall_2d``
     pools the 2D-only datasets, ``overall_3d`` the frames with 3D ground truth (their 2D figures are in
     ``per_dataset_2d``); ``per_joint_2d_root_in_box`` says which joints of the people found on the 2D-only
-    datasets are misplaced (per-joint keypoint similarity, the terms of the OKS), and
+    datasets are misplaced (per-joint keypoint similarity, the terms of the OKS), ``per_joint_offset_2d_root_in_box``
+    in which direction (:func:`joint_offsets`: a bias, or scatter), and
     ``confidence_vs_placement_2d_root_in_box`` whether their confidences tell the well placed ones apart, and
     ``recall_by_height_2d`` how recall depends on how much of the frame a person fills.
     """
@@ -766,6 +807,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     evals: list[_ImageEval] = []
     frames: dict[str, list[dict[str, Any]]] = {"oks": [], "root_in_box": []}
     joint_ks: list[tuple[str, np.ndarray, np.ndarray]] = []  # (dataset, (K,) similarity, (K,) confidence) per match
+    joint_offs: list[tuple[str, np.ndarray]] = []  # (dataset, (K, 2) joint_offsets) per lenient match
     for img, raw in zip(images, predictions, strict=True):
         persons = _top(raw)
         scores = np.asarray(persons.scores, np.float64)
@@ -806,6 +848,8 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
                 joint_ks += [(img.dataset, keypoint_similarity(j2[i], img.persons[pred_gt[i]], sig),
                               np.asarray(persons.joint_confidence[i], np.float64))
                              for i in np.flatnonzero(tp_mask)]
+                joint_offs += [(img.dataset, joint_offsets(j2[i], img.persons[pred_gt[i]], skeleton))
+                               for i in np.flatnonzero(tp_mask)]
             if img.persons and img.persons[0].joints_3d is not None:
                 for j, g in enumerate(img.persons):
                     hit = np.flatnonzero((pred_gt == j) & tp_mask)
@@ -829,6 +873,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
         "overall_3d_root_in_box": _summary_3d(frames["root_in_box"]),
         "frames_3d_root_in_box": frames["root_in_box"],
         "per_joint_2d_root_in_box": _per_joint([ks for d, ks, _ in joint_ks if d in two_d], skeleton),
+        "per_joint_offset_2d_root_in_box": _per_joint_offsets([o for d, o in joint_offs if d in two_d], skeleton),
         "confidence_vs_placement_2d_root_in_box": _confidence_bins([(ks, c) for d, ks, c in joint_ks if d in two_d]),
         "recall_by_height_2d": _recall_by_height([r for r in per_image if r["dataset"] in two_d]),
         "images": [{k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
@@ -931,6 +976,12 @@ def format_table(result: dict[str, Any]) -> str:
                   "similarity ≥ 0.5 |", "|---|---|---|---|"]
         lines += [f"| {name} | {r['labelled']} | {r['mean_similarity']:.2f} | {r['similarity_ge_0.5']:.0%} |"
                   for name, r in per_joint.items()]
+    offsets = result.get("per_joint_offset_2d_root_in_box") or {}
+    if offsets:
+        lines += ["", "| joint (2D set, people found by the lenient rule) | median outward | median down | "
+                  "median distance (box heights) |", "|---|---|---|---|"]
+        lines += [f"| {name} | {_fmt(r['median_outward'], '+.3f')} | {r['median_down']:+.3f} | "
+                  f"{r['median_distance']:.3f} |" for name, r in offsets.items()]
     bins = result.get("confidence_vs_placement_2d_root_in_box") or []
     if bins:
         lines += ["", "| joint confidence (2D set, people found by the lenient rule) | joints | similarity ≥ 0.5 |",

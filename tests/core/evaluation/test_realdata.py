@@ -188,6 +188,29 @@ def test_the_per_joint_breakdown_names_the_misplaced_joint_of_the_people_found()
     assert all(v["mean_similarity"] == 1.0 for k, v in per_joint.items() if k != "l_wrist")
 
 
+def test_the_offset_breakdown_tells_arms_that_hug_the_torso_from_hips_that_sit_too_high() -> None:
+    a, b = _skeleton_2d(100, 50), _skeleton_2d(400, 50)
+    img = RealImage("coco", Path("o.jpg"), 640, 480, [_gt(a), _gt(b)], name="coco/o.jpg")
+    preds = []
+    for gt in (a, b):
+        p = gt.copy()
+        mid = gt[:, 0].mean()
+        for name in ("l_wrist", "r_wrist"):  # both wrists pulled 10 px towards the mid-line
+            p[J[name], 0] -= 10.0 * np.sign(gt[J[name], 0] - mid)
+        for name in ("l_hip", "r_hip"):  # both hips 6 px too high
+            p[J[name], 1] -= 6.0
+        preds.append(p)
+    height = _gt(a).box[3]
+    off = score_predictions([img], [_persons(preds, [0.9, 0.8])], SK)["per_joint_offset_2d_root_in_box"]
+    assert off["l_wrist"]["median_outward"] == pytest.approx(-10.0 / height, abs=1e-4)
+    assert off["r_wrist"]["median_outward"] == pytest.approx(-10.0 / height, abs=1e-4)
+    assert off["l_wrist"]["median_down"] == pytest.approx(0.0)
+    assert off["l_hip"]["median_down"] == pytest.approx(-6.0 / height, abs=1e-4) and off["l_hip"]["median_outward"] == 0.0
+    assert off["neck"]["median_outward"] is None  # no side, so no outward direction
+    assert off["l_wrist"]["median_distance"] == pytest.approx(10.0 / height, abs=1e-4)
+    assert off["l_knee"] == {"labelled": 2, "median_down": 0.0, "median_outward": 0.0, "median_distance": 0.0}
+
+
 def test_the_confidence_bins_show_whether_confident_joints_are_the_well_placed_ones() -> None:
     a = _skeleton_2d(100, 50)
     img = RealImage("coco", Path("c.jpg"), 640, 480, [_gt(a)], name="coco/c.jpg")

@@ -66,6 +66,9 @@ class Appearance:
     hands: bool = False                          # a hand beyond each wrist, along the forearm (else a wrist disc)
     volume_shading: bool = False                 # limbs, head and torso shaded dark at the rim to lit inside
     tapered: bool = False                        # limbs wider at the shoulder / hip than at the wrist / ankle
+    # Where the top ends, as a fraction of the hip → shoulder line above the hip joints, the bottom garment covering
+    # the pelvis below it (a waistband); None: the top reaches the hip joints, the basic body's colour boundary.
+    waist: float | None = None
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,10 @@ def _person_prims(label: int, b: BodyGeometry, a: Appearance, camera: Intrinsics
             ta, tb = _TAPER.get((pa, pb), (1.0, 1.0)) if a.tapered else (1.0, 1.0)
             ends = (rad * ta * zm[c_i] / z[pa], rad * tb * zm[c_i] / z[pb])  # each end at its own depth
             payload = (fx[pa], fx[pb], rad, _shade(col, ambient + lit * lam[c_i]))
-            prims.append((float(zm[c_i]), 0, label, part, payload + (ends,) if ta != tb else payload))
+            # With a waistline the spine capsule goes behind the torso outline, whose split colours it would
+            # otherwise paint over (its round end reaches below the hips); seen from the side it still shows.
+            depth = float(zm[c_i]) + (0.05 if a.waist is not None and (pa, pb) == (19, 20) else 0.0)
+            prims.append((depth, 0, label, part, payload + (ends,) if ta != tb else payload))
     if a.hands:  # the wrist joint is where a real hand starts: its palm and fingers lie beyond it
         for pa, pb in ((21, 22), (23, 24)):
             if ok[pa] and ok[pb]:
@@ -266,7 +272,18 @@ def _clothing_prims(label: int, pts: np.ndarray, uv: np.ndarray, ok: np.ndarray,
     nn = float(np.linalg.norm(normal))
     lam_t = abs(float(normal @ light)) / nn if nn > 1e-9 else 0.5
     shade_top = _shade(a.top, ambient + lit * lam_t)
-    prims.append((float(z[torso].mean()), 2, label, PART_TOP, (_polygon(cen + (tuv - cen) * a.torso_width), shade_top)))
+    if a.waist is None:
+        prims.append((float(z[torso].mean()), 2, label, PART_TOP, (_polygon(cen + (tuv - cen) * a.torso_width), shade_top)))
+    else:  # the same outline, split at the waist: top above, the bottom garment's waistband and pelvis below,
+        # down to the crotch (12 % of the torso's length below the hip joints, as trousers cover it)
+        sh, hp = tuv[:2], tuv[[3, 2]]  # (left, right) shoulders and hips
+        waist = hp + (sh - hp) * a.waist
+        upper = np.concatenate([sh, waist])
+        lower = np.concatenate([waist, hp, (hp + (hp - sh) * 0.12).mean(axis=0, keepdims=True)])
+        zt = float(z[torso].mean())
+        prims.append((zt, 2, label, PART_TOP, (_polygon(cen + (upper - cen) * a.torso_width), shade_top)))
+        prims.append((zt, 2, label, PART_BOTTOM, (_polygon(cen + (lower - cen) * a.torso_width),
+                                                  _shade(a.bottom, ambient + lit * lam_t))))
     if a.lower in ("skirt", "coat") and ok[[_LKN, _RKN]].all():
         # a flared shell from the hips (or shoulders) to just below the knees, in front of the thighs
         knees = uv[[_LKN, _RKN]]

@@ -276,6 +276,42 @@ def test_volume_shading_is_off_by_default_and_changes_no_annotation_when_on():
     assert np.abs(a.image.astype(int) - b.image.astype(int)).sum() > 0
 
 
+def test_a_waistline_puts_the_bottom_garment_above_the_hips_and_keeps_the_silhouette():
+    """Without a waistline the top garment reaches the hip joints, so the top / bottom colour boundary is the hip
+    line; with one, the pelvis between the waist and the hips is the bottom garment's, and the person's outline
+    and labels are those of the plain body."""
+    cam, look, body = _standing_body()
+    look = replace(look, top=(200, 40, 40), bottom=(40, 40, 200))
+    light = np.array([0.0, -1.0, 0.0])
+
+    def draw(waist: float | None) -> tuple[np.ndarray, np.ndarray]:
+        canvas = np.full((320, 320, 3), 90, np.uint8)
+        parts = np.zeros((320, 320), np.uint8)
+        labels = draw_people(canvas, [body], [replace(look, waist=waist)], cam, light, parts=parts)
+        return labels, parts
+
+    hips, shoulders = body.joints[[6, 12]].mean(0), body.joints[[3, 9]].mean(0)
+    u, v = np.round(cam.project((hips + (shoulders - hips) * 0.1)[None])[0]).astype(int)  # just above the hips
+    plain_labels, plain_parts = draw(None)
+    waist_labels, waist_parts = draw(0.2)
+    assert plain_parts[v, u] == PART_TOP and waist_parts[v, u] == PART_BOTTOM
+    u2, v2 = np.round(cam.project((hips + (shoulders - hips) * 0.5)[None])[0]).astype(int)  # mid-torso: still the top
+    assert waist_parts[v2, u2] == PART_TOP
+    assert np.mean(plain_labels != waist_labels) < 1e-3  # the same silhouette, up to a sub-pixel split line
+
+
+def test_waistlines_are_off_by_default_and_change_no_annotation_when_on():
+    cfg = replace(SceneConfig.realistic(disable=("photos", "effects")), **SIZE)
+    assert cfg.waistline_prob == 0.0 and Appearance((0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)).waist is None
+    changed = 0
+    for seed in range(3):
+        a, b = make_scene(4, "train", seed, cfg), make_scene(4, "train", seed, replace(cfg, waistline_prob=1.0))
+        for field in ("joints_3d", "joints_2d", "visible", "occluded"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+        changed += int(np.abs(a.image.astype(int) - b.image.astype(int)).sum() > 0)
+    assert changed == 3
+
+
 def test_a_person_hidden_behind_furniture_or_others_is_not_labelled():
     cfg = replace(SceneConfig.realistic(disable=("photos", "effects")), people_range=(10, 12), **SIZE)
     strict = replace(cfg, min_unoccluded_joints=4)

@@ -37,8 +37,8 @@ class _DropCpuIsaMismatch(logging.Filter):
     """Drops torch's "Device information mismatch for AOTI_CPU_ISA" record, which a skipped probe always causes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.msg.startswith("Device information mismatch") and record.args
-                    and record.args[0] == "AOTI_CPU_ISA")
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (str(record.msg).startswith("Device information mismatch") and args[:1] == ("AOTI_CPU_ISA",))
 
 
 def load_package(path: str | Path, device_type: str = "cpu"):  # noqa: ANN201 - torch's loader type is private

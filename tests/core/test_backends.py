@@ -184,6 +184,46 @@ def test_aoti_package_that_does_not_exist_is_named_in_the_error(tmp_path) -> Non
         load_package(tmp_path / "missing.pt2")
 
 
+def test_a_package_is_rebuilt_when_the_cxx_compiler_changes_and_kept_where_there_is_none(tmp_path, monkeypatch,
+                                                                                         caplog) -> None:
+    """The H200 machine's /opt/gcc wrapper builds packages that crash torch's loader; a user who then sets
+    CXX=/usr/bin/g++ must get a new package, told why, not the cached crashing one. A machine with no compiler
+    at all keeps loading the package it has."""
+    import logging
+
+    from das_core.engine import export
+    from das_core.engine.backends import aoti
+
+    builds: list[str | None] = []
+    compiler: list[str | None] = ["/opt/gcc/bin/g++"]
+
+    def fake_export(model, cfg, path, shape, **kw) -> None:  # noqa: ANN001
+        builds.append(compiler[0])
+        Path(path).write_bytes(b"package")
+
+    monkeypatch.setattr(export, "export_aoti", fake_export)
+    monkeypatch.setattr(aoti, "cpp_compiler", lambda: compiler[0])
+    cfg, model = tiny_das()
+    shape = (1, 3, 64, 96)
+
+    def package() -> Path:
+        return aoti.AOTIBackend(model, cfg, device="cpu", precision="fp32", cache_dir=tmp_path,
+                                channels_last=False).package_for(shape)
+
+    with caplog.at_level(logging.INFO, logger="das_core.engine.backends"):
+        first = package()
+        assert builds == ["/opt/gcc/bin/g++"] and "C++ compiler /opt/gcc/bin/g++" in caplog.text
+        package()
+        assert builds == ["/opt/gcc/bin/g++"]  # same compiler: the cached package
+        compiler[0] = "/usr/bin/g++"
+        caplog.clear()
+        assert package() == first and builds == ["/opt/gcc/bin/g++", "/usr/bin/g++"]
+        assert "cxx '/opt/gcc/bin/g++' → '/usr/bin/g++'" in caplog.text
+    compiler[0] = None  # no compiler on this machine: what it has is what it loads
+    package()
+    assert builds == ["/opt/gcc/bin/g++", "/usr/bin/g++"]
+
+
 @pytest.mark.parametrize(("device_type", "user_setting", "during_load"),
                          [("cuda", None, False), ("cpu", None, None), ("cuda", True, True)])
 def test_loading_a_cuda_package_skips_inductors_cpu_isa_probe_unless_the_user_set_it(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -31,6 +32,20 @@ __all__ = ["AOTIBackend", "load_package"]
 log = logging.getLogger(__name__)
 
 PACKAGE = "model.pt2"
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler Inductor builds packages with (``CXX``, else ``g++``; torch's own search), as an absolute
+    path, or None when there is none. It is part of a package's cache key: on the H200 machine packages built by
+    its ``CXX=/opt/gcc/bin/g++`` wrapper crash torch's loader and ones built by ``/usr/bin/g++`` load, so a user who
+    switches ``CXX`` after such a crash must get a new package, not the cached one."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        name = get_cpp_compiler()
+    except Exception:  # noqa: BLE001 - a private torch API; it raises InvalidCxxCompiler when none is found
+        return None
+    return shutil.which(name) or name
 
 
 class _DropCpuIsaMismatch(logging.Filter):
@@ -162,11 +177,13 @@ class AOTIBackend:
             "reduced_precision": "weights",  # packages of autocast exports (disagreeing) are rebuilt
             "input_layout": "nchw",  # packages compiled for a channels-last input (the 92 mm ones) are rebuilt
             "model_fingerprint": self._fingerprint,
+            "cxx": self._compiler_for(shape),
         }
         entry = self.cache.entry("aoti", model=self.cfg.name, precision=self.precision, shape=shape, key=key,
                                  artefact=PACKAGE)
         path = entry.artefact(PACKAGE)
         if not entry.valid:
+            log.info("aoti: building with the C++ compiler %s (Inductor uses $CXX, else g++)", key["cxx"])
             t0 = time.perf_counter()
             export_aoti(copy.deepcopy(self.model), self.cfg, path, tuple(shape),  # type: ignore[arg-type]
                         device=self.device, precision=self.precision, channels_last=self.channels_last,
@@ -174,6 +191,15 @@ class AOTIBackend:
             self.build_seconds += time.perf_counter() - t0
             entry.commit()
         return path
+
+    def _compiler_for(self, shape: tuple[int, ...]) -> str | None:
+        """This machine's compiler; where it has none, the one the cached package was built with, so that a
+        machine that cannot build keeps loading what it has."""
+        found = cpp_compiler()
+        if found is not None:
+            return found
+        stored = self.cache.stored_key("aoti", model=self.cfg.name, precision=self.precision, shape=shape) or {}
+        return stored.get("cxx")
 
     def _fn(self, shape: tuple[int, ...]) -> object:
         fn = self._loaded.get(shape)

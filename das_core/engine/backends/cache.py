@@ -113,6 +113,15 @@ class ArtifactCache:
     def slot_name(model: str, precision: str, shape: tuple[int, ...]) -> str:
         return f"{model}-{precision}-b" + "x".join(str(int(s)) for s in (shape[0], *shape[2:]))
 
+    def stored_key(self, backend: str, *, model: str, precision: str, shape: tuple[int, ...]) -> dict[str, Any] | None:
+        """The key the slot's artefact was built with, or None (no slot, or an unreadable key)."""
+        key_path = self.root / backend / self.slot_name(model, precision, shape) / KEY_FILE
+        try:
+            stored = json.loads(key_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return stored if isinstance(stored, dict) else None
+
     def entry(
         self,
         backend: str,

@@ -4,8 +4,10 @@
 ``torch.export`` + ``torch._inductor.aoti_compile_and_package``; later starts only
 ``aoti_load_package`` it, so a robot's node is ready in seconds instead of recompiling for minutes.
 Packages are cached per (torch version, GPU model / compute capability, precision, input shape, model
-fingerprint) — see :mod:`das_core.engine.backends.cache`. On CUDA the loaded package is replayed through a
-CUDA graph (one launch per frame) unless ``cuda_graphs=False``.
+fingerprint, C++ compiler) — see :mod:`das_core.engine.backends.cache`. On CUDA the loaded package can be
+replayed through a CUDA graph (one launch per frame) with ``cuda_graphs=True``; that is off by default (torch 2.11's
+package call cannot be captured), so a frame costs the package's kernel launches (16–20 ms for ``das_r50_fpn`` on an
+H200, docs/PERFORMANCE.md).
 
 Like the compiled backend, CUDA results are static buffers overwritten by the next ``run``.
 """

@@ -272,15 +272,15 @@ def _clothing_prims(label: int, pts: np.ndarray, uv: np.ndarray, ok: np.ndarray,
     nn = float(np.linalg.norm(normal))
     lam_t = abs(float(normal @ light)) / nn if nn > 1e-9 else 0.5
     shade_top = _shade(a.top, ambient + lit * lam_t)
+    zt = float(z[torso].mean())
     if a.waist is None:
-        prims.append((float(z[torso].mean()), 2, label, PART_TOP, (_polygon(cen + (tuv - cen) * a.torso_width), shade_top)))
+        prims.append((zt, 2, label, PART_TOP, (_polygon(cen + (tuv - cen) * a.torso_width), shade_top)))
     else:  # the same outline, split at the waist: top above, the bottom garment's waistband and pelvis below,
         # down to the crotch (12 % of the torso's length below the hip joints, as trousers cover it)
         sh, hp = tuv[:2], tuv[[3, 2]]  # (left, right) shoulders and hips
         waist = hp + (sh - hp) * a.waist
         upper = np.concatenate([sh, waist])
         lower = np.concatenate([waist, hp, (hp + (hp - sh) * 0.12).mean(axis=0, keepdims=True)])
-        zt = float(z[torso].mean())
         prims.append((zt, 2, label, PART_TOP, (_polygon(cen + (upper - cen) * a.torso_width), shade_top)))
         prims.append((zt, 2, label, PART_BOTTOM, (_polygon(cen + (lower - cen) * a.torso_width),
                                                   _shade(a.bottom, ambient + lit * lam_t))))
@@ -293,7 +293,7 @@ def _clothing_prims(label: int, pts: np.ndarray, uv: np.ndarray, ok: np.ndarray,
         top_c = top_pts.mean(axis=0)
         poly = np.concatenate([top_c + (top_pts - top_c) * 1.2, hem])
         col, part = (shade_top, PART_TOP) if a.lower == "coat" else (_shade(a.bottom, ambient + lit * lam_t), PART_BOTTOM)
-        depth = float(min(z[[_LHP, _RHP, _LKN, _RKN]].mean(), z[torso].mean())) - 0.03
+        depth = float(min(z[[_LHP, _RHP, _LKN, _RKN]].mean(), zt)) - 0.03
         prims.append((depth, 2, label, part, (_polygon(poly), col)))
     if a.long_hair and ok[[15, 18, _LSH, _RSH]].all():
         # hair from the crown down to the shoulders, behind the head and neck
@@ -311,7 +311,7 @@ def _clothing_prims(label: int, pts: np.ndarray, uv: np.ndarray, ok: np.ndarray,
             perp = perp / max(float(np.linalg.norm(perp)), 1e-6) * half
             poly = np.stack([c0 + perp, c0 - perp, c1 - perp, c1 + perp])
             # a backpack hangs behind the torso (visible from behind), a handbag at the hip in front
-            depth = float(z[torso].mean()) + (0.12 if a.bag == "backpack" else -0.05)
+            depth = zt + (0.12 if a.bag == "backpack" else -0.05)
             prims.append((depth, 2, label, PART_ACCESSORY, (_polygon(poly), _shade(a.bag_color, ambient + lit * 0.6))))
     return prims
 

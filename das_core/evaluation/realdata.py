@@ -807,7 +807,7 @@ def score_predictions(images: Sequence[RealImage], predictions: Sequence[Persons
     evals: list[_ImageEval] = []
     frames: dict[str, list[dict[str, Any]]] = {"oks": [], "root_in_box": []}
     joint_ks: list[tuple[str, np.ndarray, np.ndarray]] = []  # (dataset, (K,) similarity, (K,) confidence) per match
-    joint_offs: list[tuple[str, np.ndarray]] = []  # (dataset, (K, 2) joint_offsets) per lenient match
+    joint_offs: list[tuple[str, np.ndarray]] = []  # (dataset, (K, 3) joint_offsets) per lenient match
     for img, raw in zip(images, predictions, strict=True):
         persons = _top(raw)
         scores = np.asarray(persons.scores, np.float64)

@@ -145,10 +145,7 @@ class ArtifactCache:
         path = self.root / backend / self.slot_name(model, precision, shape)
         key_path = path / KEY_FILE
         if key_path.is_file() and (path / artefact).exists():
-            try:
-                stored = json.loads(key_path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                stored = None
+            stored = self.stored_key(backend, model=model, precision=precision, shape=shape)
             if stored == full:
                 log.info("%s: reusing cached %s (%s)", backend, path / artefact, _short(full))
                 return CacheEntry(path, full, True)

@@ -17,9 +17,10 @@ Phases (``--phases``, in this order):
 
 With ``--backend aoti`` the first process exports and compiles a ``.pt2`` package into the das cache folder
 (``<das cache>/aoti/<slot>/model.pt2``) and verifies it against eager fp32; a later process only loads it (and
-verifies it again: the backend does that on every load). Each phase records which of the two happened
-(``aoti.package``: ``built`` / ``loaded``); a restart that had to build is an error, and so is a package the
-verification refused (``aoti.refused`` holds the backend's message; the other phases still run).
+hashes it: the backend verifies once per package file, recorded in ``verified.json`` beside it, and a load whose
+SHA-256 matches that record skips the eager forward unless ``reverify``). Each phase records which of the two
+happened (``aoti.package``: ``built`` / ``loaded``); a restart that had to build is an error, and so is a package
+the verification refused (``aoti.refused`` holds the backend's message; the other phases still run).
 
 The children get ``TMPDIR=<workdir>/tmp``, so Inductor's default cache (``$TMPDIR/torchinductor_<user>``) lives
 in a private folder that ``wiped_tmp`` can delete without touching other users of ``/tmp``;

@@ -356,6 +356,167 @@ def test_aoti_refuses_a_package_that_does_not_reproduce_the_eager_network(tmp_pa
         backend._verify(drifting, shape, tmp_path / "bad.pt2")
 
 
+class FakeAotiPackages:
+    """Stands in for ``export_aoti`` and ``load_package``: a build writes ``model.pt2`` (a few bytes), a load gives
+    the eager network's outputs (``drift`` added to the offsets); ``references`` counts the eager fp32 references
+    the backend's verification computed."""
+
+    def __init__(self, monkeypatch, model: DAS, cfg: ModelConfig) -> None:
+        from das_core.engine import export
+        from das_core.engine.backends import aoti, eager
+
+        self.model, self.cfg, self.drift = model, cfg, 0.0
+        self.builds, self.references = 0, 0
+        self.eager = eager.EagerBackend
+        packages = self
+
+        class CountingEager(eager.EagerBackend):
+            def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+                packages.references += 1
+                super().__init__(*args, **kwargs)
+
+        monkeypatch.setattr(export, "export_aoti", self.build)
+        monkeypatch.setattr(aoti, "load_package", self.load)
+        monkeypatch.setattr(aoti, "cpp_compiler", lambda: "/usr/bin/g++")
+        monkeypatch.setattr(eager, "EagerBackend", CountingEager)
+
+    def build(self, model, cfg, path, shape, **kw) -> None:  # noqa: ANN001
+        self.builds += 1
+        Path(path).write_bytes(b"package")
+
+    def load(self, path: Path, device_type: str):  # noqa: ANN201
+        def package(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            d = self.eager(self.model, self.cfg, device="cpu").run(x)
+            return (d.scores, d.root_depth, d.offsets + self.drift, d.sigma)
+
+        return package
+
+    def backend(self, cache: Path, **kw):  # noqa: ANN003, ANN201
+        from das_core.engine.backends.aoti import AOTIBackend
+
+        return AOTIBackend(self.model, self.cfg, device="cpu", precision="fp32", cache_dir=cache,
+                           channels_last=False, **kw)
+
+
+AOTI_SHAPE = (1, 3, 64, 96)
+
+
+def _cached_package(cache: Path) -> Path:
+    return next((cache / "aoti").glob("*/model.pt2"))
+
+
+def test_a_second_process_loading_a_verified_cached_package_trusts_its_record_instead_of_running_eager(
+        tmp_path, monkeypatch, caplog) -> None:
+    """Issue 14: the eager fp32 forward was 1.5 s of an 11.7 s H200 restart. The first load verifies and records
+    the package's SHA-256 beside it; a later load whose package hashes the same skips the eager forward."""
+    import hashlib
+
+    cfg, model = tiny_das()
+    fake = FakeAotiPackages(monkeypatch, model, cfg)
+    first = fake.backend(tmp_path)
+    first.run(torch.zeros(AOTI_SHAPE))
+    assert (fake.builds, fake.references) == (1, 1)
+    package = _cached_package(tmp_path)
+    record = json.loads(package.with_name("verified.json").read_text())
+    assert record["sha256"] == hashlib.sha256(b"package").hexdigest() and record["size"] == len(b"package")
+    assert set(record["max_abs"]) == {"scores", "root_depth", "offsets", "sigma"}
+    assert record["tolerance"] == "fp32" and record["tolerances"]["offsets"] == [1e-3, 1e-3]
+    assert record["torch"] == torch.__version__ and record["verified_at"].endswith("+00:00")
+
+    second = fake.backend(tmp_path)
+    with caplog.at_level(logging.INFO, logger="das_core.engine.backends.aoti"):
+        out = second.run(torch.zeros(AOTI_SHAPE))
+    assert (fake.builds, fake.references) == (1, 1)  # loaded from the cache, no eager reference computed
+    assert out.offsets.shape[0] == 1
+    assert "verified against eager fp32 when first loaded" in caplog.text and "SHA-256 matches" in caplog.text
+    assert record["verified_at"] in caplog.text
+    assert 0.0 < second.verify_seconds < first.verify_seconds  # the hash is counted, and is cheaper
+
+
+@pytest.mark.parametrize("change", ["package bytes", "record unreadable", "record of other tolerances"])
+def test_a_cached_package_is_verified_again_when_its_record_does_not_vouch_for_the_bytes_on_disk(
+        tmp_path, monkeypatch, change: str) -> None:
+    cfg, model = tiny_das()
+    fake = FakeAotiPackages(monkeypatch, model, cfg)
+    fake.backend(tmp_path).run(torch.zeros(AOTI_SHAPE))
+    package = _cached_package(tmp_path)
+    record_path = package.with_name("verified.json")
+    if change == "package bytes":
+        package.write_bytes(b"PACKAGE")  # same size, other bytes: the SHA-256 decides
+    elif change == "record unreadable":
+        record_path.write_bytes(b"\xff{")
+    else:
+        record = json.loads(record_path.read_text())
+        record["tolerances"]["offsets"] = [1.0, 1.0]
+        record_path.write_text(json.dumps(record))
+    fake.backend(tmp_path).run(torch.zeros(AOTI_SHAPE))
+    assert (fake.builds, fake.references) == (1, 2)
+    record = json.loads(record_path.read_text())  # rewritten for what is on disk now
+    assert record["size"] == package.stat().st_size and record["tolerances"]["offsets"] == [1e-3, 1e-3]
+    fake.backend(tmp_path).run(torch.zeros(AOTI_SHAPE))
+    assert fake.references == 2
+
+
+def test_reverify_verifies_a_cached_package_against_eager_on_every_load(tmp_path, monkeypatch) -> None:
+    cfg, model = tiny_das()
+    fake = FakeAotiPackages(monkeypatch, model, cfg)
+    fake.backend(tmp_path).run(torch.zeros(AOTI_SHAPE))
+    fake.backend(tmp_path, reverify=True).run(torch.zeros(AOTI_SHAPE))
+    fake.backend(tmp_path, reverify=True).run(torch.zeros(AOTI_SHAPE))
+    assert (fake.builds, fake.references) == (1, 3)
+
+
+def test_a_cached_package_that_fails_verification_is_refused_on_every_load_and_leaves_no_record(
+        tmp_path, monkeypatch) -> None:
+    cfg, model = tiny_das()
+    fake = FakeAotiPackages(monkeypatch, model, cfg)
+    fake.drift = 0.5
+    for _ in range(2):
+        with pytest.raises(BackendError, match="disagrees with the eager fp32 model"):
+            fake.backend(tmp_path).run(torch.zeros(AOTI_SHAPE))
+    assert (fake.builds, fake.references) == (1, 2)
+    assert not _cached_package(tmp_path).with_name("verified.json").exists()
+
+
+def test_a_refusal_on_reverify_removes_the_packages_earlier_record(tmp_path, monkeypatch) -> None:
+    """A package that now disagrees (reverify caught it) must not pass the next ordinary load on an old record."""
+    cfg, model = tiny_das()
+    fake = FakeAotiPackages(monkeypatch, model, cfg)
+    fake.backend(tmp_path).run(torch.zeros(AOTI_SHAPE))
+    fake.drift = 0.5
+    with pytest.raises(BackendError, match="disagrees"):
+        fake.backend(tmp_path, reverify=True).run(torch.zeros(AOTI_SHAPE))
+    assert not _cached_package(tmp_path).with_name("verified.json").exists()
+    with pytest.raises(BackendError, match="disagrees"):
+        fake.backend(tmp_path).run(torch.zeros(AOTI_SHAPE))
+
+
+def test_an_explicit_package_path_is_verified_on_every_load_and_gets_no_record(tmp_path, monkeypatch) -> None:
+    """``package=`` is the user's file, not a cache slot the backend owns: nothing is written beside it."""
+    cfg, model = tiny_das()
+    fake = FakeAotiPackages(monkeypatch, model, cfg)
+    package = tmp_path / "mine.pt2"
+    package.write_bytes(b"package")
+    for _ in range(2):
+        fake.backend(tmp_path / "cache", package=package).run(torch.zeros(AOTI_SHAPE))
+    assert (fake.builds, fake.references) == (0, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.pt2"]
+
+
+def test_a_rebuilt_cache_slot_does_not_keep_the_old_packages_verification_record(tmp_path, monkeypatch) -> None:
+    """ArtifactCache empties a slot whose key changed (here the C++ compiler) before the rebuild."""
+    from das_core.engine.backends import aoti
+
+    cfg, model = tiny_das()
+    fake = FakeAotiPackages(monkeypatch, model, cfg)
+    fake.backend(tmp_path).run(torch.zeros(AOTI_SHAPE))
+    record_path = _cached_package(tmp_path).with_name("verified.json")
+    assert record_path.is_file()
+    monkeypatch.setattr(aoti, "cpp_compiler", lambda: "/opt/gcc/bin/g++")
+    fake.backend(tmp_path).package_for(AOTI_SHAPE)
+    assert fake.builds == 2 and not record_path.exists()
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs", "match"),
     [

@@ -44,6 +44,7 @@ from das_core.data.render import (
 
 __all__ = [
     "EXTRA_POSE_KINDS",
+    "FREE_ARM_RANGES",
     "POSE_KINDS",
     "REALISM_FEATURES",
     "SPLIT_CODES",
@@ -56,6 +57,7 @@ __all__ = [
     "make_sequence",
     "sample_pose",
     "scene_rng",
+    "with_free_arms",
 ]
 
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2, "demo": 3}
@@ -236,6 +238,24 @@ _EVERYDAY_ARMS = {
 }
 
 
+# Each arm of a "free arms" person, drawn on its own (radians): forward / up to overhead, out to the side, elbow
+# straight to well bent, the upper arm turned across the body or out.
+FREE_ARM_RANGES = {"shoulder_flex": (-0.5, 2.6), "shoulder_abd": (0.0, 1.5), "elbow": (0.0, 2.2), "arm_rot": (-0.6, 1.0)}
+
+
+def with_free_arms(rng: np.random.Generator, angles: PoseAngles) -> PoseAngles:
+    """``angles`` with both arms redrawn, each on its own, from :data:`FREE_ARM_RANGES`; the rest kept.
+
+    Why: in every pose family the arms follow from the rest of the body (hanging when standing, swinging against
+    the legs when walking, forward when sitting), so a network can place synthetic arms from the body's context
+    without looking at them — and erasing an arm from the image barely moves the shipped network's wrist, on
+    synthetic people as on real ones (docs/RESULTS.md, "Real arms fail where synthetic ones are easiest"). Arms
+    drawn apart from the pose leave it only the arm's own pixels to go by. (``SceneConfig.free_arms_prob``.)
+    """
+    arms = {k: (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi))) for k, (lo, hi) in FREE_ARM_RANGES.items()}
+    return replace(angles, **arms)
+
+
 def _everyday_pose(rng: np.random.Generator, head: dict[str, Any], j: Any) -> PoseAngles:
     """Standing legs, each arm one of :data:`_EVERYDAY_ARMS` (crossed, phone, on the hip, hanging)."""
     names = list(_EVERYDAY_ARMS)
@@ -347,6 +367,7 @@ class SceneConfig:
     hands: bool = False                                  # hands beyond the wrists (else a disc on each wrist)
     everyday_pose_prob: float = 0.0                      # share of people with crossed arms, phones, hands on hips
     dynamic_pose_prob: float = 0.0                       # share of people running, lunging, bending over, free angles
+    free_arms_prob: float = 0.0                          # share of people whose arms are drawn apart from their pose
     volume_shading: bool = False                         # people shaded dark at the rim, lit inside (render.py _BANDS)
     tapered_limbs: bool = False                          # limbs narrowing from shoulder / hip to wrist / ankle (render.py _TAPER)
     waistline_prob: float = 0.0                          # share of people whose top ends at a waistband above the hips
@@ -768,6 +789,8 @@ def make_scene(seed: int, split: str, index: int, cfg: SceneConfig | None = None
         if kind is None and cfg.dynamic_pose_prob > 0 and rng.random() < cfg.dynamic_pose_prob:
             kind = "dynamic"
         angles = sample_pose(rng, kind)
+        if cfg.free_arms_prob > 0 and rng.random() < cfg.free_arms_prob:
+            angles = with_free_arms(rng, angles)
         person = make_person(hgt, angles, pos, heading)
         root_cam = (person[0][_HIP] - centre) @ rot.T
         if not (z_lo * 0.9 <= root_cam[2] <= depth_range[1] * 1.1):

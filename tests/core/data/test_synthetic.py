@@ -20,6 +20,7 @@ from das_core.data.synthetic import (
     make_sequence,
     sample_pose,
     scene_rng,
+    with_free_arms,
 )
 
 SMALL = SceneConfig(min_size=96, max_size=128)
@@ -132,6 +133,30 @@ def test_dynamic_poses_spread_the_legs_bend_the_torso_and_keep_the_bones_and_are
     assert sum(abs(p.hip_flex[0] - p.hip_flex[1]) > 0.9 for p in never) < 10  # what the other families lack
     scene = make_scene(0, "train", 0, SceneConfig(min_size=96, max_size=128, dynamic_pose_prob=1.0))
     assert len(scene.joints_3d) > 0
+
+
+def test_free_arms_are_drawn_apart_from_the_pose_and_only_when_asked_for():
+    rng = np.random.default_rng(0)
+    walking = [sample_pose(rng, "walking") for _ in range(300)]
+    swing = lambda poses: np.corrcoef([p.shoulder_flex[0] for p in poses], [p.hip_flex[0] for p in poses])[0, 1]  # noqa: E731
+    assert swing(walking) < -0.99  # a walker's arm swings against the leg: its pose gives the arm away
+    freed = [with_free_arms(rng, p) for p in walking]
+    assert abs(swing(freed)) < 0.2
+    for before, after in zip(walking, freed, strict=True):
+        assert (after.hip_flex, after.knee, after.lean, after.twist, after.kind) == (
+            before.hip_flex, before.knee, before.lean, before.twist, before.kind)  # only the arms change
+        assert after.shoulder_flex[0] != after.shoulder_flex[1]  # each arm drawn on its own
+    standing, _, _ = make_person(1.75, walking[0], np.array([0.0, 5.0]), 0.0)
+    moved, _, _ = make_person(1.75, freed[0], np.array([0.0, 5.0]), 0.0)
+    np.testing.assert_allclose(moved[[6, 7, 8, 12, 13, 14]], standing[[6, 7, 8, 12, 13, 14]])  # the legs stay
+    for a, b in ((3, 4), (4, 5), (9, 10), (10, 11)):  # the same arm bones, elsewhere
+        assert np.linalg.norm(moved[a] - moved[b]) == pytest.approx(np.linalg.norm(standing[a] - standing[b]), rel=0.05)
+    assert np.linalg.norm(moved[[5, 11]] - standing[[5, 11]]) > 0.05
+    plain = make_scene(0, "train", 0, SMALL)
+    off = make_scene(0, "train", 0, SceneConfig(min_size=96, max_size=128, free_arms_prob=0.0))
+    np.testing.assert_array_equal(plain.image, off.image)
+    on = make_scene(0, "train", 0, SceneConfig(min_size=96, max_size=128, free_arms_prob=1.0))
+    assert len(on.joints_3d) > 0 and not np.array_equal(plain.image, on.image)
 
 
 def test_rendering_draws_people_in_depth_order():

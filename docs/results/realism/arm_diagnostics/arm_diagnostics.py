@@ -36,17 +36,17 @@ def rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
-def real_people(est: Estimator, root: str):
+def real_images(est: Estimator, root: str):
+    """(image, camera, [(keypoints, labelled, box)] of the people not ignored) per real image."""
     for im in load_realdata(root, get_skeleton(est.cfg.skeleton)):
-        p = est(rgb(im.path), im.camera())
-        yield [(g.keypoints, g.labelled, g.box) for g in im.persons if not g.ignored], p
+        yield rgb(im.path), im.camera(), [(g.keypoints, g.labelled, g.box) for g in im.persons if not g.ignored]
 
 
-def synthetic_people(est: Estimator, split: str):
+def synthetic_images(split: str, limit: int | None = None):
+    """The same for a synthetic split; its boxes are the tight boxes of the visible joints."""
     d = json.loads(Path(split).read_text())
-    for im in d["images"]:
+    for im in d["images"][:limit]:
         c = im["camera"]
-        p = est(rgb(Path(split).parent / im["file"]), Intrinsics(c["fx"], c["fy"], c["cx"], c["cy"]))
         gt = []
         for per in im["persons"]:
             j, vis = np.array(per["joints_3d"]), np.array(per["visible"], bool)
@@ -55,7 +55,12 @@ def synthetic_people(est: Estimator, split: str):
             uv = np.stack([c["fx"] * j[:, 0] / j[:, 2] + c["cx"], c["fy"] * j[:, 1] / j[:, 2] + c["cy"]], 1)
             lo, hi = uv[vis].min(0), uv[vis].max(0)
             gt.append((uv, vis, np.array([*lo, *(hi - lo)])))
-        yield gt, p
+        yield rgb(Path(split).parent / im["file"]), Intrinsics(c["fx"], c["fy"], c["cx"], c["cy"]), gt
+
+
+def predicted(est: Estimator, images):
+    for image, camera, gt in images:
+        yield gt, est(image, camera)
 
 
 def lenient_pairs(gt, persons, root: int):
@@ -118,8 +123,8 @@ def main() -> None:
     args = ap.parse_args()
     est = Estimator.from_checkpoint(args.checkpoint, device="cpu")
     names = list(get_skeleton(est.cfg.skeleton).joint_names)
-    report("real development set (2D and 3D images)", real_people(est, args.real), names)
-    report(f"synthetic {args.synthetic}", synthetic_people(est, args.synthetic), names)
+    report("real development set (2D and 3D images)", predicted(est, real_images(est, args.real)), names)
+    report(f"synthetic {args.synthetic}", predicted(est, synthetic_images(args.synthetic)), names)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ shoulder-to-wrist reach.
         --scene hands=true --scene everyday_pose_prob=0.25
     python docs/results/realism/arm_diagnostics/arm_diagnostics.py --checkpoint das_core/assets/das_demo \
         --real .carry/realdata --synthetic /tmp/an/val/val.json
+
+The same scenes with every person's arms drawn apart from the pose (``--scene free_arms_prob=1.0`` added to the
+make-synthetic command, out /tmp/an/val_free): ``--real '' --synthetic /tmp/an/val_free/val.json``.
 """
 
 from __future__ import annotations
@@ -118,13 +121,15 @@ def report(name: str, people, names: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default="das_core/assets/das_demo")
-    ap.add_argument("--real", default=".carry/realdata")
-    ap.add_argument("--synthetic", required=True)
+    ap.add_argument("--real", default=".carry/realdata", help="the real development set ('' to skip it)")
+    ap.add_argument("--synthetic", nargs="+", required=True, help="one or more synthetic splits (their JSON)")
     args = ap.parse_args()
     est = Estimator.from_checkpoint(args.checkpoint, device="cpu")
     names = list(get_skeleton(est.cfg.skeleton).joint_names)
-    report("real development set (2D and 3D images)", predicted(est, real_images(est, args.real)), names)
-    report(f"synthetic {args.synthetic}", predicted(est, synthetic_images(args.synthetic)), names)
+    if args.real:
+        report("real development set (2D and 3D images)", predicted(est, real_images(est, args.real)), names)
+    for split in args.synthetic:
+        report(f"synthetic {split}", predicted(est, synthetic_images(split)), names)
 
 
 if __name__ == "__main__":

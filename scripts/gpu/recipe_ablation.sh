@@ -49,7 +49,9 @@
 # e.g. `mkdir -p .carry && cp -r ../shared/realdata .carry/` here and carry `.carry`: each arm is then also scored
 # on it in the call, `training/score_realdata.py --no-sheet`, evaluation only, so the arms' real figures come back
 # with the call and a follow-up call can start while the machine is still warm), KEEP (the arms whose fp16
-# weights come back, split in 15 MB parts; default all: four arms' weights exceed what a device call returns).
+# weights come back, split in 15 MB parts; default all: four arms' weights exceed what a device call returns),
+# ARM_CONTEXT (scenes per setting of training/arm_context.py, run on every arm: whether it places arms from their
+# pixels or from the body; 80, 0 skips it).
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 MIN=${1:-5}; NUM=${2:-15000}; NB=${3:-6000}
@@ -116,7 +118,9 @@ finish_ckpt() {  # arm name src
     $P evaluate --checkpoint $D/${name}_fp16 --data $D/basic/test.json --protocol synthetic --device $DEVICE \
       --json $D/$name.test_basic.json >> $D/$arm.log 2>&1 &&
     { [ -z "${REALDATA:-}" ] || python3 training/score_realdata.py --checkpoint $D/${name}_fp16 --data "$REALDATA" \
-        --device $DEVICE --no-sheet --json $D/$name.realdata.json >> $D/$arm.log 2>&1; }
+        --device $DEVICE --no-sheet --json $D/$name.realdata.json >> $D/$arm.log 2>&1; } &&
+    { [ "${ARM_CONTEXT:-80}" = 0 ] || python3 training/arm_context.py --checkpoint $D/${name}_fp16 --backgrounds .bg \
+        --num ${ARM_CONTEXT:-80} --device $DEVICE --json $D/$name.arm_context.json >> $D/$arm.log 2>&1; }
 }
 for arm in $ARMS; do
   ( $P train --config config/train/realistic_r34s.yaml --set "data.train=[$D/${RECIPE[$arm]}/train.json,$D/basic/train.json]" \
@@ -134,6 +138,7 @@ for arm in $NAMES; do
   echo "== $arm (data ${RECIPE[$base]}, LR ${ARM_LR[$base]:-$LR} ${ARM_SET[$base]:-})"; grep -E "init_weights|budget|stopped by|best F1" $D/$base.log | tail -5
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d=d.get('metrics', d); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
   [ -f $D/$arm.realdata.json ] && python3 -c "import json,sys; print('real:', json.load(open(sys.argv[1]))['headline'])" $D/$arm.realdata.json
+  [ -f $D/$arm.arm_context.json ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('arm angle error, as trained / arms freed:', {b: [round(d[s]['bones'][b]['median_angle_deg'] or -1, 1) for s in ('as_trained', 'free_arms')] for b in ('upper_arm', 'forearm', 'thigh')})" $D/$arm.arm_context.json
 done
 OUT=${OUT:-$D/out}; mkdir -p "$OUT"
 # The device returns at most 8 files / 64 MiB: KEEP names the arms whose weights come back (default: all of them).

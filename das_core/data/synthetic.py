@@ -252,8 +252,12 @@ def with_free_arms(rng: np.random.Generator, angles: PoseAngles) -> PoseAngles:
     synthetic people as on real ones (docs/RESULTS.md, "Real arms fail where synthetic ones are easiest"). Arms
     drawn apart from the pose leave it only the arm's own pixels to go by. (``SceneConfig.free_arms_prob``.)
     """
-    arms = {k: (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi))) for k, (lo, hi) in FREE_ARM_RANGES.items()}
-    return replace(angles, **arms)
+    def pair(field: str) -> tuple[float, float]:
+        lo, hi = FREE_ARM_RANGES[field]
+        return float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi))
+
+    return replace(angles, shoulder_flex=pair("shoulder_flex"), shoulder_abd=pair("shoulder_abd"),
+                   elbow=pair("elbow"), arm_rot=pair("arm_rot"))
 
 
 def _everyday_pose(rng: np.random.Generator, head: dict[str, Any], j: Any) -> PoseAngles:

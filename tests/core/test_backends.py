@@ -430,7 +430,7 @@ def test_a_second_process_loading_a_verified_cached_package_trusts_its_record_in
     assert out.offsets.shape[0] == 1
     assert "verified against eager fp32 when first loaded" in caplog.text and "SHA-256 matches" in caplog.text
     assert record["verified_at"] in caplog.text
-    assert 0.0 < second.verify_seconds < first.verify_seconds  # the hash is counted, and is cheaper
+    assert second.verify_seconds > 0.0  # the hash is counted (references above: no eager forward)
 
 
 @pytest.mark.parametrize("change", ["package bytes", "record unreadable", "record of other tolerances"])

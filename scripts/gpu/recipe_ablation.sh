@@ -43,6 +43,8 @@
 # longer gives them away; erasing an arm barely moves the shipped network's wrist, docs/RESULTS.md "Real arms fail
 # where synthetic ones are easiest") against their control, two seeds each:
 #   ARMS="arms_lr2e4 arms_lr2e4_seed1 arms_free_lr2e4 arms_free_lr2e4_seed1" KEEP=arms_free_lr2e4 LOADERS=4 bash scripts/gpu/recipe_ablation.sh 4.5 15000 6000
+# (arms_free6_lr2e4: the same with free_arms_prob=0.6, context even less reliable; its training/arm_context.py figures
+# show with one seed whether the dose matters.)
 # Knobs: INIT (default das_core/assets/das_demo), LR (6e-4, for the arms without their own), SEED (5), DEVICE (cuda;
 # DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
 # workers per arm, 5), ARMS (any of the names above), REALDATA (the real-image development set carried along,
@@ -67,7 +69,8 @@ declare -A SCENE=([stage3_recipe]="$S3" [stage4_recipe]="" [stage3_arms]="$S3 $A
                   [stage3_arms_volt]="$S3 $ARMS_SCENE --scene volume_shading=true --scene tapered_limbs=true"
                   [stage3_arms_dyn]="$S3 $ARMS_SCENE --scene dynamic_pose_prob=0.25"
                   [stage3_arms_waist]="$S3 $ARMS_SCENE --scene waistline_prob=0.7"
-                  [stage3_arms_free]="$S3 $ARMS_SCENE --scene free_arms_prob=0.3")
+                  [stage3_arms_free]="$S3 $ARMS_SCENE --scene free_arms_prob=0.3"
+                  [stage3_arms_free6]="$S3 $ARMS_SCENE --scene free_arms_prob=0.6")
 # arm -> the recipe (a SCENE key) whose training data it uses, and its own peak LR where it has one
 declare -A RECIPE=([stage3_recipe]=stage3_recipe [stage4_recipe]=stage4_recipe [stage3_arms]=stage3_arms
                    [arms_lr2e4]=stage3_arms [arms_lr1e4]=stage3_arms [arms4_lr2e4]=stage4_arms
@@ -77,13 +80,13 @@ declare -A RECIPE=([stage3_recipe]=stage3_recipe [stage4_recipe]=stage4_recipe [
                    [arms_dyn_lr2e4]=stage3_arms_dyn [arms_dyn_lr2e4_seed1]=stage3_arms_dyn
                    [arms_waist_lr2e4]=stage3_arms_waist [arms_waist_lr2e4_seed1]=stage3_arms_waist
                    [arms_vol_lr2e4_seed1]=stage3_arms_vol [arms_free_lr2e4]=stage3_arms_free
-                   [arms_free_lr2e4_seed1]=stage3_arms_free)
+                   [arms_free_lr2e4_seed1]=stage3_arms_free [arms_free6_lr2e4]=stage3_arms_free6)
 declare -A ARM_LR=([arms_lr2e4]=0.0002 [arms_lr1e4]=0.0001 [arms4_lr2e4]=0.0002 [arms_vol_lr2e4]=0.0002
                    [arms_volt_lr2e4]=0.0002 [arms_lr2e4_seed1]=0.0002 [arms_rc_lr2e4]=0.0002
                    [arms_rc_lr2e4_seed1]=0.0002 [arms_ema_lr2e4]=0.0002 [arms_ema_lr2e4_seed1]=0.0002
                    [arms_ema_lr2e4_seed2]=0.0002 [arms_dyn_lr2e4]=0.0002 [arms_dyn_lr2e4_seed1]=0.0002
                    [arms_waist_lr2e4]=0.0002 [arms_waist_lr2e4_seed1]=0.0002 [arms_vol_lr2e4_seed1]=0.0002
-                   [arms_free_lr2e4]=0.0002 [arms_free_lr2e4_seed1]=0.0002)
+                   [arms_free_lr2e4]=0.0002 [arms_free_lr2e4_seed1]=0.0002 [arms_free6_lr2e4]=0.0002)
 # arm -> its own extra training settings (--set KEY=VALUE ...)
 declare -A ARM_SET=([arms_lr2e4_seed1]="--set seed=1" [arms_rc_lr2e4]="--set augment.randconv_prob=0.5"
                     [arms_rc_lr2e4_seed1]="--set augment.randconv_prob=0.5 --set seed=1"

@@ -20,7 +20,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -45,6 +44,7 @@ from das_core.evaluation.realdata import (  # noqa: E402
     overlay_sheet,
     score_predictions,
 )
+from das_core.file_digest import file_sha256  # noqa: E402
 from das_core.skeletons import get_skeleton  # noqa: E402
 
 log = logging.getLogger("score_realdata")
@@ -56,14 +56,6 @@ def load_rgb(path: Path) -> np.ndarray:
     if image is None:
         raise RealDataError(f"{path}: image missing or not readable")
     return np.ascontiguousarray(image[..., ::-1])
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _display(path: Path) -> str:
@@ -129,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         frames.append(rgb)
     result: dict[str, Any] = {
         "checkpoint": _display(weights),
-        "checkpoint_sha256": _sha256(weights),
+        "checkpoint_sha256": file_sha256(weights),
         "data": str(Path(args.data).resolve()),
         "score_thr": float(estimator.cfg.decode.score_thr),
         "input_scale": args.input_scale,

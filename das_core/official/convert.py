@@ -13,7 +13,6 @@ model and written as ``OUT.safetensors`` + ``OUT.yaml`` (config ``config/model/d
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from das_core.config import (
     TargetConfig,
     UpdateConfig,
 )
+from das_core.file_digest import file_sha256
 from das_core.official.layout import PANOPTIC, OfficialArch, key_group, official_layout
 from das_core.official.pth import CheckpointFileError, read_torch_file
 
@@ -303,14 +303,6 @@ def convert_state_dict(state: Mapping[str, Tensor], cfg: ModelConfig | None = No
     return ConversionResult(out, flows, dropped)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_official(checkpoint: str | Path, out: str | Path, *, flows_out: str | Path | None = None,
                      trust_pickle: bool = False) -> tuple[Path, Path]:
     """Read, validate, convert and write ``OUT.safetensors`` + ``OUT.yaml``; returns both paths.
@@ -339,7 +331,7 @@ def convert_official(checkpoint: str | Path, out: str | Path, *, flows_out: str 
                    if v.is_floating_point() and not k.endswith(("running_mean", "running_var")))
     record = {
         "recipe": f"das convert-official {path.name} {Path(out).name}",
-        "source": {"file": path.name, "sha256": _sha256(path), "project": SOURCE_URL, **meta_info},
+        "source": {"file": path.name, "sha256": file_sha256(path), "project": SOURCE_URL, **meta_info},
         "licence": "weights released by the DAS authors (CVPR 2022); their licence and terms apply",
         "parameters": n_params,
         "dropped": {g: len(keys) for g, keys in sorted(result.dropped.items())},

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import shutil
@@ -38,6 +37,7 @@ from das_core.config import ModelConfig, dump_config
 from das_core.engine.backends.base import BackendError, check_precision, resolve_device
 from das_core.engine.backends.cache import ArtifactCache, device_fingerprint, model_fingerprint
 from das_core.engine.backends.compiled import CudaGraphRunner
+from das_core.file_digest import file_sha256
 from das_core.model.outputs import DenseOutputs
 
 __all__ = ["AOTIBackend", "load_package"]
@@ -338,12 +338,7 @@ class AOTIBackend:
 
 def _file_identity(path: Path) -> dict[str, Any]:
     """The SHA-256 and size of the bytes in ``path`` now."""
-    h, size = hashlib.sha256(), 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-            size += len(chunk)
-    return {"sha256": h.hexdigest(), "size": size}
+    return {"sha256": file_sha256(path), "size": path.stat().st_size}
 
 
 def _tolerances(precision: str) -> dict[str, Any]:

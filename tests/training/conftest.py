@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -47,3 +49,17 @@ def tiny_config(data: dict[str, Path], output_dir: Path, **overrides: object) ->
             node = node.setdefault(p, {})  # type: ignore[assignment]
         node[parts[-1]] = value
     return load_train_config(TINY_CONFIG, nested)
+
+
+@pytest.fixture(scope="session")
+def training_script():
+    """``training_script("arm_context")`` → ``training/arm_context.py`` imported as a module (the scripts are not a
+    package)."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        return mod
+
+    return load

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,17 +12,9 @@ from das_core.data.synthetic import SceneConfig, make_scene
 from das_core.persons import Persons
 from das_core.skeletons import get_skeleton
 
-REPO = Path(__file__).resolve().parents[2]
 NAMES = list(get_skeleton("panoptic15").joint_names)
 BASE = SceneConfig(min_size=320, max_size=384)
 FREED = replace(BASE, free_arms_prob=1.0)
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("arm_context", REPO / "training/arm_context.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
 
 
 class StandIn:
@@ -53,8 +43,8 @@ class StandIn:
                        np.ones((n, k), np.float32), np.full(n, -1, np.int64))
 
 
-def test_a_network_that_places_every_joint_right_has_no_bone_error_with_or_without_freed_arms() -> None:
-    mod = _script()
+def test_a_network_that_places_every_joint_right_has_no_bone_error_with_or_without_freed_arms(training_script) -> None:
+    mod = training_script("arm_context")
     truth = StandIn(hang_arms=False)
     for cfg in (BASE, FREED):
         r = mod.measure(truth, cfg, 6, 3)
@@ -65,8 +55,8 @@ def test_a_network_that_places_every_joint_right_has_no_bone_error_with_or_witho
             assert v["median_length_ratio"] == pytest.approx(1.0, abs=1e-6)
 
 
-def test_arms_read_off_the_body_are_far_worse_once_freed_and_the_legs_are_untouched() -> None:
-    mod = _script()
+def test_arms_read_off_the_body_are_far_worse_once_freed_and_the_legs_are_untouched(training_script) -> None:
+    mod = training_script("arm_context")
     hanging = StandIn(hang_arms=True)
     trained, freed = mod.measure(hanging, BASE, 6, 3), mod.measure(hanging, FREED, 6, 3)
     for r in (trained, freed):
@@ -76,8 +66,8 @@ def test_arms_read_off_the_body_are_far_worse_once_freed_and_the_legs_are_untouc
     assert freed["bones"]["forearm"]["median_angle_deg"] > 20
 
 
-def test_a_bone_seen_end_on_or_with_an_unlabelled_end_has_no_angle() -> None:
-    mod = _script()
+def test_a_bone_seen_end_on_or_with_an_unlabelled_end_has_no_angle(training_script) -> None:
+    mod = training_script("arm_context")
     true = np.zeros((15, 2))
     true[NAMES.index("l_shoulder")] = [100, 100]
     true[NAMES.index("l_elbow")] = [101, 101]  # 1.4 px: seen end on

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,15 +12,7 @@ from das_core.data.synthetic import SceneConfig, make_scene
 from das_core.persons import Persons
 from das_core.skeletons import get_skeleton
 
-REPO = Path(__file__).resolve().parents[2]
 SK = get_skeleton("panoptic15")
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("waistline_sensitivity", REPO / "training/waistline_sensitivity.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
 
 
 class ShiftedTruth:
@@ -44,8 +34,8 @@ class ShiftedTruth:
                        np.ones((n, k), np.float32), np.full(n, -1, np.int64))
 
 
-def test_the_paired_change_is_the_hip_shift_between_the_renderings_and_nothing_else() -> None:
-    mod = _script()
+def test_the_paired_change_is_the_hip_shift_between_the_renderings_and_nothing_else(training_script) -> None:
+    mod = training_script("waistline_sensitivity")
     base = SceneConfig(min_size=320, max_size=384)
     waist = replace(base, waistline_prob=1.0)
     scenes = {}

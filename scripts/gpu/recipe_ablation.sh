@@ -44,7 +44,10 @@
 # where synthetic ones are easiest") against their control, two seeds each:
 #   ARMS="arms_lr2e4 arms_lr2e4_seed1 arms_free_lr2e4 arms_free_lr2e4_seed1" KEEP=arms_free_lr2e4 LOADERS=4 bash scripts/gpu/recipe_ablation.sh 4.5 15000 6000
 # (arms_free6_lr2e4: the same with free_arms_prob=0.6, context even less reliable; its training/arm_context.py figures
-# show with one seed whether the dose matters.)
+# show with one seed whether the dose matters.) The call after: a third seed of both and the dose with two seeds:
+#   ARMS="arms_lr2e4_seed2 arms_free_lr2e4_seed2 arms_free6_lr2e4 arms_free6_lr2e4_seed1" KEEP=arms_free6_lr2e4 LOADERS=4 bash scripts/gpu/recipe_ablation.sh 4.5 15000 6000
+# Free arms with the weight average, three seeds (seed 0's average named beforehand as the candidate to ship):
+#   ARMS="arms_free_ema_lr2e4 arms_free_ema_lr2e4_seed1 arms_free_ema_lr2e4_seed2" KEEP=arms_free_ema_lr2e4 bash scripts/gpu/recipe_ablation.sh 4.5 15000 6000
 # Knobs: INIT (default das_core/assets/das_demo), LR (6e-4, for the arms without their own), SEED (5), DEVICE (cuda;
 # DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
 # workers per arm, 5), ARMS (any of the names above), REALDATA (the real-image development set carried along,
@@ -80,20 +83,28 @@ declare -A RECIPE=([stage3_recipe]=stage3_recipe [stage4_recipe]=stage4_recipe [
                    [arms_dyn_lr2e4]=stage3_arms_dyn [arms_dyn_lr2e4_seed1]=stage3_arms_dyn
                    [arms_waist_lr2e4]=stage3_arms_waist [arms_waist_lr2e4_seed1]=stage3_arms_waist
                    [arms_vol_lr2e4_seed1]=stage3_arms_vol [arms_free_lr2e4]=stage3_arms_free
-                   [arms_free_lr2e4_seed1]=stage3_arms_free [arms_free6_lr2e4]=stage3_arms_free6)
+                   [arms_free_lr2e4_seed1]=stage3_arms_free [arms_free6_lr2e4]=stage3_arms_free6
+                   [arms_free6_lr2e4_seed1]=stage3_arms_free6 [arms_lr2e4_seed2]=stage3_arms
+                   [arms_free_lr2e4_seed2]=stage3_arms_free [arms_free_ema_lr2e4]=stage3_arms_free
+                   [arms_free_ema_lr2e4_seed1]=stage3_arms_free [arms_free_ema_lr2e4_seed2]=stage3_arms_free)
 declare -A ARM_LR=([arms_lr2e4]=0.0002 [arms_lr1e4]=0.0001 [arms4_lr2e4]=0.0002 [arms_vol_lr2e4]=0.0002
                    [arms_volt_lr2e4]=0.0002 [arms_lr2e4_seed1]=0.0002 [arms_rc_lr2e4]=0.0002
                    [arms_rc_lr2e4_seed1]=0.0002 [arms_ema_lr2e4]=0.0002 [arms_ema_lr2e4_seed1]=0.0002
                    [arms_ema_lr2e4_seed2]=0.0002 [arms_dyn_lr2e4]=0.0002 [arms_dyn_lr2e4_seed1]=0.0002
                    [arms_waist_lr2e4]=0.0002 [arms_waist_lr2e4_seed1]=0.0002 [arms_vol_lr2e4_seed1]=0.0002
-                   [arms_free_lr2e4]=0.0002 [arms_free_lr2e4_seed1]=0.0002 [arms_free6_lr2e4]=0.0002)
+                   [arms_free_lr2e4]=0.0002 [arms_free_lr2e4_seed1]=0.0002 [arms_free6_lr2e4]=0.0002
+                   [arms_free6_lr2e4_seed1]=0.0002 [arms_lr2e4_seed2]=0.0002 [arms_free_lr2e4_seed2]=0.0002
+                   [arms_free_ema_lr2e4]=0.0002 [arms_free_ema_lr2e4_seed1]=0.0002 [arms_free_ema_lr2e4_seed2]=0.0002)
 # arm -> its own extra training settings (--set KEY=VALUE ...)
 declare -A ARM_SET=([arms_lr2e4_seed1]="--set seed=1" [arms_rc_lr2e4]="--set augment.randconv_prob=0.5"
                     [arms_rc_lr2e4_seed1]="--set augment.randconv_prob=0.5 --set seed=1"
                     [arms_ema_lr2e4]="--set ema_decay=0.995" [arms_ema_lr2e4_seed1]="--set ema_decay=0.995 --set seed=1"
                     [arms_ema_lr2e4_seed2]="--set ema_decay=0.995 --set seed=2" [arms_dyn_lr2e4_seed1]="--set seed=1"
                     [arms_waist_lr2e4_seed1]="--set seed=1" [arms_vol_lr2e4_seed1]="--set seed=1"
-                    [arms_free_lr2e4_seed1]="--set seed=1")
+                    [arms_free_lr2e4_seed1]="--set seed=1" [arms_free6_lr2e4_seed1]="--set seed=1"
+                    [arms_lr2e4_seed2]="--set seed=2" [arms_free_lr2e4_seed2]="--set seed=2"
+                    [arms_free_ema_lr2e4]="--set ema_decay=0.995" [arms_free_ema_lr2e4_seed1]="--set ema_decay=0.995 --set seed=1"
+                    [arms_free_ema_lr2e4_seed2]="--set ema_decay=0.995 --set seed=2")
 ARMS=${ARMS:-"stage3_recipe stage4_recipe stage3_arms"}
 RECIPES=""
 for arm in $ARMS; do

@@ -52,7 +52,8 @@
 # DEVICE=cpu with tiny numbers and VAL=8 checks the script here), WORKERS (render processes, 16), LOADERS (loader
 # workers per arm, 5), ARMS (any of the names above), REALDATA (the real-image development set carried along,
 # e.g. `mkdir -p .carry && cp -r ../shared/realdata .carry/` here and carry `.carry`: each arm is then also scored
-# on it in the call, `training/score_realdata.py --no-sheet`, evaluation only, so the arms' real figures come back
+# on it in the call, `training/score_realdata.py --no-sheet`, evaluation only, and its arms measured bone by bone
+# (docs/results/realism/arm_diagnostics/arm_diagnostics.py, ARM.arm_diagnostics.txt), so the arms' real figures come back
 # with the call and a follow-up call can start while the machine is still warm), KEEP (the arms whose fp16
 # weights come back, split in 15 MB parts; default all: four arms' weights exceed what a device call returns),
 # ARM_CONTEXT (scenes per setting of training/arm_context.py, run on every arm: whether it places arms from their
@@ -133,6 +134,8 @@ finish_ckpt() {  # arm name src
       --json $D/$name.test_basic.json >> $D/$arm.log 2>&1 &&
     { [ -z "${REALDATA:-}" ] || python3 training/score_realdata.py --checkpoint $D/${name}_fp16 --data "$REALDATA" \
         --device $DEVICE --no-sheet --json $D/$name.realdata.json >> $D/$arm.log 2>&1; } &&
+    { [ -z "${REALDATA:-}" ] || python3 docs/results/realism/arm_diagnostics/arm_diagnostics.py --checkpoint $D/${name}_fp16 \
+        --real "$REALDATA" --device $DEVICE > $D/$name.arm_diagnostics.txt 2>> $D/$arm.log; } &&
     { [ "${ARM_CONTEXT:-80}" = 0 ] || python3 training/arm_context.py --checkpoint $D/${name}_fp16 --backgrounds .bg \
         --num ${ARM_CONTEXT:-80} --device $DEVICE --json $D/$name.arm_context.json >> $D/$arm.log 2>&1; }
 }
@@ -152,6 +155,7 @@ for arm in $NAMES; do
   echo "== $arm (data ${RECIPE[$base]}, LR ${ARM_LR[$base]:-$LR} ${ARM_SET[$base]:-})"; grep -E "init_weights|budget|stopped by|best F1" $D/$base.log | tail -5
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d=d.get('metrics', d); print({k: round(v, 4) if isinstance(v, float) else v for k, v in d.items() if not isinstance(v, (dict, list))})" $D/$arm.test_basic.json 2>/dev/null
   [ -f $D/$arm.realdata.json ] && python3 -c "import json,sys; print('real:', json.load(open(sys.argv[1]))['headline'])" $D/$arm.realdata.json
+  [ -f $D/$arm.arm_diagnostics.txt ] && grep -E "upper arm|forearm" $D/$arm.arm_diagnostics.txt
   [ -f $D/$arm.arm_context.json ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('arm angle error, as trained / arms freed:', {b: [round(d[s]['bones'][b]['median_angle_deg'] or -1, 1) for s in ('as_trained', 'free_arms')] for b in ('upper_arm', 'forearm', 'thigh')})" $D/$arm.arm_context.json
 done
 OUT=${OUT:-$D/out}; mkdir -p "$OUT"
@@ -161,5 +165,5 @@ for arm in ${KEEP-$ARMS}; do
     [ -f $D/${name}_fp16.safetensors ] && split -b 15M $D/${name}_fp16.safetensors $OUT/${name}_fp16.safetensors.part-
   done
 done
-(cd $D && tar cf $OUT/ablation.tar ./*.log ./*.json ./*_fp16.yaml run_*/metrics.jsonl 2>/dev/null)
+(cd $D && tar cf $OUT/ablation.tar ./*.log ./*.json ./*.txt ./*_fp16.yaml run_*/metrics.jsonl 2>/dev/null)
 ls -la $OUT

@@ -122,9 +122,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default="das_core/assets/das_demo")
     ap.add_argument("--real", default=".carry/realdata", help="the real development set ('' to skip it)")
-    ap.add_argument("--synthetic", nargs="+", required=True, help="one or more synthetic splits (their JSON)")
+    ap.add_argument("--synthetic", nargs="*", default=[], help="synthetic splits (their JSON), none for real only")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    est = Estimator.from_checkpoint(args.checkpoint, device="cpu")
+    if not args.real and not args.synthetic:
+        ap.error("nothing to diagnose: give --real or --synthetic")
+    est = Estimator.from_checkpoint(args.checkpoint, device=args.device)
     names = list(get_skeleton(est.cfg.skeleton).joint_names)
     if args.real:
         report("real development set (2D and 3D images)", predicted(est, real_images(est, args.real)), names)
